@@ -1,0 +1,175 @@
+//! A standalone worker for a real deployment: run several copies (on one machine or many) and
+//! they share the stream's shards through the lease table. Ctrl-C or SIGTERM shuts a worker
+//! down gracefully: final checkpoints, then its leases go to the others at once.
+//!
+//! ```sh
+//! # against an emulator you started (cargo run --release -p kcl-emulator)
+//! cargo run --release --example consumer -- --stream demo --app demo-app --endpoint http://127.0.0.1:4567
+//! # against AWS: default credential chain and region
+//! cargo run --release --example consumer -- --stream my-stream --app my-app
+//! ```
+//! Every flag can also come from the environment (`KCL_STREAM`, `KCL_APP`, `KCL_ENDPOINT`, ...).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clap::{Parser, ValueEnum};
+use kcl_core::{
+    InitialPosition, InitializationInput, LeaseLostInput, ProcessRecordsInput, ProcessorError,
+    RecordProcessor, SchedulerBuilder, ShardEndedInput, ShutdownRequestedInput,
+};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Start {
+    Latest,
+    TrimHorizon,
+}
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Stream name or ARN.
+    #[arg(long, env = "KCL_STREAM")]
+    stream: String,
+    /// Application name; also the lease table's name.
+    #[arg(long, env = "KCL_APP")]
+    app: String,
+    /// Kinesis and DynamoDB endpoint (e.g. the emulator); without it, AWS.
+    #[arg(long, env = "KCL_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Where shards without a checkpoint start.
+    #[arg(long, env = "KCL_INITIAL_POSITION", value_enum, default_value_t = Start::TrimHorizon)]
+    initial_position: Start,
+    /// This worker's id (default: host, pid and a random suffix).
+    #[arg(long, env = "KCL_WORKER_ID")]
+    worker_id: Option<String>,
+    /// Lease failover time, in seconds.
+    #[arg(long, env = "KCL_FAILOVER_SECS", default_value_t = 10)]
+    failover_secs: u64,
+    /// Retrieval mode (polling; enhanced fan-out in the worker is not available yet).
+    #[arg(long, env = "KCL_MODE", default_value = "polling", value_parser = ["polling"])]
+    mode: String,
+}
+
+/// Prints each record and checkpoints after every batch.
+struct Printer {
+    shard_id: String,
+}
+
+#[async_trait]
+impl RecordProcessor for Printer {
+    async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError> {
+        println!("{}: starting at {}", input.shard_id, input.checkpoint);
+        Ok(())
+    }
+
+    async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput<'_>,
+    ) -> Result<(), ProcessorError> {
+        for record in &input.records {
+            println!(
+                "{} {} {}",
+                self.shard_id,
+                record.sequence_number,
+                String::from_utf8_lossy(&record.data)
+            );
+        }
+        input.checkpointer.checkpoint().await?;
+        Ok(())
+    }
+
+    async fn lease_lost(&mut self, _input: LeaseLostInput) -> Result<(), ProcessorError> {
+        println!("{}: lease lost", self.shard_id);
+        Ok(())
+    }
+
+    async fn shard_ended(&mut self, input: ShardEndedInput<'_>) -> Result<(), ProcessorError> {
+        println!("{}: shard ended", self.shard_id);
+        input.checkpointer.checkpoint().await?;
+        Ok(())
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        input: ShutdownRequestedInput<'_>,
+    ) -> Result<(), ProcessorError> {
+        input.checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let (kinesis, dynamodb) = match &args.endpoint {
+        Some(endpoint) => {
+            let credentials =
+                aws_sdk_kinesis::config::Credentials::new("local", "local", None, None, "static");
+            let region = aws_sdk_kinesis::config::Region::new(
+                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            );
+            (
+                aws_sdk_kinesis::Client::from_conf(
+                    aws_sdk_kinesis::Config::builder()
+                        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+                        .region(region.clone())
+                        .credentials_provider(credentials.clone())
+                        .endpoint_url(endpoint)
+                        .build(),
+                ),
+                aws_sdk_dynamodb::Client::from_conf(
+                    aws_sdk_dynamodb::Config::builder()
+                        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                        .region(region)
+                        .credentials_provider(credentials)
+                        .endpoint_url(endpoint)
+                        .build(),
+                ),
+            )
+        }
+        None => {
+            let config = aws_config::load_from_env().await;
+            (
+                aws_sdk_kinesis::Client::new(&config),
+                aws_sdk_dynamodb::Client::new(&config),
+            )
+        }
+    };
+    let mut builder = SchedulerBuilder::new(
+        args.app.clone(),
+        args.stream.clone(),
+        kinesis,
+        |shard_id: &str| Printer {
+            shard_id: shard_id.to_owned(),
+        },
+    )
+    .dynamodb(dynamodb)
+    .failover_time(Duration::from_secs(args.failover_secs))
+    .initial_position(match args.initial_position {
+        Start::Latest => InitialPosition::Latest,
+        Start::TrimHorizon => InitialPosition::TrimHorizon,
+    });
+    if let Some(id) = &args.worker_id {
+        builder = builder.worker_id(id.clone());
+    }
+    let scheduler = builder.build()?;
+    let handle = scheduler.handle();
+    let shutdown = tokio::spawn(kcl_core::shutdown_on_signal(handle));
+    eprintln!(
+        "worker {} consuming {} for {} ({})",
+        scheduler.worker_id(),
+        args.stream,
+        args.app,
+        args.mode
+    );
+    scheduler.run().await?;
+    let graceful = shutdown.await.unwrap_or(false);
+    eprintln!("stopped{}", if graceful { " gracefully" } else { "" });
+    Ok(())
+}

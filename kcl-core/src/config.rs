@@ -1,0 +1,133 @@
+//! Settings, one struct per area, each with documented defaults.
+
+use std::time::{Duration, SystemTime};
+
+/// Where a shard's processing starts when its lease is created. A stored checkpoint always
+/// wins over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InitialPosition {
+    /// Records written after the lease is created.
+    Latest,
+    /// The oldest retained record.
+    TrimHorizon,
+    /// The first record at or after this time.
+    AtTimestamp(SystemTime),
+}
+
+/// GetRecords polling settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PollingConfig {
+    /// Most records per GetRecords call. Default 10,000.
+    pub max_records: i32,
+    /// Pause after a GetRecords call that found nothing new. Default 1.5 s.
+    pub idle_time_between_reads: Duration,
+    /// Most batches fetched ahead of the processor. Default 3.
+    pub max_prefetch_batches: usize,
+    /// Most bytes fetched ahead of the processor. Default 8 MiB.
+    pub max_prefetch_bytes: usize,
+    /// Most records fetched ahead of the processor. Default 30,000.
+    pub max_prefetch_records: usize,
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        PollingConfig {
+            max_records: 10_000,
+            idle_time_between_reads: Duration::from_millis(1500),
+            max_prefetch_batches: 3,
+            max_prefetch_bytes: 8 * 1024 * 1024,
+            max_prefetch_records: 30_000,
+        }
+    }
+}
+
+/// Enhanced fan-out settings: records pushed over one SubscribeToShard event stream per
+/// shard, with a dedicated 2 MiB/s per shard for this application.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FanOutConfig {
+    /// The registered stream consumer to use (created if missing). Default: the application
+    /// name.
+    pub consumer_name: Option<String>,
+    /// The ARN of an already registered consumer; when set, nothing is registered.
+    pub consumer_arn: Option<String>,
+    /// A subscription that delivers no event for this long is considered dead and replaced.
+    /// Kinesis sends an event at least every few seconds, even on an idle shard. Default 30 s.
+    pub silent_subscription_timeout: Duration,
+    /// Most events received ahead of the processor before the stream stops being read (which
+    /// slows the sender through HTTP flow control). Default 8.
+    pub max_prefetch_batches: usize,
+    /// Most bytes received ahead of the processor. Default 8 MiB.
+    pub max_prefetch_bytes: usize,
+    /// Most records received ahead of the processor. Default 30,000.
+    pub max_prefetch_records: usize,
+}
+
+impl Default for FanOutConfig {
+    fn default() -> Self {
+        FanOutConfig {
+            consumer_name: None,
+            consumer_arn: None,
+            silent_subscription_timeout: Duration::from_secs(30),
+            max_prefetch_batches: 8,
+            max_prefetch_bytes: 8 * 1024 * 1024,
+            max_prefetch_records: 30_000,
+        }
+    }
+}
+
+impl FanOutConfig {
+    /// Settings that use the consumer named `name`.
+    pub fn with_consumer_name(name: impl Into<String>) -> FanOutConfig {
+        FanOutConfig {
+            consumer_name: Some(name.into()),
+            ..FanOutConfig::default()
+        }
+    }
+}
+
+/// How a worker reads its shards.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RetrievalMode {
+    /// GetRecords polling: shares each shard's 2 MiB/s read limit (and its five reads a
+    /// second) with every other application reading the stream.
+    Polling(PollingConfig),
+    /// Enhanced fan-out: records pushed over SubscribeToShard, with this application's own
+    /// read throughput and lower latency.
+    FanOut(FanOutConfig),
+}
+
+impl Default for RetrievalMode {
+    fn default() -> Self {
+        RetrievalMode::Polling(PollingConfig::default())
+    }
+}
+
+/// Shard consumer lifecycle settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LifecycleConfig {
+    /// How often a shard waiting for its parents checks them. Default 1 s.
+    pub parent_poll_interval: Duration,
+    /// How long a graceful shutdown waits for processors to finish. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// First delay before restarting a shard whose processor failed; doubles up to 30 s.
+    /// Default 200 ms.
+    pub restart_backoff: Duration,
+    /// How often shards are listed to find new ones. Default 60 s.
+    pub shard_sync_interval: Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            parent_poll_interval: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(30),
+            restart_backoff: Duration::from_millis(200),
+            shard_sync_interval: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The shard consumer: one task per held lease, running the processor through
+//! WaitingOnParents -> Initializing -> Processing -> ShardEnded | LeaseLost | ShutdownRequested.
+//!
+//! A processor that fails (returns an error or panics) costs only its own shard a restart:
+//! the consumer starts over from the last checkpoint with a fresh processor, after a growing
+//! delay. The lease-lost and shutdown signals are only looked at between processor calls,
+//! never in the middle of one (and so never in the middle of a checkpoint write).
+
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use kcl_checkpoint::{Checkpointer, ExtendedSequenceNumber};
+use kcl_lease::{Lease, LeaseCoordinator, LeaseStore, StoredCheckpoint};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{FanOutConfig, InitialPosition, LifecycleConfig, PollingConfig};
+use crate::kpl;
+use crate::processor::{
+    InitializationInput, LeaseLostInput, ProcessRecordsInput, ProcessorError, RecordProcessor,
+    ShardEndedInput, SharedFactory, ShutdownRequestedInput,
+};
+use crate::retrieval::{fanout, polling, StartingPoint, StreamTarget};
+use crate::shard_sync::new_lease;
+
+/// What a worker shares with all of its shard consumers.
+pub(crate) struct ConsumerContext {
+    pub(crate) kinesis: aws_sdk_kinesis::Client,
+    pub(crate) stream: StreamTarget,
+    pub(crate) store: Arc<dyn LeaseStore>,
+    pub(crate) coordinator: Arc<LeaseCoordinator>,
+    pub(crate) factory: SharedFactory,
+    pub(crate) retrieval: Retrieval,
+    pub(crate) lifecycle: LifecycleConfig,
+    pub(crate) initial_position: InitialPosition,
+}
+
+/// How this worker reads records, resolved at start (the fan-out consumer registered).
+#[derive(Debug, Clone)]
+pub(crate) enum Retrieval {
+    Polling(PollingConfig),
+    FanOut {
+        consumer_arn: String,
+        config: FanOutConfig,
+    },
+}
+
+/// How a shard consumer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The shard was processed to its end and SHARD_END checkpointed.
+    ShardEnded,
+    /// Another worker took the lease.
+    LeaseLost,
+    /// The worker shut down; the processor was told.
+    Shutdown,
+}
+
+/// The signals a consumer watches between processor calls.
+#[derive(Debug, Clone)]
+pub(crate) struct Signals {
+    pub(crate) lease_lost: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Runs one processor call, turning a panic into an error.
+async fn guarded<F>(call: F) -> Result<(), ProcessorError>
+where
+    F: std::future::Future<Output = Result<(), ProcessorError>>,
+{
+    match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(format!("the record processor panicked: {message}").into())
+        }
+    }
+}
+
+/// Runs the consumer for `lease_key` until it ends, restarting a failed processor.
+pub(crate) async fn run(ctx: Arc<ConsumerContext>, lease_key: String, signals: Signals) -> Outcome {
+    let mut delay = ctx.lifecycle.restart_backoff;
+    let span = tracing::info_span!("shard", shard = %lease_key);
+    loop {
+        let attempt = run_once(&ctx, &lease_key, &signals);
+        match tracing::Instrument::instrument(attempt, span.clone()).await {
+            Ok(outcome) => return outcome,
+            // A checkpoint that found the lease taken is how a processor often learns it lost
+            // the shard: that is the lease-lost ending, not a failure to retry.
+            Err(_) if ctx.coordinator.held_lease(&lease_key).await.is_none() => {
+                tracing::info!(shard = %lease_key, "lease lost while processing");
+                return Outcome::LeaseLost;
+            }
+            Err(err) => {
+                metrics::counter!("kcl_processor_failures_total").increment(1);
+                tracing::error!(shard = %lease_key, error = %err, ?delay, "shard consumer failed; restarting from the last checkpoint");
+                tokio::select! {
+                    () = signals.lease_lost.cancelled() => return Outcome::LeaseLost,
+                    () = signals.shutdown.cancelled() => return Outcome::Shutdown,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+async fn wait_for_parents(
+    ctx: &ConsumerContext,
+    lease: &Lease,
+    signals: &Signals,
+) -> Result<Option<Outcome>, ProcessorError> {
+    for parent in &lease.parent_shard_ids {
+        loop {
+            match ctx.store.get_lease(parent).await? {
+                // Gone (cleaned up after completion) or finished: this parent is done.
+                None => break,
+                Some(p) if p.is_shard_end() => break,
+                Some(_) => {}
+            }
+            tracing::debug!(shard = %lease.lease_key, parent, "waiting for the parent shard to end");
+            tokio::select! {
+                () = signals.lease_lost.cancelled() => return Ok(Some(Outcome::LeaseLost)),
+                () = signals.shutdown.cancelled() => return Ok(Some(Outcome::Shutdown)),
+                () = tokio::time::sleep(ctx.lifecycle.parent_poll_interval) => {}
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn parse_range(range: &Option<(String, String)>) -> Option<(u128, u128)> {
+    let (start, end) = range.as_ref()?;
+    Some((start.parse().ok()?, end.parse().ok()?))
+}
+
+async fn run_once(
+    ctx: &ConsumerContext,
+    lease_key: &str,
+    signals: &Signals,
+) -> Result<Outcome, ProcessorError> {
+    let Some(lease) = ctx.coordinator.held_lease(lease_key).await else {
+        return Ok(Outcome::LeaseLost);
+    };
+    if let Some(outcome) = wait_for_parents(ctx, &lease, signals).await? {
+        return Ok(outcome);
+    }
+    // The copy may have moved on while we waited; the checkpoint is what counts now.
+    let Some(lease) = ctx.coordinator.held_lease(lease_key).await else {
+        return Ok(Outcome::LeaseLost);
+    };
+    if lease.is_shard_end() {
+        return Ok(Outcome::ShardEnded);
+    }
+    let stored = lease
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| StoredCheckpoint::new("TRIM_HORIZON"));
+    let checkpoint = ExtendedSequenceNumber::from_stored(&stored)?;
+    let checkpointer = Checkpointer::new(
+        lease_key,
+        Arc::clone(&ctx.coordinator) as _,
+        checkpoint.clone(),
+    );
+    let shard_id = lease.shard_id().to_owned();
+    let mut processor = ctx.factory.create(&shard_id);
+    let result = process(
+        ctx,
+        &lease,
+        &shard_id,
+        checkpoint,
+        &checkpointer,
+        processor.as_mut(),
+        signals,
+    )
+    .await;
+    checkpointer.shut_down();
+    result
+}
+
+async fn process(
+    ctx: &ConsumerContext,
+    lease: &Lease,
+    shard_id: &str,
+    checkpoint: ExtendedSequenceNumber,
+    checkpointer: &Checkpointer,
+    processor: &mut dyn RecordProcessor,
+    signals: &Signals,
+) -> Result<Outcome, ProcessorError> {
+    guarded(
+        processor.initialize(InitializationInput {
+            shard_id: shard_id.to_owned(),
+            lease_key: lease.lease_key.clone(),
+            checkpoint: checkpoint.clone(),
+            pending_checkpoint: lease
+                .pending_checkpoint
+                .as_ref()
+                .and_then(|p| ExtendedSequenceNumber::from_stored(p).ok()),
+            pending_checkpoint_state: lease.pending_checkpoint_state.clone(),
+        }),
+    )
+    .await?;
+    let start = StartingPoint::from_checkpoint(&checkpoint, ctx.initial_position);
+    let mut fetcher = match &ctx.retrieval {
+        Retrieval::Polling(config) => polling::start(
+            ctx.kinesis.clone(),
+            ctx.stream.clone(),
+            shard_id.to_owned(),
+            start,
+            config.clone(),
+        ),
+        Retrieval::FanOut {
+            consumer_arn,
+            config,
+        } => fanout::start(
+            ctx.kinesis.clone(),
+            consumer_arn.clone(),
+            shard_id.to_owned(),
+            start,
+            config.clone(),
+        ),
+    };
+    let hash_range = parse_range(&lease.hash_key_range);
+    loop {
+        // Only here, between processor calls, do the lifecycle signals interrupt processing.
+        let next = tokio::select! {
+            biased;
+            () = signals.lease_lost.cancelled() => {
+                checkpointer.lease_lost();
+                guarded(processor.lease_lost(LeaseLostInput { shard_id: shard_id.to_owned() })).await?;
+                return Ok(Outcome::LeaseLost);
+            }
+            () = signals.shutdown.cancelled() => {
+                guarded(processor.shutdown_requested(ShutdownRequestedInput { checkpointer })).await?;
+                return Ok(Outcome::Shutdown);
+            }
+            next = fetcher.next() => next,
+        };
+        let prefetched = match next {
+            Some(Ok(batch)) => batch,
+            Some(Err(err)) => return Err(Box::new(err)),
+            None => return Err("the record fetcher stopped".into()),
+        };
+        let batch = &prefetched.batch;
+        let mut records = Vec::with_capacity(batch.records.len());
+        let mut bytes = 0;
+        for record in batch.records.iter().cloned() {
+            for user_record in kpl::deaggregate(record, hash_range) {
+                // Reading restarts AT the checkpointed record: skip what was already done.
+                let position = ExtendedSequenceNumber::new(
+                    &user_record.sequence_number,
+                    user_record.sub_sequence_number,
+                )?;
+                if position <= checkpoint {
+                    continue;
+                }
+                bytes += user_record.data.len();
+                records.push(user_record);
+            }
+        }
+        if let Some(last) = records.last() {
+            checkpointer.set_largest_permitted(ExtendedSequenceNumber::new(
+                &last.sequence_number,
+                last.sub_sequence_number,
+            )?);
+        }
+        let at_end = batch.child_shards.is_some();
+        if let Some(behind) = batch.millis_behind_latest {
+            metrics::gauge!("kcl_millis_behind_latest", "shard" => shard_id.to_owned())
+                .set(behind as f64);
+        }
+        if !records.is_empty() || at_end {
+            let count = records.len() as u64;
+            guarded(processor.process_records(ProcessRecordsInput {
+                records,
+                millis_behind_latest: batch.millis_behind_latest,
+                is_at_shard_end: at_end,
+                child_shards: batch.child_shards.clone().unwrap_or_default(),
+                checkpointer,
+            }))
+            .await?;
+            metrics::counter!("kcl_records_processed_total").increment(count);
+            metrics::counter!("kcl_bytes_processed_total").increment(bytes as u64);
+        }
+        if let Some(children) = &batch.child_shards {
+            return shard_end(ctx, lease, children, checkpointer, processor).await;
+        }
+    }
+}
+
+/// At the end of a closed shard: child leases first, then the children on the parent lease,
+/// then the processor's SHARD_END checkpoint, which is what lets the children start.
+async fn shard_end(
+    ctx: &ConsumerContext,
+    lease: &Lease,
+    children: &[crate::processor::ChildShard],
+    checkpointer: &Checkpointer,
+    processor: &mut dyn RecordProcessor,
+) -> Result<Outcome, ProcessorError> {
+    for child in children {
+        let parents: BTreeSet<String> = child.parent_shards.iter().cloned().collect();
+        let lease = new_lease(
+            &child.shard_id,
+            "TRIM_HORIZON",
+            parents,
+            child.hash_key_range.clone(),
+        );
+        ctx.store.create_lease_if_absent(&lease).await?;
+    }
+    let ids: BTreeSet<String> = children.iter().map(|c| c.shard_id.clone()).collect();
+    ctx.store
+        .update_child_shards(&lease.lease_key, &ids)
+        .await?;
+    checkpointer.set_shard_end();
+    guarded(processor.shard_ended(ShardEndedInput { checkpointer })).await?;
+    if checkpointer.last_checkpoint() != ExtendedSequenceNumber::SHARD_END {
+        return Err(format!(
+            "the processor of {} did not checkpoint in shard_ended; the child shards cannot start until it does",
+            lease.lease_key
+        )
+        .into());
+    }
+    tracing::info!(shard = %lease.lease_key, children = ?ids, "shard ended");
+    Ok(Outcome::ShardEnded)
+}

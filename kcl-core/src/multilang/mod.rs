@@ -1,0 +1,14 @@
+//! The MultiLangDaemon without a JVM: record processors in Python (amazon_kclpy), Node, Ruby
+//! or any language, one child process per shard, speaking the Java daemon's JSON-lines protocol.
+//!
+//! - `properties`: the Java KCL properties file and the daemon's keys.
+//! - `protocol`: the messages in both directions.
+//! - `child`: one child process: actions out, statuses and checkpoint requests in.
+
+pub mod child;
+pub mod properties;
+pub mod protocol;
+
+pub use child::{CheckpointRequests, ChildError, ChildProcess, NoCheckpoints};
+pub use properties::{MultiLangConfig, PropertiesError};
+pub use protocol::{ChildMessage, DaemonMessage, RecordMessage};

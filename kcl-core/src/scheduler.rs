@@ -1,0 +1,530 @@
+//! The worker: shard sync, the lease coordinator, and one shard consumer per held lease.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kcl_lease::{
+    DynamoDbLeaseStore, LeaseConfig, LeaseCoordinator, LeaseEvent, LeaseStore, TableConfig,
+};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{FanOutConfig, InitialPosition, LifecycleConfig, PollingConfig, RetrievalMode};
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, ConsumerContext, Outcome, Retrieval, Signals};
+use crate::processor::{RecordProcessorFactory, SharedFactory};
+use crate::retrieval::{fanout, StreamTarget};
+use crate::shard_sync;
+
+/// Builds a [`Scheduler`]. Required: application name, stream, Kinesis client, processor
+/// factory, and a lease store (or a DynamoDB client to make one).
+pub struct SchedulerBuilder {
+    application_name: String,
+    stream: StreamTarget,
+    kinesis: aws_sdk_kinesis::Client,
+    factory: SharedFactory,
+    lease_store: Option<Arc<dyn LeaseStore>>,
+    dynamodb: Option<aws_sdk_dynamodb::Client>,
+    table_name: Option<String>,
+    worker_id: Option<String>,
+    initial_position: InitialPosition,
+    lease: LeaseConfig,
+    retrieval: RetrievalMode,
+    lifecycle: LifecycleConfig,
+}
+
+impl std::fmt::Debug for SchedulerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerBuilder")
+            .field("application_name", &self.application_name)
+            .field("stream", &self.stream)
+            .field("worker_id", &self.worker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SchedulerBuilder {
+    /// A builder for `application_name` consuming `stream` (a name, or an ARN starting with
+    /// `arn:`) through `kinesis`, with processors from `factory`.
+    pub fn new(
+        application_name: impl Into<String>,
+        stream: impl Into<String>,
+        kinesis: aws_sdk_kinesis::Client,
+        factory: impl RecordProcessorFactory + 'static,
+    ) -> SchedulerBuilder {
+        let stream = stream.into();
+        let stream = if stream.starts_with("arn:") {
+            StreamTarget {
+                name: None,
+                arn: Some(stream),
+            }
+        } else {
+            StreamTarget {
+                name: Some(stream),
+                arn: None,
+            }
+        };
+        SchedulerBuilder {
+            application_name: application_name.into(),
+            stream,
+            kinesis,
+            factory: Arc::new(factory),
+            lease_store: None,
+            dynamodb: None,
+            table_name: None,
+            worker_id: None,
+            initial_position: InitialPosition::Latest,
+            lease: LeaseConfig::default(),
+            retrieval: RetrievalMode::default(),
+            lifecycle: LifecycleConfig::default(),
+        }
+    }
+
+    /// The lease store to use. Default: a [`DynamoDbLeaseStore`] from [`Self::dynamodb`].
+    pub fn lease_store(mut self, store: Arc<dyn LeaseStore>) -> Self {
+        self.lease_store = Some(store);
+        self
+    }
+
+    /// Keep leases in DynamoDB through `client` (table created if missing). No default.
+    pub fn dynamodb(mut self, client: aws_sdk_dynamodb::Client) -> Self {
+        self.dynamodb = Some(client);
+        self
+    }
+
+    /// The lease table name. Default: the application name.
+    pub fn table_name(mut self, table: impl Into<String>) -> Self {
+        self.table_name = Some(table.into());
+        self
+    }
+
+    /// This worker's id. Default: host name, process id and a random suffix.
+    pub fn worker_id(mut self, worker_id: impl Into<String>) -> Self {
+        self.worker_id = Some(worker_id.into());
+        self
+    }
+
+    /// Where shards without a checkpoint start. Default [`InitialPosition::Latest`].
+    pub fn initial_position(mut self, position: InitialPosition) -> Self {
+        self.initial_position = position;
+        self
+    }
+
+    /// Lease failover time. Default 10 s.
+    pub fn failover_time(mut self, failover: Duration) -> Self {
+        self.lease.failover_time = failover;
+        self
+    }
+
+    /// Most leases this worker holds. Default unlimited.
+    pub fn max_leases_for_worker(mut self, max: usize) -> Self {
+        self.lease.max_leases_for_worker = max;
+        self
+    }
+
+    /// All lease settings. Default [`LeaseConfig::default`].
+    pub fn lease_config(mut self, config: LeaseConfig) -> Self {
+        self.lease = config;
+        self
+    }
+
+    /// Read by polling GetRecords with these settings. This is the default mode, with
+    /// [`PollingConfig::default`].
+    pub fn polling(mut self, config: PollingConfig) -> Self {
+        self.retrieval = RetrievalMode::Polling(config);
+        self
+    }
+
+    /// Read by enhanced fan-out (SubscribeToShard) with these settings. The consumer is
+    /// registered at start unless it exists; leases and checkpoints are the same as with
+    /// polling, so a fleet can switch modes without touching its lease table.
+    pub fn fan_out(mut self, config: FanOutConfig) -> Self {
+        self.retrieval = RetrievalMode::FanOut(config);
+        self
+    }
+
+    /// The retrieval mode. Default [`RetrievalMode::Polling`].
+    pub fn retrieval_mode(mut self, mode: RetrievalMode) -> Self {
+        self.retrieval = mode;
+        self
+    }
+
+    /// Lifecycle settings (parent polling, shutdown timeout, restarts, shard sync interval).
+    /// Default [`LifecycleConfig::default`].
+    pub fn lifecycle(mut self, config: LifecycleConfig) -> Self {
+        self.lifecycle = config;
+        self
+    }
+
+    /// Checks the settings and builds the scheduler.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no lease store can be made or a name is empty.
+    pub fn build(self) -> Result<Scheduler> {
+        if self.application_name.is_empty() {
+            return Err(Error::Config("the application name is empty".to_owned()));
+        }
+        let table = self
+            .table_name
+            .unwrap_or_else(|| self.application_name.clone());
+        let store: Arc<dyn LeaseStore> = match (self.lease_store, self.dynamodb) {
+            (Some(store), _) => store,
+            (None, Some(client)) => Arc::new(DynamoDbLeaseStore::new(
+                client,
+                table,
+                TableConfig::default(),
+            )),
+            (None, None) => {
+                return Err(Error::Config(
+                    "set a lease store or a DynamoDB client".to_owned(),
+                ));
+            }
+        };
+        let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
+        let (shutdown, _) = (CancellationToken::new(), ());
+        let (done, done_receiver) = watch::channel(None);
+        Ok(Scheduler {
+            handle: SchedulerHandle {
+                shutdown: shutdown.clone(),
+                done: done_receiver,
+            },
+            done,
+            shutdown,
+            application_name: self.application_name,
+            worker_id,
+            stream: self.stream,
+            kinesis: self.kinesis,
+            factory: self.factory,
+            store,
+            initial_position: self.initial_position,
+            lease: self.lease,
+            retrieval: self.retrieval,
+            lifecycle: self.lifecycle,
+        })
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// A cloneable handle to ask a running scheduler to shut down.
+#[derive(Debug, Clone)]
+pub struct SchedulerHandle {
+    shutdown: CancellationToken,
+    done: watch::Receiver<Option<bool>>,
+}
+
+impl SchedulerHandle {
+    /// Starts a graceful shutdown: processors get `shutdown_requested` (and may checkpoint),
+    /// then the leases are released so other workers take them at once. Resolves when the
+    /// scheduler has stopped; `true` if every shard finished within the shutdown timeout.
+    pub async fn shutdown(&self) -> bool {
+        self.shutdown.cancel();
+        let mut done = self.done.clone();
+        loop {
+            if let Some(completed) = *done.borrow_and_update() {
+                return completed;
+            }
+            if done.changed().await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn request_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Shuts `handle`'s scheduler down gracefully on Ctrl-C or SIGTERM. Returns the shutdown's result.
+pub async fn shutdown_on_signal(handle: SchedulerHandle) -> bool {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("signal received; shutting down gracefully");
+    handle.shutdown().await
+}
+
+/// A worker of a KCL application. See the crate documentation.
+pub struct Scheduler {
+    handle: SchedulerHandle,
+    done: watch::Sender<Option<bool>>,
+    shutdown: CancellationToken,
+    application_name: String,
+    worker_id: String,
+    stream: StreamTarget,
+    kinesis: aws_sdk_kinesis::Client,
+    factory: SharedFactory,
+    store: Arc<dyn LeaseStore>,
+    initial_position: InitialPosition,
+    lease: LeaseConfig,
+    retrieval: RetrievalMode,
+    lifecycle: LifecycleConfig,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("application_name", &self.application_name)
+            .field("worker_id", &self.worker_id)
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Running {
+    signals: Signals,
+    /// The lease was lost and taken back while this consumer was still winding down: start a
+    /// new consumer when it finishes.
+    regained: bool,
+}
+
+fn start_consumer(
+    ctx: &Arc<ConsumerContext>,
+    key: String,
+    consumers: &mut HashMap<String, Running>,
+    tasks: &mut JoinSet<(String, Outcome)>,
+) {
+    let signals = Signals {
+        lease_lost: CancellationToken::new(),
+        shutdown: CancellationToken::new(),
+    };
+    consumers.insert(
+        key.clone(),
+        Running {
+            signals: signals.clone(),
+            regained: false,
+        },
+    );
+    let ctx = Arc::clone(ctx);
+    tasks.spawn(async move {
+        let outcome = lifecycle::run(ctx, key.clone(), signals).await;
+        (key, outcome)
+    });
+}
+
+/// Aborts its task when dropped, so a scheduler whose `run` future is dropped (or aborted)
+/// leaves no lease renewal running behind it.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    async fn join(mut self) {
+        if let Some(task) = self.0.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Scheduler {
+    /// A handle to shut this scheduler down from elsewhere.
+    pub fn handle(&self) -> SchedulerHandle {
+        self.handle.clone()
+    }
+
+    /// This worker's id.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Runs until [`SchedulerHandle::shutdown`] is called.
+    ///
+    /// # Errors
+    /// When the lease table or the stream cannot be used at start.
+    pub async fn run(self) -> Result<()> {
+        let result = self.run_inner().await;
+        if result.is_err() {
+            let _ = self.done.send(Some(false));
+        }
+        result
+    }
+
+    async fn run_inner(&self) -> Result<()> {
+        self.store.initialize().await?;
+        shard_sync::sync_leases(
+            &self.kinesis,
+            &self.stream,
+            self.store.as_ref(),
+            self.initial_position,
+        )
+        .await?;
+        let retrieval = match &self.retrieval {
+            RetrievalMode::Polling(config) => Retrieval::Polling(config.clone()),
+            RetrievalMode::FanOut(config) => {
+                let consumer_arn = match &config.consumer_arn {
+                    Some(arn) => arn.clone(),
+                    None => {
+                        let name = config
+                            .consumer_name
+                            .as_deref()
+                            .unwrap_or(&self.application_name);
+                        fanout::ensure_consumer(&self.kinesis, &self.stream, name).await?
+                    }
+                };
+                Retrieval::FanOut {
+                    consumer_arn,
+                    config: config.clone(),
+                }
+            }
+        };
+        let (coordinator, mut events) = LeaseCoordinator::new(
+            Arc::clone(&self.store),
+            self.worker_id.clone(),
+            self.lease.clone(),
+        );
+        let ctx = Arc::new(ConsumerContext {
+            kinesis: self.kinesis.clone(),
+            stream: self.stream.clone(),
+            store: Arc::clone(&self.store),
+            coordinator: Arc::clone(&coordinator),
+            factory: Arc::clone(&self.factory),
+            retrieval,
+            lifecycle: self.lifecycle.clone(),
+            initial_position: self.initial_position,
+        });
+        let leases_stop = CancellationToken::new();
+        let lease_task = AbortOnDrop(Some(tokio::spawn(
+            Arc::clone(&coordinator).run(leases_stop.clone()),
+        )));
+        let mut consumers: HashMap<String, Running> = HashMap::new();
+        let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
+        let mut sync = tokio::time::interval(self.lifecycle.shard_sync_interval);
+        sync.tick().await;
+        tracing::info!(worker = %self.worker_id, application = %self.application_name, "scheduler running");
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                event = events.recv() => match event {
+                    Some(LeaseEvent::Gained(lease)) => {
+                        metrics::counter!("kcl_leases_taken_total").increment(1);
+                        let key = lease.lease_key.clone();
+                        match consumers.get_mut(&key) {
+                            Some(running) if running.signals.lease_lost.is_cancelled() => running.regained = true,
+                            Some(_) => {}
+                            None => start_consumer(&ctx, key, &mut consumers, &mut tasks),
+                        }
+                    }
+                    Some(LeaseEvent::Lost(key)) => {
+                        metrics::counter!("kcl_leases_lost_total").increment(1);
+                        if let Some(running) = consumers.get(&key) {
+                            running.signals.lease_lost.cancel();
+                        }
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                Some(finished) = tasks.join_next() => {
+                    match finished {
+                        Ok((key, outcome)) => {
+                            let regained = consumers.remove(&key).is_some_and(|r| r.regained);
+                            if regained && coordinator.held_keys().contains(&key) {
+                                start_consumer(&ctx, key.clone(), &mut consumers, &mut tasks);
+                            }
+                            tracing::debug!(shard = %key, ?outcome, "shard consumer finished");
+                            if outcome == Outcome::ShardEnded {
+                                self.cleanup(&coordinator).await;
+                            }
+                        }
+                        Err(err) => tracing::error!(error = %err, "a shard consumer task failed"),
+                    }
+                }
+                _ = sync.tick() => {
+                    if let Err(err) = shard_sync::sync_leases(&self.kinesis, &self.stream, self.store.as_ref(), self.initial_position).await {
+                        tracing::warn!(error = %err, "shard sync failed");
+                    }
+                    self.cleanup(&coordinator).await;
+                }
+            }
+            metrics::gauge!("kcl_leases_held").set(coordinator.held_keys().len() as f64);
+        }
+        // Graceful shutdown: processors first (final checkpoints), then the leases.
+        for running in consumers.values() {
+            running.signals.shutdown.cancel();
+        }
+        let deadline = tokio::time::sleep(self.lifecycle.shutdown_timeout);
+        tokio::pin!(deadline);
+        let mut completed = true;
+        while !tasks.is_empty() {
+            tokio::select! {
+                _ = tasks.join_next() => {}
+                () = &mut deadline => {
+                    tracing::warn!(remaining = tasks.len(), "shard consumers did not stop within the shutdown timeout");
+                    tasks.abort_all();
+                    completed = false;
+                    break;
+                }
+            }
+        }
+        leases_stop.cancel();
+        lease_task.join().await;
+        coordinator.release_all().await;
+        tracing::info!(worker = %self.worker_id, completed, "scheduler stopped");
+        let _ = self.done.send(Some(completed));
+        Ok(())
+    }
+
+    /// Deletes the leases of finished parent shards this worker holds once all their children
+    /// have made progress (checkpoints past TRIM_HORIZON).
+    async fn cleanup(&self, coordinator: &LeaseCoordinator) {
+        let Ok(leases) = self.store.list_leases().await else {
+            return;
+        };
+        let by_key: HashMap<&str, &kcl_lease::Lease> =
+            leases.iter().map(|l| (l.lease_key.as_str(), l)).collect();
+        let held = coordinator.held_keys();
+        for lease in leases.iter().filter(|l| {
+            l.is_shard_end() && !l.child_shard_ids.is_empty() && held.contains(&l.lease_key)
+        }) {
+            let children_started = lease.child_shard_ids.iter().all(|child| {
+                by_key.get(child.as_str()).is_some_and(|c| {
+                    c.checkpoint
+                        .as_ref()
+                        .is_some_and(|cp| cp.sequence_number != "TRIM_HORIZON")
+                })
+            });
+            if children_started {
+                coordinator.forget(&lease.lease_key);
+                if let Err(err) = self.store.delete_lease(&lease.lease_key).await {
+                    tracing::warn!(lease = %lease.lease_key, error = %err, "deleting a finished parent lease failed");
+                } else {
+                    tracing::info!(lease = %lease.lease_key, "deleted the finished parent lease");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! SubscribeToShard: enhanced fan-out as an `application/vnd.amazon.eventstream` response.
+//!
+//! The response opens with an `initial-response` event, then carries `SubscribeToShardEvent`s.
+//! A subscriber task per subscription waits on the shard's change signal, so a record is pushed
+//! as soon as it becomes visible (no polling interval). When idle it still sends an empty event
+//! every [`HEARTBEAT`], which lets clients tell a quiet shard from a dead connection. The
+//! subscription ends after the configured lifetime (5 minutes on AWS), at the end of a closed
+//! shard (final event: no continuation sequence number, the child shards), or when the consumer
+//! is deregistered.
+//!
+//! Flow control: events go through a channel of [`EVENT_BUFFER`] frames that the HTTP layer
+//! drains only as fast as the client reads. When it is full the subscriber task waits, so a
+//! slow subscriber holds at most that many batches in memory.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::consumers::resolve_consumer_arn;
+use super::records::{iterator_position, read_batch, ChildShard, RecordOutput};
+use crate::error::{ApiError, ApiResult};
+use crate::protocol::{self, Format};
+use crate::store::{now_ms, Shard, Status, Stream};
+
+/// Idle subscriptions get an empty event this often.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Frames buffered per subscription before the subscriber waits for the client.
+const EVENT_BUFFER: usize = 4;
+/// Most records in one event.
+const MAX_EVENT_RECORDS: usize = 10_000;
+/// Most bytes in one event: one second of the 2 MiB/s per-consumer budget.
+const MAX_EVENT_BYTES: usize = 2 * 1024 * 1024;
+
+/// Live subscriptions by (consumer ARN, shard id): AWS allows one at a time.
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
+    live: Mutex<HashSet<(String, String)>>,
+}
+
+/// Removes its subscription from the live set when the subscriber task ends.
+struct LiveSubscription {
+    registry: Arc<Subscriptions>,
+    key: (String, String),
+}
+
+impl Drop for LiveSubscription {
+    fn drop(&mut self) {
+        self.registry
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct StartingPosition {
+    #[serde(rename = "Type")]
+    kind: String,
+    sequence_number: Option<String>,
+    timestamp: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct SubscribeInput {
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: String,
+    shard_id: String,
+    starting_position: StartingPosition,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SubscribeToShardEvent {
+    records: Vec<RecordOutput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    continuation_sequence_number: Option<String>,
+    millis_behind_latest: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    child_shards: Option<Vec<ChildShard>>,
+}
+
+/// The streamed response body.
+type EventBody = BoxBody<Bytes, Infallible>;
+
+fn frame(message: &Message) -> Bytes {
+    let mut out = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(message, &mut out)
+        .expect("event messages built here are always encodable");
+    Bytes::from(out)
+}
+
+fn event(event_type: &'static str, content_type: &str, payload: Vec<u8>) -> Bytes {
+    frame(
+        &Message::new(payload)
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            ))
+            .add_header(Header::new(
+                ":event-type",
+                HeaderValue::String(event_type.into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String(content_type.to_owned().into()),
+            )),
+    )
+}
+
+fn exception(error: &ApiError, format: Format, content_type: &str) -> Bytes {
+    let body = serde_json::json!({ "message": error.message });
+    frame(
+        &Message::new(protocol::encode_value(format, &body))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("exception".into()),
+            ))
+            .add_header(Header::new(
+                ":exception-type",
+                HeaderValue::String(error.kind.wire_name().into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String(content_type.to_owned().into()),
+            )),
+    )
+}
+
+/// Validates the request and starts the subscriber task. Errors found before the stream opens
+/// (unknown consumer or shard, a second live subscription) are ordinary error responses.
+pub(crate) fn subscribe(
+    store: &Arc<crate::server::Services>,
+    format: Format,
+    body: &[u8],
+) -> ApiResult<EventBody> {
+    let kinesis = &store.kinesis;
+    let input: SubscribeInput = protocol::decode(format, body)?;
+    let (stream, consumer) = resolve_consumer_arn(kinesis, &input.consumer_arn)?;
+    if consumer.status(now_ms()) != Status::Active {
+        return Err(ApiError::in_use(format!(
+            "Consumer {} under stream {} is not ACTIVE.",
+            consumer.arn, stream.name
+        )));
+    }
+    let shard = stream
+        .lock()
+        .shard(&input.shard_id)
+        .cloned()
+        .ok_or_else(|| crate::store::shard_not_found(kinesis, &stream.name, &input.shard_id))?;
+    let position = iterator_position(
+        &stream,
+        &shard,
+        &input.starting_position.kind,
+        input.starting_position.sequence_number.as_deref(),
+        input.starting_position.timestamp,
+    )?;
+    let key = (consumer.arn.clone(), shard.id.clone());
+    let registry = Arc::clone(&kinesis.subscriptions);
+    if !registry
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key.clone())
+    {
+        return Err(ApiError::in_use(format!(
+            "Another active subscription exists for consumer {} and shard {}.",
+            consumer.arn, shard.id
+        )));
+    }
+    let live = LiveSubscription { registry, key };
+    let (frames, receiver) = mpsc::channel::<Bytes>(EVENT_BUFFER);
+    let content_type = format.content_type("1.1");
+    let services = Arc::clone(store);
+    tokio::spawn(async move {
+        let _live = live;
+        let lifetime = services.kinesis.config.subscription_lifetime;
+        let run = Subscriber {
+            stream,
+            shard,
+            consumer_arn: consumer.arn,
+            format,
+            content_type,
+            frames,
+        };
+        run.run(position, lifetime).await;
+    });
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), receiver))
+    });
+    Ok(StreamBody::new(stream).boxed())
+}
+
+struct Subscriber {
+    stream: Arc<Stream>,
+    shard: Arc<Shard>,
+    consumer_arn: String,
+    format: Format,
+    content_type: String,
+    frames: mpsc::Sender<Bytes>,
+}
+
+impl Subscriber {
+    async fn send(&self, frame: Bytes) -> bool {
+        self.frames.send(frame).await.is_ok()
+    }
+
+    fn consumer_active(&self) -> bool {
+        let now = now_ms();
+        let state = self.stream.lock();
+        !state.settings.deleted(now)
+            && state
+                .settings
+                .consumers
+                .iter()
+                .any(|c| c.arn == self.consumer_arn && c.deleting_until.is_none())
+    }
+
+    async fn run(self, mut position: u64, lifetime: Duration) {
+        let initial = event(
+            "initial-response",
+            &self.content_type,
+            protocol::encode_value(self.format, &serde_json::json!({})),
+        );
+        if !self.send(initial).await {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + lifetime;
+        let mut changes = self.shard.changed.subscribe();
+        loop {
+            // Mark the current state seen before reading, so a change made during the read
+            // wakes the next wait instead of being missed.
+            changes.borrow_and_update();
+            if !self.consumer_active() {
+                let error = ApiError::not_found(format!(
+                    "Consumer {} was deregistered.",
+                    self.consumer_arn
+                ));
+                let _ = self
+                    .send(exception(&error, self.format, &self.content_type))
+                    .await;
+                return;
+            }
+            let batch = read_batch(
+                &self.stream,
+                &self.shard,
+                position,
+                MAX_EVENT_RECORDS,
+                MAX_EVENT_BYTES,
+            );
+            let at_end = batch.child_shards.is_some();
+            let more_available = batch.more_available;
+            position = batch.next_position;
+            let continuation = (!at_end).then(|| {
+                self.stream
+                    .sequence_number(position.max(1) - 1, self.shard.index)
+            });
+            let payload = SubscribeToShardEvent {
+                records: batch.records,
+                continuation_sequence_number: continuation,
+                millis_behind_latest: batch.millis_behind_latest,
+                child_shards: batch.child_shards,
+            };
+            let bytes = protocol::encode(self.format, &payload);
+            if !self
+                .send(event("SubscribeToShardEvent", &self.content_type, bytes))
+                .await
+            {
+                return;
+            }
+            if at_end {
+                return;
+            }
+            if more_available {
+                continue; // the batch limit cut it short: no need to wait
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return,
+                changed = changes.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(HEARTBEAT) => {}
+                // The client went away: free the consumer-and-shard slot at once, so whoever
+                // takes over the shard can subscribe without waiting for a heartbeat to fail.
+                () = self.frames.closed() => return,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! AddTagsToStream, RemoveTagsFromStream, ListTagsForStream and the ARN-based TagResource,
+//! UntagResource, ListTagsForResource (streams and consumers).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::streams::Empty;
+use super::{validate_range, StreamRef};
+use crate::error::{ApiError, ApiResult};
+use crate::store::KinesisStore;
+
+/// Most tags a stream may carry.
+const MAX_TAGS: usize = 50;
+
+/// Checks tag keys and values, and that `existing` plus the new ones stay within the limit.
+pub(crate) fn validate_tags(tags: &BTreeMap<String, String>, existing: usize) -> ApiResult<()> {
+    for (key, value) in tags {
+        if key.is_empty() || key.chars().count() > 128 {
+            return Err(ApiError::invalid_argument(format!(
+                "Tag key {key:?} must be between 1 and 128 characters long."
+            )));
+        }
+        if key.starts_with("aws:") {
+            return Err(ApiError::invalid_argument(format!(
+                "Tag key {key} uses the reserved prefix aws:."
+            )));
+        }
+        if value.chars().count() > 256 {
+            return Err(ApiError::invalid_argument(format!(
+                "Tag value for key {key} must be at most 256 characters long."
+            )));
+        }
+    }
+    if existing + tags.len() > MAX_TAGS {
+        return Err(ApiError::limit_exceeded(format!(
+            "Failed to add tags: a resource can have at most {MAX_TAGS} tags."
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Tag {
+    key: String,
+    value: String,
+}
+
+fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+/// Where tags live: a stream's settings or one of its consumers.
+fn with_tags<T>(
+    store: &KinesisStore,
+    arn: &str,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> ApiResult<T>,
+) -> ApiResult<T> {
+    if let Some((stream_arn, consumer)) = arn.split_once("/consumer/") {
+        let stream = StreamRef {
+            name: None,
+            arn: Some(stream_arn.to_owned()),
+        }
+        .resolve(store)?;
+        let result = {
+            let mut state = stream.lock();
+            let consumer = state
+                .settings
+                .consumers
+                .iter_mut()
+                .find(|c| c.arn == arn || c.name == consumer.split(':').next().unwrap_or(""))
+                .ok_or_else(|| ApiError::not_found(format!("Consumer {arn} not found.")))?;
+            change(&mut consumer.tags)?
+        };
+        store.save_meta()?;
+        return Ok(result);
+    }
+    let stream = StreamRef {
+        name: None,
+        arn: Some(arn.to_owned()),
+    }
+    .resolve(store)?;
+    let result = change(&mut stream.lock().settings.tags)?;
+    store.save_meta()?;
+    Ok(result)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AddTagsInput {
+    #[serde(flatten)]
+    stream: StreamRef,
+    tags: BTreeMap<String, String>,
+}
+
+pub(crate) async fn add_tags_to_stream(
+    store: &KinesisStore,
+    input: AddTagsInput,
+) -> ApiResult<Empty> {
+    if input.tags.is_empty() || input.tags.len() > 10 {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'tags' failed to satisfy constraint: Member \
+             must have length between 1 and 10",
+        ));
+    }
+    let stream = input.stream.resolve(store)?;
+    {
+        let mut state = stream.lock();
+        let added = input
+            .tags
+            .keys()
+            .filter(|k| !state.settings.tags.contains_key(*k))
+            .count();
+        validate_tags(
+            &input.tags,
+            state.settings.tags.len() + added - input.tags.len(),
+        )?;
+        state.settings.tags.extend(input.tags);
+    }
+    store.save_meta()?;
+    Ok(Empty {})
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct RemoveTagsInput {
+    #[serde(flatten)]
+    stream: StreamRef,
+    tag_keys: Vec<String>,
+}
+
+pub(crate) async fn remove_tags_from_stream(
+    store: &KinesisStore,
+    input: RemoveTagsInput,
+) -> ApiResult<Empty> {
+    let stream = input.stream.resolve(store)?;
+    {
+        let mut state = stream.lock();
+        for key in &input.tag_keys {
+            state.settings.tags.remove(key);
+        }
+    }
+    store.save_meta()?;
+    Ok(Empty {})
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListTagsForStreamInput {
+    #[serde(flatten)]
+    stream: StreamRef,
+    exclusive_start_tag_key: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListTagsForStreamOutput {
+    tags: Vec<Tag>,
+    has_more_tags: bool,
+}
+
+pub(crate) async fn list_tags_for_stream(
+    store: &KinesisStore,
+    input: ListTagsForStreamInput,
+) -> ApiResult<ListTagsForStreamOutput> {
+    validate_range(input.limit, 1, 50, "limit")?;
+    let limit = input.limit.unwrap_or(50) as usize;
+    let stream = input.stream.resolve(store)?;
+    let state = stream.lock();
+    let after: BTreeMap<String, String> = state
+        .settings
+        .tags
+        .iter()
+        .filter(|(k, _)| {
+            input
+                .exclusive_start_tag_key
+                .as_ref()
+                .is_none_or(|start| *k > start)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let page: BTreeMap<String, String> = after
+        .iter()
+        .take(limit)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(ListTagsForStreamOutput {
+        tags: tag_list(&page),
+        has_more_tags: after.len() > limit,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct TagResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+    tags: BTreeMap<String, String>,
+}
+
+pub(crate) async fn tag_resource(
+    store: &KinesisStore,
+    input: TagResourceInput,
+) -> ApiResult<Empty> {
+    with_tags(store, &input.resource_arn, |tags| {
+        let added = input.tags.keys().filter(|k| !tags.contains_key(*k)).count();
+        validate_tags(&input.tags, tags.len() + added - input.tags.len())?;
+        tags.extend(input.tags);
+        Ok(Empty {})
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct UntagResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+    tag_keys: Vec<String>,
+}
+
+pub(crate) async fn untag_resource(
+    store: &KinesisStore,
+    input: UntagResourceInput,
+) -> ApiResult<Empty> {
+    with_tags(store, &input.resource_arn, |tags| {
+        for key in &input.tag_keys {
+            tags.remove(key);
+        }
+        Ok(Empty {})
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListTagsForResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListTagsForResourceOutput {
+    tags: Vec<Tag>,
+}
+
+pub(crate) async fn list_tags_for_resource(
+    store: &KinesisStore,
+    input: ListTagsForResourceInput,
+) -> ApiResult<ListTagsForResourceOutput> {
+    with_tags(store, &input.resource_arn, |tags| {
+        Ok(ListTagsForResourceOutput {
+            tags: tag_list(tags),
+        })
+    })
+}

@@ -1,0 +1,337 @@
+//! The HTTP listener: HTTP/1.1 and h2c on one port, dispatching on `X-Amz-Target`.
+//!
+//! Kinesis speaks AWS JSON 1.1 or CBOR 1.1, DynamoDB AWS JSON 1.0; both put the operation in
+//! `X-Amz-Target` (`Kinesis_20131202.PutRecords`, `DynamoDB_20120810.GetItem`) and POST to `/`.
+//! Signatures are not checked: any SigV4 credentials work, as with other local emulators.
+//! `GET /health` answers readiness probes.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::dynamodb::DynamoDb;
+use crate::error::{ApiError, ErrorKind};
+use crate::protocol::{self, Format};
+use crate::store::KinesisStore;
+use crate::Config;
+
+/// Most connections served at once; further ones wait for a free slot.
+const MAX_CONNECTIONS: usize = 4096;
+/// How long a graceful shutdown waits for open connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often retention and deleted-stream cleanup run.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Everything a request can reach.
+#[derive(Debug)]
+pub(crate) struct Services {
+    pub(crate) kinesis: KinesisStore,
+    pub(crate) dynamodb: DynamoDb,
+    request_ids: AtomicU64,
+}
+
+impl Services {
+    /// Opens both stores under `config`.
+    pub(crate) fn open(config: &Config) -> std::io::Result<Services> {
+        Ok(Services {
+            kinesis: KinesisStore::open(config)?,
+            dynamodb: DynamoDb::open(config)?,
+            request_ids: AtomicU64::new(1),
+        })
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:08x}-{:04x}-4000-8000-{:012x}",
+            std::process::id(),
+            n >> 48,
+            n & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` is cancelled, then lets open connections
+/// finish (bounded by a grace period).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    services: Arc<Services>,
+    shutdown: CancellationToken,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let sweeper = tokio::spawn(sweep(Arc::clone(&services), shutdown.clone()));
+    loop {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
+        };
+        let (socket, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        let services = Arc::clone(&services);
+        let service = service_fn(move |request| {
+            let services = Arc::clone(&services);
+            async move {
+                // A bug in one action must cost one request, not the connection or the server.
+                let handled = std::panic::AssertUnwindSafe(handle(&services, request, peer));
+                let response = match futures::FutureExt::catch_unwind(handled).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        let error = ApiError::internal("the emulator hit an internal error");
+                        error_response(&error, Format::Json, false, "panic")
+                    }
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = auto::Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(socket), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    sweeper.abort();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+}
+
+async fn sweep(services: Arc<Services>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {
+                let services = Arc::clone(&services);
+                // File deletes block; keep them off the request threads.
+                let _ = tokio::task::spawn_blocking(move || {
+                    services.kinesis.purge_deleted();
+                    services.kinesis.enforce_retention();
+                })
+                .await;
+            }
+        }
+    }
+}
+
+/// Which service an `X-Amz-Target` addresses.
+enum Target<'a> {
+    Kinesis(&'a str),
+    DynamoDb(&'a str),
+}
+
+/// Every response body: whole (most operations) or streamed (SubscribeToShard).
+type Body = BoxBody<Bytes, Infallible>;
+
+fn whole(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+async fn handle(
+    services: &Arc<Services>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let request_id = services.request_id();
+    if request.method() == Method::GET {
+        return health(request.uri().path(), &request_id);
+    }
+    let format = Format::from_content_type(
+        request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let target = match target.as_deref() {
+        Some(t) if t.starts_with("Kinesis_20131202.") => Target::Kinesis(&t[17..]),
+        Some(t) if t.starts_with("DynamoDB_20120810.") => Target::DynamoDb(&t[18..]),
+        other => {
+            let error = ApiError::new(
+                ErrorKind::UnknownOperation,
+                match other {
+                    Some(t) => format!("Unknown operation {t}"),
+                    None => "Missing X-Amz-Target header naming the operation".to_owned(),
+                },
+            );
+            return error_response(&error, format, false, &request_id);
+        }
+    };
+    let dynamo = matches!(target, Target::DynamoDb(_));
+    if request.method() != Method::POST {
+        let error = ApiError::new(
+            ErrorKind::MissingAction,
+            "Only POST requests carry operations",
+        );
+        return error_response(&error, format, dynamo, &request_id);
+    }
+    let limit = services.kinesis.config.max_request_bytes;
+    let body = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            let error = if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::new(
+                    ErrorKind::RequestEntityTooLarge,
+                    format!("Request body is larger than the limit of {limit} bytes"),
+                )
+            } else {
+                ApiError::serialization(format!("Failed to read the request body: {err}"))
+            };
+            return error_response(&error, format, dynamo, &request_id);
+        }
+    };
+    if let Target::Kinesis("SubscribeToShard") = target {
+        return match crate::actions::subscribe(services, format, &body) {
+            Ok(events) => {
+                let mut response = Response::new(events);
+                set_header(
+                    &mut response,
+                    header::CONTENT_TYPE,
+                    "application/vnd.amazon.eventstream",
+                );
+                set_header(&mut response, "x-amzn-requestid", &request_id);
+                response
+            }
+            Err(error) => error_response(&error, format, false, &request_id),
+        };
+    }
+    let result = match target {
+        Target::Kinesis(operation) => {
+            tracing::trace!(%peer, operation, "Kinesis request");
+            crate::actions::dispatch(&services.kinesis, operation, format, &body).await
+        }
+        Target::DynamoDb(operation) => {
+            tracing::trace!(%peer, operation, "DynamoDB request");
+            match protocol::decode_value(Format::Json, &body) {
+                Ok(value) => services
+                    .dynamodb
+                    .handle(operation, value)
+                    .await
+                    .map(|out| protocol::encode_value(Format::Json, &out)),
+                Err(err) => Err(err),
+            }
+        }
+    };
+    match result {
+        Ok(body) => {
+            let content_type = if dynamo {
+                Format::Json.content_type("1.0")
+            } else {
+                format.content_type("1.1")
+            };
+            let mut response = Response::new(whole(body));
+            set_header(&mut response, header::CONTENT_TYPE, &content_type);
+            set_header(&mut response, "x-amzn-requestid", &request_id);
+            response
+        }
+        Err(error) => {
+            if error.kind == ErrorKind::InternalFailure {
+                tracing::error!(error = %error, "request failed inside the emulator");
+            } else {
+                tracing::debug!(error = %error, "request rejected");
+            }
+            error_response(
+                &error,
+                if dynamo { Format::Json } else { format },
+                dynamo,
+                &request_id,
+            )
+        }
+    }
+}
+
+fn health(path: &str, request_id: &str) -> Response<Body> {
+    let (status, body) = match path {
+        "/health" | "/healthz" | "/" => (
+            StatusCode::OK,
+            r#"{"status":"ok","services":["kinesis","dynamodb"]}"#,
+        ),
+        _ => (StatusCode::NOT_FOUND, r#"{"status":"not found"}"#),
+    };
+    let mut response = Response::new(whole(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    set_header(&mut response, header::CONTENT_TYPE, "application/json");
+    set_header(&mut response, "x-amzn-requestid", request_id);
+    response
+}
+
+/// Builds the error body the way each service shapes it: Kinesis sends the bare type name,
+/// DynamoDB prefixes it with its namespace (SDKs strip everything up to `#`).
+fn error_response(
+    error: &ApiError,
+    format: Format,
+    dynamo: bool,
+    request_id: &str,
+) -> Response<Body> {
+    let type_name = if dynamo {
+        format!(
+            "com.amazonaws.dynamodb.v20120810#{}",
+            error.kind.wire_name()
+        )
+    } else {
+        error.kind.wire_name().to_owned()
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("__type".to_owned(), type_name.into());
+    body.insert("message".to_owned(), error.message.clone().into());
+    if let Some(extra) = &error.extra {
+        body.extend(extra.clone());
+    }
+    let bytes = protocol::encode_value(format, &serde_json::Value::Object(body));
+    let mut response = Response::new(whole(bytes));
+    *response.status_mut() = error.kind.status();
+    let content_type = if dynamo {
+        format.content_type("1.0")
+    } else {
+        format.content_type("1.1")
+    };
+    set_header(&mut response, header::CONTENT_TYPE, &content_type);
+    set_header(&mut response, "x-amzn-requestid", request_id);
+    set_header(&mut response, "x-amzn-errortype", error.kind.wire_name());
+    response
+}
+
+fn set_header<K: header::IntoHeaderName>(response: &mut Response<Body>, name: K, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}

@@ -1,0 +1,195 @@
+//! Stream, shard and consumer metadata, and its crash-safe snapshot on disk.
+//!
+//! The snapshot is small (no records), so it is rewritten whole on every change: written to a
+//! temporary file, synced, renamed over `meta.json`, and the directory synced. A crash leaves
+//! either the old or the new snapshot, never a mix.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Status, Stream};
+
+/// A registered enhanced fan-out consumer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ConsumerMeta {
+    pub(crate) name: String,
+    pub(crate) arn: String,
+    pub(crate) created_ms: i64,
+    pub(crate) creating_until: i64,
+    pub(crate) deleting_until: Option<i64>,
+    #[serde(default)]
+    pub(crate) tags: BTreeMap<String, String>,
+}
+
+impl ConsumerMeta {
+    pub(crate) fn status(&self, now: i64) -> Status {
+        if self.deleting_until.is_some() {
+            Status::Deleting
+        } else if now < self.creating_until {
+            Status::Creating
+        } else {
+            Status::Active
+        }
+    }
+
+    pub(crate) fn deleted(&self, now: i64) -> bool {
+        self.deleting_until.is_some_and(|until| now >= until)
+    }
+}
+
+/// Everything about a stream except its shards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StreamSettings {
+    pub(crate) created_ms: i64,
+    pub(crate) creating_until: i64,
+    pub(crate) updating_until: Option<i64>,
+    pub(crate) deleting_until: Option<i64>,
+    pub(crate) retention_hours: u32,
+    /// `PROVISIONED` or `ON_DEMAND`.
+    pub(crate) mode: String,
+    /// `NONE` or `KMS`.
+    pub(crate) encryption_type: String,
+    pub(crate) key_id: Option<String>,
+    pub(crate) shard_level_metrics: Vec<String>,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) consumers: Vec<ConsumerMeta>,
+    pub(crate) resource_policy: Option<String>,
+    pub(crate) max_record_size_kib: u32,
+    pub(crate) warm_throughput_mibps: Option<u32>,
+    /// `USER_PARTITION_KEY` (route by MD5 of the partition key) or `AUTO` (spread records over
+    /// the open shards whatever their key).
+    #[serde(default = "default_distribution")]
+    pub(crate) record_distribution: String,
+}
+
+fn default_distribution() -> String {
+    "USER_PARTITION_KEY".to_owned()
+}
+
+impl StreamSettings {
+    /// Settings of a stream created now, CREATING until `creating_until`.
+    pub(crate) fn new(now: i64, creating_until: i64, mode: &str) -> StreamSettings {
+        StreamSettings {
+            created_ms: now,
+            creating_until,
+            updating_until: None,
+            deleting_until: None,
+            retention_hours: 24,
+            mode: mode.to_owned(),
+            encryption_type: "NONE".to_owned(),
+            key_id: None,
+            shard_level_metrics: Vec::new(),
+            tags: BTreeMap::new(),
+            consumers: Vec::new(),
+            resource_policy: None,
+            max_record_size_kib: 1024,
+            warm_throughput_mibps: None,
+            record_distribution: default_distribution(),
+        }
+    }
+
+    pub(crate) fn status(&self, now: i64) -> Status {
+        if self.deleting_until.is_some() {
+            Status::Deleting
+        } else if now < self.creating_until {
+            Status::Creating
+        } else if self.updating_until.is_some_and(|until| now < until) {
+            Status::Updating
+        } else {
+            Status::Active
+        }
+    }
+
+    pub(crate) fn deleted(&self, now: i64) -> bool {
+        self.deleting_until.is_some_and(|until| now >= until)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SavedShard {
+    pub(crate) index: u32,
+    pub(crate) id: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) adjacent_parent: Option<String>,
+    /// Decimal strings: JSON numbers cannot carry 128 bits.
+    pub(crate) start_hash: String,
+    pub(crate) end_hash: String,
+    pub(crate) starting_counter: u64,
+    pub(crate) ending_counter: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SavedStream {
+    pub(crate) name: String,
+    pub(crate) epoch: u64,
+    pub(crate) settings: StreamSettings,
+    pub(crate) shards: Vec<SavedShard>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    pub(crate) version: u32,
+    /// The append counter when the snapshot was taken; recovery resumes above it.
+    pub(crate) counter: u64,
+    pub(crate) streams: Vec<SavedStream>,
+}
+
+const META_FILE: &str = "meta.json";
+
+pub(crate) fn save(root: &Path, streams: &[&Arc<Stream>], counter: u64) -> io::Result<()> {
+    let snapshot = Snapshot {
+        version: 1,
+        counter,
+        streams: streams
+            .iter()
+            .map(|stream| {
+                let state = stream.lock();
+                SavedStream {
+                    name: stream.name.clone(),
+                    epoch: stream.epoch,
+                    settings: state.settings.clone(),
+                    shards: state
+                        .shards
+                        .iter()
+                        .map(|s| SavedShard {
+                            index: s.index,
+                            id: s.id.clone(),
+                            parent: s.parent.clone(),
+                            adjacent_parent: s.adjacent_parent.clone(),
+                            start_hash: s.start_hash.to_string(),
+                            end_hash: s.end_hash.to_string(),
+                            starting_counter: s.starting_counter,
+                            ending_counter: s.lock().ending_counter,
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    };
+    let bytes = serde_json::to_vec_pretty(&snapshot).map_err(io::Error::other)?;
+    let tmp = root.join("meta.json.tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, root.join(META_FILE))?;
+    File::open(root)?.sync_all()?;
+    Ok(())
+}
+
+pub(crate) fn load(root: &Path) -> io::Result<Option<Snapshot>> {
+    match fs::read(root.join(META_FILE)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|err| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("corrupt {META_FILE}: {err}"),
+            )
+        }),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}

@@ -1,0 +1,453 @@
+//! The lease coordinator: keeps this worker's leases alive and takes its fair share.
+//!
+//! - The **renewer** (every `failover_time / 3 - epsilon`) bumps the counter of every held lease
+//!   with a conditional write. A renewal that finds the counter or owner changed means another
+//!   worker took the lease: it is dropped and a [`LeaseEvent::Lost`] goes out. A lease this
+//!   worker could not renew for a whole failover time is dropped too, because another worker may
+//!   already consider it expired.
+//! - The **taker** (every `(failover_time + epsilon) * 2`) lists the table and takes leases until
+//!   this worker holds its target, `ceil(leases / workers)` capped by `max_leases_for_worker`:
+//!   unowned leases first, then expired ones, and only when none is free, steals at most
+//!   `max_leases_to_steal_at_one_time` from the most loaded worker.
+//! - **Expiry** is judged on this worker's monotonic clock: a lease is expired when its counter
+//!   has not changed, as seen by this worker, for `failover_time`. No clocks are compared across
+//!   hosts. When a listing shows a lease that will expire before the next regular taker run,
+//!   the taker runs again right when it expires, so a dead worker's leases are owned again
+//!   within `failover_time` plus one taker period.
+//!
+//! Renewals and checkpoints of one lease both depend on its counter, so each held lease sits
+//! behind an async mutex that is held across the conditional write: the two never race, and
+//! whichever goes second uses the counter the first produced.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{LeaseError, Result};
+use crate::lease::Lease;
+use crate::store::{CheckpointUpdate, LeaseStore};
+
+/// Lease timing and balancing settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LeaseConfig {
+    /// How long a lease may go without renewal before others may take it. Default 10 s.
+    pub failover_time: Duration,
+    /// Slack subtracted from the renewal period and added to the taking period. Default 25 ms.
+    pub epsilon: Duration,
+    /// Most leases this worker holds. Default unlimited.
+    pub max_leases_for_worker: usize,
+    /// Most leases taken from other workers in one taker run. Default 1.
+    pub max_leases_to_steal_at_one_time: usize,
+    /// Renewals in flight at once. Default 64.
+    pub renew_concurrency: usize,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            failover_time: Duration::from_secs(10),
+            epsilon: Duration::from_millis(25),
+            max_leases_for_worker: usize::MAX,
+            max_leases_to_steal_at_one_time: 1,
+            renew_concurrency: 64,
+        }
+    }
+}
+
+impl LeaseConfig {
+    /// Settings with `failover_time` and the other defaults.
+    pub fn with_failover_time(failover_time: Duration) -> LeaseConfig {
+        LeaseConfig {
+            failover_time,
+            ..LeaseConfig::default()
+        }
+    }
+
+    /// How often held leases are renewed.
+    pub fn renew_interval(&self) -> Duration {
+        (self.failover_time / 3)
+            .saturating_sub(self.epsilon)
+            .max(Duration::from_millis(1))
+    }
+
+    /// How often the taker runs.
+    pub fn take_interval(&self) -> Duration {
+        (self.failover_time + self.epsilon) * 2
+    }
+}
+
+/// What the coordinator tells the worker.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum LeaseEvent {
+    /// This worker now holds the lease (as of this copy).
+    Gained(Box<Lease>),
+    /// This worker no longer holds the lease with this key.
+    Lost(String),
+}
+
+/// A lease this worker holds.
+#[derive(Debug)]
+struct Held {
+    /// Held across the store call of a renewal or checkpoint (see the module docs).
+    lease: tokio::sync::Mutex<Lease>,
+    last_renewed: Mutex<Instant>,
+}
+
+/// What the taker has seen of a lease: its counter and when that last changed on our clock.
+#[derive(Debug, Clone, Copy)]
+struct Observed {
+    counter: u64,
+    changed_at: Instant,
+}
+
+/// Keeps this worker's leases: see the module documentation.
+#[derive(Debug)]
+pub struct LeaseCoordinator {
+    store: Arc<dyn LeaseStore>,
+    worker_id: String,
+    config: LeaseConfig,
+    held: Mutex<BTreeMap<String, Arc<Held>>>,
+    observed: Mutex<HashMap<String, Observed>>,
+    /// When the earliest lease of another worker expires if it stays silent.
+    next_expiry: Mutex<Option<Instant>>,
+    events: mpsc::Sender<LeaseEvent>,
+    /// Breaks ties among equally good leases. Seeded from the worker id, so workers starting
+    /// together prefer different leases, yet one fleet of named workers replays identically.
+    tie_break: Mutex<StdRng>,
+}
+
+/// Capacity of the event channel; the worker drains it continuously.
+const EVENT_BUFFER: usize = 4096;
+
+impl LeaseCoordinator {
+    /// A coordinator for `worker_id` on `store`, and the receiver of its events.
+    pub fn new(
+        store: Arc<dyn LeaseStore>,
+        worker_id: impl Into<String>,
+        config: LeaseConfig,
+    ) -> (Arc<LeaseCoordinator>, mpsc::Receiver<LeaseEvent>) {
+        let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+        let worker_id = worker_id.into();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        worker_id.hash(&mut hasher);
+        let coordinator = LeaseCoordinator {
+            store,
+            tie_break: Mutex::new(StdRng::seed_from_u64(hasher.finish())),
+            worker_id,
+            config,
+            held: Mutex::default(),
+            observed: Mutex::default(),
+            next_expiry: Mutex::default(),
+            events,
+        };
+        (Arc::new(coordinator), receiver)
+    }
+
+    /// This worker's id.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LeaseConfig {
+        &self.config
+    }
+
+    /// The lease store.
+    pub fn store(&self) -> &Arc<dyn LeaseStore> {
+        &self.store
+    }
+
+    fn held_map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Held>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keys of the leases held now.
+    pub fn held_keys(&self) -> Vec<String> {
+        self.held_map().keys().cloned().collect()
+    }
+
+    /// Copies of the leases held now.
+    pub async fn held_leases(&self) -> Vec<Lease> {
+        let held: Vec<Arc<Held>> = self.held_map().values().cloned().collect();
+        let mut leases = Vec::with_capacity(held.len());
+        for entry in held {
+            leases.push(entry.lease.lock().await.clone());
+        }
+        leases
+    }
+
+    /// Renews and takes until `cancel` fires. Does not release leases: call
+    /// [`LeaseCoordinator::release_all`] after the final checkpoints.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut renew = tokio::time::interval(self.config.renew_interval());
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_take = Instant::now();
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = renew.tick() => self.renew_all().await,
+                () = tokio::time::sleep_until(next_take) => {
+                    if let Err(err) = self.take_leases().await {
+                        tracing::warn!(worker = %self.worker_id, error = %err, "taking leases failed");
+                    }
+                    next_take = self.next_take_at(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// When the taker should run next, after a run at `now`: one taker period later, or as soon
+    /// as a silent lease of another worker expires if that is sooner.
+    pub fn next_take_at(&self, now: Instant) -> Instant {
+        let regular = now + self.config.take_interval();
+        match *self.next_expiry.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(expiry) if expiry < regular => expiry.max(now),
+            _ => regular,
+        }
+    }
+
+    async fn lost(&self, lease_key: &str, why: &str) {
+        if self.held_map().remove(lease_key).is_some() {
+            tracing::info!(worker = %self.worker_id, lease = lease_key, why, "lease lost");
+            let _ = self
+                .events
+                .send(LeaseEvent::Lost(lease_key.to_owned()))
+                .await;
+        }
+    }
+
+    /// Renews every held lease once, with bounded concurrency.
+    pub async fn renew_all(&self) {
+        let held: Vec<(String, Arc<Held>)> = self
+            .held_map()
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        let outcomes: Vec<(String, Option<&'static str>)> = futures::stream::iter(held)
+            .map(|(key, entry)| async move {
+                let mut lease = entry.lease.lock().await;
+                let last = *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner());
+                if last.elapsed() > self.config.failover_time {
+                    return (key, Some("not renewed within the failover time"));
+                }
+                match self.store.renew_lease(&lease).await {
+                    Ok(true) => {
+                        lease.lease_counter += 1;
+                        *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                        (key, None)
+                    }
+                    Ok(false) => (key, Some("another worker changed it")),
+                    Err(err) => {
+                        // Keep trying until the failover time runs out.
+                        tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "renewal failed");
+                        (key, None)
+                    }
+                }
+            })
+            .buffer_unordered(self.config.renew_concurrency.max(1))
+            .collect()
+            .await;
+        for (key, lost) in outcomes {
+            if let Some(why) = lost {
+                self.lost(&key, why).await;
+            }
+        }
+    }
+
+    /// One taker run: list the table, then take unowned, expired, or (if none) stolen leases
+    /// up to this worker's target. Returns the keys taken.
+    ///
+    /// # Errors
+    /// When the table cannot be listed.
+    pub async fn take_leases(&self) -> Result<Vec<String>> {
+        let leases = self.store.list_leases().await?;
+        let now = Instant::now();
+        let held_keys: HashSet<String> = self.held_map().keys().cloned().collect();
+        let mut expired: Vec<Lease> = Vec::new();
+        let mut load: BTreeMap<String, Vec<Lease>> = BTreeMap::new();
+        let mut next_expiry: Option<Instant> = None;
+        {
+            let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+            observed.retain(|key, _| leases.iter().any(|l| &l.lease_key == key));
+            for lease in &leases {
+                let seen = observed.entry(lease.lease_key.clone()).or_insert(Observed {
+                    counter: lease.lease_counter,
+                    changed_at: now,
+                });
+                if seen.counter != lease.lease_counter {
+                    *seen = Observed {
+                        counter: lease.lease_counter,
+                        changed_at: now,
+                    };
+                }
+                let stale = now.duration_since(seen.changed_at) > self.config.failover_time;
+                match &lease.lease_owner {
+                    _ if held_keys.contains(&lease.lease_key) => {}
+                    None => expired.push(lease.clone()),
+                    // Our own name on a lease we do not hold: left over from before a restart.
+                    Some(owner) if *owner == self.worker_id => expired.push(lease.clone()),
+                    Some(_) if stale => expired.push(lease.clone()),
+                    Some(owner) => {
+                        let expires =
+                            seen.changed_at + self.config.failover_time + self.config.epsilon;
+                        next_expiry = Some(next_expiry.map_or(expires, |e| e.min(expires)));
+                        load.entry(owner.clone()).or_default().push(lease.clone());
+                    }
+                }
+            }
+        }
+        *self.next_expiry.lock().unwrap_or_else(|p| p.into_inner()) = next_expiry;
+        let mine = held_keys.len();
+        let workers = load.len() + 1;
+        let target = leases
+            .len()
+            .div_ceil(workers)
+            .min(self.config.max_leases_for_worker);
+        if mine >= target {
+            return Ok(Vec::new());
+        }
+        let needed = target - mine;
+        let candidates: Vec<Lease> = if !expired.is_empty() {
+            // Unowned first, then the longest-silent; random among equals so workers starting
+            // together do not all race for the same lease.
+            expired.shuffle(&mut *self.tie_break.lock().unwrap_or_else(|p| p.into_inner()));
+            let observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+            expired.sort_by_key(|l| {
+                (
+                    l.lease_owner.is_some(),
+                    observed.get(&l.lease_key).map(|o| o.changed_at),
+                )
+            });
+            expired.into_iter().take(needed).collect()
+        } else {
+            // Nothing is free: steal from the most loaded worker, only what brings it down
+            // towards the target (or one lease when it sits at the target and we are two short,
+            // which is how a fleet with leases % workers != 0 settles within one of the target).
+            let most_loaded = load.values().max_by_key(|leases| leases.len());
+            match most_loaded {
+                Some(victim) => {
+                    let over = victim.len().saturating_sub(target);
+                    let steal = if over > 0 {
+                        needed.min(over)
+                    } else if victim.len() == target && needed > 1 {
+                        1
+                    } else {
+                        0
+                    }
+                    .min(self.config.max_leases_to_steal_at_one_time);
+                    let mut victim = victim.clone();
+                    victim.shuffle(&mut *self.tie_break.lock().unwrap_or_else(|p| p.into_inner()));
+                    victim.into_iter().take(steal).collect()
+                }
+                None => Vec::new(),
+            }
+        };
+        let mut taken = Vec::new();
+        for lease in candidates {
+            match self.store.take_lease(&lease, &self.worker_id).await {
+                Ok(true) => {
+                    let mut lease = lease;
+                    if lease.lease_owner.as_deref() != Some(self.worker_id.as_str()) {
+                        lease.owner_switches_since_checkpoint += 1;
+                    }
+                    lease.lease_owner = Some(self.worker_id.clone());
+                    lease.lease_counter += 1;
+                    tracing::info!(worker = %self.worker_id, lease = %lease.lease_key, "lease taken");
+                    taken.push(lease.lease_key.clone());
+                    self.held_map().insert(
+                        lease.lease_key.clone(),
+                        Arc::new(Held {
+                            lease: tokio::sync::Mutex::new(lease.clone()),
+                            last_renewed: Mutex::new(Instant::now()),
+                        }),
+                    );
+                    let _ = self.events.send(LeaseEvent::Gained(Box::new(lease))).await;
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(worker = %self.worker_id, lease = %lease.lease_key, error = %err, "taking a lease failed")
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Writes a checkpoint to a held lease, fenced by its counter and owner. `Ok(false)` means
+    /// the lease was lost (another worker took it): nothing was written.
+    ///
+    /// # Errors
+    /// [`LeaseError::NotHeld`] for a lease this worker does not hold; store errors.
+    pub async fn checkpoint(&self, lease_key: &str, update: &CheckpointUpdate) -> Result<bool> {
+        let entry = self
+            .held_map()
+            .get(lease_key)
+            .cloned()
+            .ok_or_else(|| LeaseError::NotHeld(lease_key.to_owned()))?;
+        let mut lease = entry.lease.lock().await;
+        match self.store.update_checkpoint(&lease, update).await? {
+            true => {
+                lease.lease_counter += 1;
+                lease.checkpoint = Some(update.checkpoint.clone());
+                lease.pending_checkpoint = update.pending_checkpoint.clone();
+                lease.pending_checkpoint_state = update.pending_checkpoint_state.clone();
+                lease.owner_switches_since_checkpoint = 0;
+                // A successful conditional write proves ownership as well as a renewal does.
+                *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                Ok(true)
+            }
+            false => {
+                drop(lease);
+                self.lost(lease_key, "checkpoint found the lease changed")
+                    .await;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The current copy of a held lease.
+    pub async fn held_lease(&self, lease_key: &str) -> Option<Lease> {
+        let entry = self.held_map().get(lease_key).cloned()?;
+        let lease = entry.lease.lock().await.clone();
+        Some(lease)
+    }
+
+    /// Gives a held lease up: evicts this worker as its owner so another takes it at once.
+    /// Call after the shard's final checkpoint.
+    ///
+    /// # Errors
+    /// Store errors; an eviction whose condition fails (someone took it already) is `Ok(false)`.
+    pub async fn release(&self, lease_key: &str) -> Result<bool> {
+        let Some(entry) = self.held_map().remove(lease_key) else {
+            return Ok(false);
+        };
+        let lease = entry.lease.lock().await;
+        self.store.evict_lease(&lease).await
+    }
+
+    /// Releases every held lease (graceful shutdown).
+    pub async fn release_all(&self) {
+        for key in self.held_keys() {
+            if let Err(err) = self.release(&key).await {
+                tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "releasing a lease failed");
+            }
+        }
+    }
+
+    /// Stops holding a lease without writing to the table (its lease was deleted, or the worker
+    /// is crashing on purpose in a test).
+    pub fn forget(&self, lease_key: &str) {
+        self.held_map().remove(lease_key);
+    }
+}

@@ -1,0 +1,509 @@
+//! The lease table in DynamoDB, through `aws-sdk-dynamodb`, in the Java KCL's schema.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType, TableStatus,
+};
+
+use crate::backoff::{retry, BackoffConfig};
+use crate::error::{LeaseError, Result};
+use crate::lease::Lease;
+use crate::store::{CheckpointUpdate, LeaseStore};
+
+/// The GSI the Java KCL 3 adds to find a worker's leases without a scan.
+pub const OWNER_INDEX: &str = "LeaseOwnerToLeaseKeyIndex";
+
+/// How the table is billed when this library creates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BillingModeConfig {
+    /// On-demand capacity (the default).
+    PayPerRequest,
+    /// Provisioned read and write capacity units.
+    Provisioned {
+        /// Read capacity units.
+        read: i64,
+        /// Write capacity units.
+        write: i64,
+    },
+}
+
+/// Settings of the DynamoDB lease table.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TableConfig {
+    /// Create the table when it does not exist. Default `true`.
+    pub create_if_missing: bool,
+    /// Billing of a created table. Default pay-per-request.
+    pub billing: BillingModeConfig,
+    /// Create the `LeaseOwnerToLeaseKeyIndex` GSI with the table. Default `true`.
+    pub owner_index: bool,
+    /// How long to wait for a created table to become ACTIVE. Default 2 minutes.
+    pub active_timeout: Duration,
+    /// Retries of throttled or failed requests.
+    pub backoff: BackoffConfig,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            create_if_missing: true,
+            billing: BillingModeConfig::PayPerRequest,
+            owner_index: true,
+            active_timeout: Duration::from_secs(120),
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+/// The lease table in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoDbLeaseStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    config: TableConfig,
+}
+
+/// Turns an SDK failure into a [`LeaseError`]: throttling and transport trouble are retryable.
+fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    operation: &'static str,
+    err: SdkError<E, R>,
+) -> LeaseError {
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some(
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "LimitExceededException"
+            )
+        ),
+        _ => false,
+    };
+    let message = match &err {
+        SdkError::ServiceError(service) => format!(
+            "{}: {}",
+            service.err().code().unwrap_or("unknown"),
+            service.err().message().unwrap_or("no message")
+        ),
+        other => format!("{other:?}"),
+    };
+    LeaseError::Store {
+        operation,
+        message,
+        retryable,
+    }
+}
+
+/// For conditional writes: a failed condition is an answer (`Ok(false)`), not an error.
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    operation: &'static str,
+    err: SdkError<E, R>,
+) -> Result<bool> {
+    if let SdkError::ServiceError(service) = &err {
+        if service.err().code() == Some("ConditionalCheckFailedException") {
+            return Ok(false);
+        }
+    }
+    Err(sdk_error(operation, err))
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+impl DynamoDbLeaseStore {
+    /// A store for table `table` through `client`.
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        config: TableConfig,
+    ) -> DynamoDbLeaseStore {
+        DynamoDbLeaseStore {
+            client,
+            table: table.into(),
+            config,
+        }
+    }
+
+    /// The table name.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    fn key(lease_key: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("leaseKey".to_owned(), s(lease_key))])
+    }
+
+    /// A conditional update of `lease_key`; `Ok(false)` when the condition fails.
+    async fn conditional_update(
+        &self,
+        operation: &'static str,
+        lease_key: &str,
+        condition: &str,
+        update: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<bool> {
+        retry(&self.config.backoff, || async {
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(lease_key)))
+                .condition_expression(condition)
+                .update_expression(update);
+            if !values.is_empty() {
+                request = request.set_expression_attribute_values(Some(values.clone()));
+            }
+            match request.send().await {
+                Ok(_) => Ok(true),
+                Err(err) => classify(operation, err),
+            }
+        })
+        .await
+    }
+
+    /// The condition and values that `lease`'s owner is still the owner.
+    fn owner_condition(
+        lease: &Lease,
+        values: &mut HashMap<String, AttributeValue>,
+    ) -> &'static str {
+        match &lease.lease_owner {
+            Some(owner) => {
+                values.insert(":owner".to_owned(), s(owner));
+                "leaseOwner = :owner"
+            }
+            None => "attribute_not_exists(leaseOwner)",
+        }
+    }
+
+    async fn wait_active(&self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.config.active_timeout;
+        loop {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await;
+            match described {
+                Ok(out)
+                    if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) =>
+                {
+                    return Ok(())
+                }
+                Ok(_) => {}
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+                Err(err) => return Err(sdk_error("describe_table", err)),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(LeaseError::Store {
+                    operation: "describe_table",
+                    message: format!("table {} did not become ACTIVE", self.table),
+                    retryable: true,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl LeaseStore for DynamoDbLeaseStore {
+    async fn initialize(&self) -> Result<()> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await;
+        match described {
+            Ok(_) => return self.wait_active().await,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+            Err(err) => return Err(sdk_error("describe_table", err)),
+        }
+        if !self.config.create_if_missing {
+            return Err(LeaseError::TableMissing(self.table.clone()));
+        }
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .expect("name and type set")
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type set")
+        };
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .key_schema(key("leaseKey", KeyType::Hash))
+            .attribute_definitions(attribute("leaseKey"));
+        let throughput = match self.config.billing {
+            BillingModeConfig::PayPerRequest => {
+                request = request.billing_mode(BillingMode::PayPerRequest);
+                None
+            }
+            BillingModeConfig::Provisioned { read, write } => {
+                let throughput = ProvisionedThroughput::builder()
+                    .read_capacity_units(read)
+                    .write_capacity_units(write)
+                    .build()
+                    .expect("capacities set");
+                request = request
+                    .billing_mode(BillingMode::Provisioned)
+                    .provisioned_throughput(throughput.clone());
+                Some(throughput)
+            }
+        };
+        if self.config.owner_index {
+            let index = GlobalSecondaryIndex::builder()
+                .index_name(OWNER_INDEX)
+                .key_schema(key("leaseOwner", KeyType::Hash))
+                .key_schema(key("leaseKey", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .set_provisioned_throughput(throughput)
+                .build()
+                .expect("index name and keys set");
+            request = request
+                .attribute_definitions(attribute("leaseOwner"))
+                .global_secondary_indexes(index);
+        }
+        match request.send().await {
+            Ok(_) => tracing::info!(table = %self.table, "created the lease table"),
+            // Another worker created it first: fine, wait for it like we would for ours.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(err) => return Err(sdk_error("create_table", err)),
+        }
+        self.wait_active().await
+    }
+
+    async fn create_lease_if_absent(&self, lease: &Lease) -> Result<bool> {
+        retry(&self.config.backoff, || async {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(lease.to_item()))
+                .condition_expression("attribute_not_exists(leaseKey)")
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(err) => classify("create_lease", err),
+            }
+        })
+        .await
+    }
+
+    async fn list_leases(&self) -> Result<Vec<Lease>> {
+        let mut leases = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = retry(&self.config.backoff, || async {
+                self.client
+                    .scan()
+                    .table_name(&self.table)
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("list_leases", err))
+            })
+            .await?;
+            for item in page.items() {
+                leases.push(Lease::from_item(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(leases),
+            }
+        }
+    }
+
+    async fn get_lease(&self, lease_key: &str) -> Result<Option<Lease>> {
+        let out = retry(&self.config.backoff, || async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(lease_key)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|err| sdk_error("get_lease", err))
+        })
+        .await?;
+        out.item().map(Lease::from_item).transpose()
+    }
+
+    async fn renew_lease(&self, lease: &Lease) -> Result<bool> {
+        let mut values = HashMap::from([
+            (":counter".to_owned(), n(lease.lease_counter)),
+            (":next".to_owned(), n(lease.lease_counter + 1)),
+        ]);
+        let owner = Self::owner_condition(lease, &mut values);
+        let condition = format!("leaseCounter = :counter AND {owner}");
+        self.conditional_update(
+            "renew",
+            &lease.lease_key,
+            &condition,
+            "SET leaseCounter = :next",
+            values,
+        )
+        .await
+    }
+
+    async fn take_lease(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
+        let switches = lease.owner_switches_since_checkpoint
+            + u64::from(lease.lease_owner.as_deref() != Some(new_owner));
+        let values = HashMap::from([
+            (":counter".to_owned(), n(lease.lease_counter)),
+            (":next".to_owned(), n(lease.lease_counter + 1)),
+            (":new_owner".to_owned(), s(new_owner)),
+            (":switches".to_owned(), n(switches)),
+        ]);
+        self.conditional_update(
+            "take",
+            &lease.lease_key,
+            "leaseCounter = :counter",
+            "SET leaseOwner = :new_owner, leaseCounter = :next, ownerSwitchesSinceCheckpoint = :switches",
+            values,
+        )
+        .await
+    }
+
+    async fn evict_lease(&self, lease: &Lease) -> Result<bool> {
+        let mut values = HashMap::from([(":one".to_owned(), n(1))]);
+        let owner = Self::owner_condition(lease, &mut values);
+        self.conditional_update(
+            "evict",
+            &lease.lease_key,
+            owner,
+            "REMOVE leaseOwner SET leaseCounter = leaseCounter + :one",
+            values,
+        )
+        .await
+    }
+
+    async fn update_checkpoint(&self, lease: &Lease, update: &CheckpointUpdate) -> Result<bool> {
+        let mut values = HashMap::from([
+            (":counter".to_owned(), n(lease.lease_counter)),
+            (":next".to_owned(), n(lease.lease_counter + 1)),
+            (
+                ":checkpoint".to_owned(),
+                s(&update.checkpoint.sequence_number),
+            ),
+            (":sub".to_owned(), n(update.checkpoint.sub_sequence_number)),
+            (":zero".to_owned(), n(0)),
+        ]);
+        let owner = Self::owner_condition(lease, &mut values);
+        let condition = format!("leaseCounter = :counter AND {owner}");
+        let mut set = vec![
+            "leaseCounter = :next",
+            "checkpoint = :checkpoint",
+            "checkpointSubSequenceNumber = :sub",
+            "ownerSwitchesSinceCheckpoint = :zero",
+        ];
+        let mut remove = Vec::new();
+        match &update.pending_checkpoint {
+            Some(pending) => {
+                values.insert(":pending".to_owned(), s(&pending.sequence_number));
+                values.insert(":pending_sub".to_owned(), n(pending.sub_sequence_number));
+                set.push("pendingCheckpoint = :pending");
+                set.push("pendingCheckpointSubSequenceNumber = :pending_sub");
+            }
+            None => remove.extend(["pendingCheckpoint", "pendingCheckpointSubSequenceNumber"]),
+        }
+        match &update.pending_checkpoint_state {
+            Some(state) => {
+                values.insert(":state".to_owned(), AttributeValue::B(state.clone().into()));
+                set.push("pendingCheckpointState = :state");
+            }
+            None => remove.push("pendingCheckpointState"),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        self.conditional_update(
+            "checkpoint",
+            &lease.lease_key,
+            &condition,
+            &expression,
+            values,
+        )
+        .await
+    }
+
+    async fn update_child_shards(
+        &self,
+        lease_key: &str,
+        child_shard_ids: &BTreeSet<String>,
+    ) -> Result<bool> {
+        if child_shard_ids.is_empty() {
+            return Ok(true);
+        }
+        let values = HashMap::from([(
+            ":children".to_owned(),
+            AttributeValue::Ss(child_shard_ids.iter().cloned().collect()),
+        )]);
+        self.conditional_update(
+            "update_children",
+            lease_key,
+            "attribute_exists(leaseKey)",
+            "ADD childShardIds :children",
+            values,
+        )
+        .await
+    }
+
+    async fn delete_lease(&self, lease_key: &str) -> Result<()> {
+        retry(&self.config.backoff, || async {
+            match self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(lease_key)))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(err) => Err(sdk_error("delete_lease", err)),
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,182 @@
+//! The lease coordinator's rules on the in-memory store, with paused time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kcl_lease::{
+    CheckpointUpdate, InMemoryLeaseStore, Lease, LeaseConfig, LeaseCoordinator, LeaseEvent,
+    LeaseStore, StoredCheckpoint,
+};
+use tokio::sync::mpsc::Receiver;
+
+const FAILOVER: Duration = Duration::from_secs(10);
+
+async fn store_with(leases: usize) -> Arc<InMemoryLeaseStore> {
+    let store = Arc::new(InMemoryLeaseStore::new());
+    for i in 0..leases {
+        let lease = Lease::new(
+            format!("shardId-{i:012}"),
+            StoredCheckpoint::new("TRIM_HORIZON"),
+        );
+        assert!(store.create_lease_if_absent(&lease).await.unwrap());
+    }
+    store
+}
+
+fn worker(
+    store: &Arc<InMemoryLeaseStore>,
+    id: &str,
+) -> (Arc<LeaseCoordinator>, Receiver<LeaseEvent>) {
+    LeaseCoordinator::new(
+        Arc::clone(store) as Arc<dyn LeaseStore>,
+        id,
+        LeaseConfig::with_failover_time(FAILOVER),
+    )
+}
+
+fn checkpoint_at(seq: &str) -> CheckpointUpdate {
+    CheckpointUpdate {
+        checkpoint: StoredCheckpoint::new(seq),
+        pending_checkpoint: None,
+        pending_checkpoint_state: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_worker_takes_every_lease_and_renewal_bumps_counters() {
+    let store = store_with(5).await;
+    let (a, mut events) = worker(&store, "a");
+    assert_eq!(a.take_leases().await.unwrap().len(), 5);
+    for _ in 0..5 {
+        assert!(matches!(events.recv().await, Some(LeaseEvent::Gained(_))));
+    }
+    let before = store
+        .get_lease("shardId-000000000000")
+        .await
+        .unwrap()
+        .unwrap()
+        .lease_counter;
+    a.renew_all().await;
+    let after = store
+        .get_lease("shardId-000000000000")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.lease_counter, before + 1);
+    assert_eq!(after.lease_owner.as_deref(), Some("a"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_workers_split_leases_evenly_then_a_dead_one_is_replaced_after_failover() {
+    let store = store_with(10).await;
+    let (a, _a_events) = worker(&store, "a");
+    let (b, mut b_events) = worker(&store, "b");
+    // a alone first: everything is unowned, so it takes all ten.
+    assert_eq!(a.take_leases().await.unwrap().len(), 10);
+    // b sees ten live leases on one worker: nothing free, so it steals one per run.
+    for _ in 0..5 {
+        b.take_leases().await.unwrap();
+        a.renew_all().await;
+        b.renew_all().await;
+    }
+    assert_eq!(b.held_keys().len(), 5, "b steals up to the target of 5");
+    assert_eq!(
+        a.held_keys().len(),
+        5,
+        "a noticed the steals at its renewals"
+    );
+    while let Ok(event) = b_events.try_recv() {
+        assert!(matches!(event, LeaseEvent::Gained(_)));
+    }
+
+    // a dies (stops renewing). Before the failover time its leases are not taken...
+    tokio::time::advance(FAILOVER / 2).await;
+    b.renew_all().await;
+    b.take_leases().await.unwrap();
+    assert_eq!(b.held_keys().len(), 5);
+    // ...once their counters have stood still, as b saw them, for longer than it, they are.
+    tokio::time::advance(FAILOVER + Duration::from_secs(1)).await;
+    b.renew_all().await;
+    b.take_leases().await.unwrap();
+    assert_eq!(b.held_keys().len(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unowned_leases_are_preferred_to_stealing_and_release_hands_over_at_once() {
+    let store = store_with(4).await;
+    let (a, _) = worker(&store, "a");
+    let (b, _) = worker(&store, "b");
+    a.take_leases().await.unwrap();
+    assert_eq!(a.held_keys().len(), 4);
+    let key = a.held_keys()[0].clone();
+    assert!(a.release(&key).await.unwrap());
+    assert!(!a.held_keys().contains(&key));
+    // The released lease is unowned: b takes it without waiting for any failover.
+    let taken = b.take_leases().await.unwrap();
+    assert!(taken.contains(&key), "{taken:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_leases_for_worker_caps_the_target() {
+    let store = store_with(6).await;
+    let mut config = LeaseConfig::with_failover_time(FAILOVER);
+    config.max_leases_for_worker = 2;
+    let (a, _) = LeaseCoordinator::new(Arc::clone(&store) as Arc<dyn LeaseStore>, "a", config);
+    a.take_leases().await.unwrap();
+    assert_eq!(a.held_keys().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_paused_past_expiry_cannot_overwrite_the_new_owners_checkpoint() {
+    let store = store_with(1).await;
+    let key = "shardId-000000000000";
+    let (a, mut a_events) = worker(&store, "a");
+    let (b, _) = worker(&store, "b");
+    a.take_leases().await.unwrap();
+    assert!(a.checkpoint(key, &checkpoint_at("100")).await.unwrap());
+    // b watches the lease; a stalls (a long GC pause, a frozen VM) past the failover time.
+    b.take_leases().await.unwrap();
+    tokio::time::advance(FAILOVER + Duration::from_secs(1)).await;
+    assert_eq!(b.take_leases().await.unwrap(), vec![key.to_owned()]);
+    assert!(b.checkpoint(key, &checkpoint_at("200")).await.unwrap());
+    // a wakes up and checkpoints: fenced by the counter, nothing is written.
+    assert!(!a.checkpoint(key, &checkpoint_at("150")).await.unwrap());
+    let stored = store.get_lease(key).await.unwrap().unwrap();
+    assert_eq!(stored.checkpoint.unwrap().sequence_number, "200");
+    assert_eq!(stored.lease_owner.as_deref(), Some("b"));
+    assert!(a.held_keys().is_empty());
+    let mut lost = false;
+    while let Ok(event) = a_events.try_recv() {
+        lost |= event == LeaseEvent::Lost(key.to_owned());
+    }
+    assert!(lost, "a is told it lost the lease");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_between_renewals_does_not_cost_the_lease() {
+    let store = store_with(1).await;
+    let key = "shardId-000000000000";
+    let (a, _) = worker(&store, "a");
+    a.take_leases().await.unwrap();
+    for i in 0..5 {
+        assert!(a
+            .checkpoint(key, &checkpoint_at(&format!("{i}")))
+            .await
+            .unwrap());
+        a.renew_all().await;
+        assert_eq!(a.held_keys(), vec![key.to_owned()], "round {i}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_leases_are_renewed_in_one_pass() {
+    let store = store_with(1000).await;
+    let (a, _) = worker(&store, "a");
+    assert_eq!(a.take_leases().await.unwrap().len(), 1000);
+    a.renew_all().await;
+    let leases = store.list_leases().await.unwrap();
+    assert!(
+        leases.iter().all(|l| l.lease_counter == 2),
+        "taken (1) and renewed once (2)"
+    );
+}
