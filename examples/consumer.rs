@@ -7,6 +7,8 @@
 //! cargo run --release --example consumer -- --stream demo --app demo-app --endpoint http://127.0.0.1:4567
 //! # against AWS: default credential chain and region
 //! cargo run --release --example consumer -- --stream my-stream --app my-app
+//! # enhanced fan-out: the consumer (named after the application) is registered if missing
+//! cargo run --release --example consumer -- --stream my-stream --app my-app --mode fanout
 //! ```
 //! Every flag can also come from the environment (`KCL_STREAM`, `KCL_APP`, `KCL_ENDPOINT`, ...).
 
@@ -15,8 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clap::{Parser, ValueEnum};
 use kcl_core::{
-    InitialPosition, InitializationInput, LeaseLostInput, ProcessRecordsInput, ProcessorError,
-    RecordProcessor, SchedulerBuilder, ShardEndedInput, ShutdownRequestedInput,
+    FanOutConfig, InitialPosition, InitializationInput, LeaseLostInput, ProcessRecordsInput,
+    ProcessorError, RecordProcessor, SchedulerBuilder, ShardEndedInput, ShutdownRequestedInput,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -45,9 +47,18 @@ struct Args {
     /// Lease failover time, in seconds.
     #[arg(long, env = "KCL_FAILOVER_SECS", default_value_t = 10)]
     failover_secs: u64,
-    /// Retrieval mode (polling; enhanced fan-out in the worker is not available yet).
-    #[arg(long, env = "KCL_MODE", default_value = "polling", value_parser = ["polling"])]
-    mode: String,
+    /// Retrieval mode: GetRecords polling, or enhanced fan-out (SubscribeToShard).
+    #[arg(long, env = "KCL_MODE", value_enum, default_value_t = Mode::Polling)]
+    mode: Mode,
+    /// Enhanced fan-out consumer name (default: the application name).
+    #[arg(long, env = "KCL_CONSUMER_NAME")]
+    consumer_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    Polling,
+    Fanout,
 }
 
 /// Prints each record and checkpoints after every batch.
@@ -107,40 +118,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (kinesis, dynamodb) = match &args.endpoint {
-        Some(endpoint) => {
-            let credentials =
-                aws_sdk_kinesis::config::Credentials::new("local", "local", None, None, "static");
-            let region = aws_sdk_kinesis::config::Region::new(
-                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-            );
-            (
-                aws_sdk_kinesis::Client::from_conf(
-                    aws_sdk_kinesis::Config::builder()
-                        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-                        .region(region.clone())
-                        .credentials_provider(credentials.clone())
-                        .endpoint_url(endpoint)
-                        .build(),
-                ),
-                aws_sdk_dynamodb::Client::from_conf(
-                    aws_sdk_dynamodb::Config::builder()
-                        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-                        .region(region)
-                        .credentials_provider(credentials)
-                        .endpoint_url(endpoint)
-                        .build(),
-                ),
-            )
-        }
-        None => {
-            let config = aws_config::load_from_env().await;
-            (
-                aws_sdk_kinesis::Client::new(&config),
-                aws_sdk_dynamodb::Client::new(&config),
-            )
-        }
-    };
+    let (kinesis, dynamodb) = kcl_examples::clients(args.endpoint.as_deref()).await;
     let mut builder = SchedulerBuilder::new(
         args.app.clone(),
         args.stream.clone(),
@@ -158,11 +136,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(id) = &args.worker_id {
         builder = builder.worker_id(id.clone());
     }
+    if let Mode::Fanout = args.mode {
+        let mut fan_out = FanOutConfig::default();
+        fan_out.consumer_name = args.consumer_name.clone();
+        builder = builder.fan_out(fan_out);
+    }
     let scheduler = builder.build()?;
     let handle = scheduler.handle();
     let shutdown = tokio::spawn(kcl_core::shutdown_on_signal(handle));
     eprintln!(
-        "worker {} consuming {} for {} ({})",
+        "worker {} consuming {} for {} ({:?})",
         scheduler.worker_id(),
         args.stream,
         args.app,

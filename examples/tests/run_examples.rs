@@ -171,6 +171,49 @@ fn quickstart_runs_a_fleet_through_a_reshard_and_every_guarantee_holds() {
 }
 
 #[test]
+fn quickstart_in_fan_out_mode_keeps_every_guarantee() {
+    let stdout = run(
+        "quickstart",
+        &[
+            "--records",
+            "2000",
+            "--shards",
+            "3",
+            "--workers",
+            "2",
+            "--mode",
+            "fanout",
+            "--app",
+            "quick-fanout",
+        ],
+    );
+    assert!(stdout.contains("reading by enhanced fan-out"), "{stdout}");
+    for line in [
+        "records missing:               0",
+        "per-shard order kept:          yes",
+        "parents finished before children: yes",
+        "all guarantees held",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?}:\n{stdout}");
+    }
+}
+
+#[test]
+fn fanout_example_prints_what_it_put() {
+    let stdout = run("fanout", &["--records", "25"]);
+    assert!(
+        stdout.contains("processed 25 records by enhanced fan-out"),
+        "{stdout}"
+    );
+    for i in 0..25 {
+        assert!(
+            stdout.contains(&format!("record {i} ")),
+            "record {i}:\n{stdout}"
+        );
+    }
+}
+
+#[test]
 fn quickstart_without_a_reshard_reports_no_lineage() {
     let stdout = run(
         "quickstart",
@@ -196,7 +239,7 @@ struct ConsumerProcess {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-fn start_consumer(endpoint: &str, stream: &str, id: &str) -> ConsumerProcess {
+fn start_consumer(endpoint: &str, stream: &str, id: &str, mode: &str) -> ConsumerProcess {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(example("consumer"))
         .args([
@@ -210,6 +253,8 @@ fn start_consumer(endpoint: &str, stream: &str, id: &str) -> ConsumerProcess {
             id,
             "--failover-secs",
             "2",
+            "--mode",
+            mode,
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -254,7 +299,7 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consumer_processes_form_a_fleet_that_survives_a_kill() {
+async fn consumer_processes_in_both_modes_form_a_fleet_that_survives_a_kill() {
     use aws_sdk_kinesis::primitives::Blob;
     let emulator = kcl_emulator::EmbeddedEmulator::start(kcl_emulator::Config::embedded())
         .await
@@ -296,8 +341,9 @@ async fn consumer_processes_form_a_fleet_that_survives_a_kill() {
         }
     };
     put("one").await;
-    let mut a = start_consumer(&endpoint, "fleet", "a");
-    let mut b = start_consumer(&endpoint, "fleet", "b");
+    // One reads by polling and one by fan-out: the modes share one lease table unchanged.
+    let mut a = start_consumer(&endpoint, "fleet", "a", "polling");
+    let mut b = start_consumer(&endpoint, "fleet", "b", "fanout");
     let first: std::collections::HashSet<String> = (0..100).map(|i| format!("one-{i}")).collect();
     wait_for("both processes to print every record", || {
         first.is_subset(&payloads(&[&a, &b]))

@@ -89,8 +89,11 @@ pub struct ShutdownRequestedInput<'a> {
 /// The application's per-shard code (the Java KCL's `ShardRecordProcessor`).
 #[async_trait]
 pub trait RecordProcessor: Send {
-    /// Called once before any records.
-    async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError>;
+    /// Called once before any records. The default does nothing.
+    async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError> {
+        let _ = input;
+        Ok(())
+    }
 
     /// Called with each batch of records, in order.
     async fn process_records(
@@ -99,7 +102,11 @@ pub trait RecordProcessor: Send {
     ) -> Result<(), ProcessorError>;
 
     /// Called when the lease went to another worker. Checkpointing is no longer possible.
-    async fn lease_lost(&mut self, input: LeaseLostInput) -> Result<(), ProcessorError>;
+    /// The default does nothing.
+    async fn lease_lost(&mut self, input: LeaseLostInput) -> Result<(), ProcessorError> {
+        let _ = input;
+        Ok(())
+    }
 
     /// Called at the end of a closed shard. The processor must checkpoint.
     async fn shard_ended(&mut self, input: ShardEndedInput<'_>) -> Result<(), ProcessorError>;
