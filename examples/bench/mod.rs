@@ -3,6 +3,8 @@
 // Each example compiles this module on its own and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod kcl;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -54,9 +56,11 @@ pub struct Row {
     pub p50_ms: Option<f64>,
     /// See the table header.
     pub p99_ms: Option<f64>,
+    /// A figure of another kind (a time, a size, a rate per lease), with its unit.
+    pub note: Option<String>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -161,6 +165,7 @@ pub async fn ingest(
             mb_per_sec: Some(rate * args.record_size as f64 / 1e6),
             p50_ms: percentile(&latencies, 50.0),
             p99_ms: percentile(&latencies, 99.0),
+            note: None,
         },
         total,
     ))
@@ -224,6 +229,7 @@ pub async fn drain(endpoint: &str, stream: &str, args: &Workload) -> anyhow::Res
         mb_per_sec: Some(rate * args.record_size as f64 / 1e6),
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
+        note: None,
     })
 }
 
@@ -285,6 +291,7 @@ pub async fn put_to_get_latency(
         mb_per_sec: None,
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
+        note: None,
     })
 }
 
@@ -390,17 +397,18 @@ pub fn print_table(title: &str, rows: &[Row]) {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     println!("\n{title} — {} — {date}\n", machine());
-    println!("| target | workload | records/s | MB/s | p50 ms | p99 ms |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("| target | workload | records/s | MB/s | p50 ms | p99 ms | other |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for row in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             row.target,
             row.workload,
             fmt(row.records_per_sec, 0),
             fmt(row.mb_per_sec, 1),
             fmt(row.p50_ms, 2),
-            fmt(row.p99_ms, 2)
+            fmt(row.p99_ms, 2),
+            row.note.as_deref().unwrap_or("-")
         );
     }
 }

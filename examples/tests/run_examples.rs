@@ -56,6 +56,24 @@ fn emulator_benchmark_quick_mode_prints_its_table() {
 }
 
 #[test]
+fn benchmark_suite_quick_mode_prints_every_row() {
+    let stdout = run("bench_suite", &["--quick"]);
+    for row in [
+        "PutRecords 500x100 B, 1 conn",
+        "GetRecords drain",
+        "DynamoDB conditional UpdateItem",
+        "KCL end to end, 4 shards, polling",
+        "KCL end to end, 16 shards, fan-out",
+        "put -> process_records latency, fan-out",
+        "failover: worker killed",
+        "lease-table writes per lease per minute",
+        "worker memory holding 20 leases",
+    ] {
+        assert!(stdout.contains(row), "missing {row:?}:\n{stdout}");
+    }
+}
+
+#[test]
 fn load_client_ceiling_runs_against_the_canned_server() {
     let stdout = run("bench_emulator", &["--quick", "--canned"]);
     assert!(stdout.contains("load client vs canned server"), "{stdout}");

@@ -12,6 +12,8 @@
 //! - `store`: streams, shards and the durable per-shard segment log.
 //! - `dynamodb`: the DynamoDB tables, items and expression engine behind lease tables.
 //! - `embedded`: start an instance in-process on 127.0.0.1:0 and stop it on drop.
+//! - `testcontainers` (feature `testcontainers`): the container image as a testcontainers
+//!   `Image`, with ready-made SDK clients.
 #![warn(missing_docs)]
 
 mod actions;
@@ -22,6 +24,8 @@ mod error;
 mod protocol;
 mod server;
 mod store;
+#[cfg(feature = "testcontainers")]
+pub mod testcontainers;
 
 pub use config::Config;
 pub use embedded::EmbeddedEmulator;

@@ -2,7 +2,9 @@
 //! pointed at it, unique names, and a Python environment for the compatibility tests.
 #![warn(missing_docs)]
 
+pub mod container;
 pub mod kcl;
+pub mod multilang;
 pub mod python;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,109 @@
+//! The whole benchmark suite in one command, printed as one table with the machine and date:
+//! emulator ingest, drain and latency (in memory and durable), the conditional UpdateItem rate
+//! of its DynamoDB API, the load client's own ceiling, and the KCL rows (end-to-end records/s
+//! with a no-op processor, put -> process_records latency, failover time, lease-table writes
+//! per lease, memory per lease), each in polling and fan-out mode where that applies.
+//!
+//! ```sh
+//! cargo run --release --example bench_suite            # a few minutes
+//! cargo run --release --example bench_suite -- --quick # seconds, tiny sizes (what CI runs)
+//! ```
+//! Peers side by side: `bench_compare`; emulator rows against any endpoint: `bench_emulator`.
+
+mod bench;
+
+use std::time::Duration;
+
+use bench::kcl::{self, Clients, Mode};
+use clap::Parser;
+use kcl_emulator::{Config, EmbeddedEmulator};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Tiny sizes and short runs, to check that every workload still works.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds per ingest run.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let quick = args.quick;
+    let workload = bench::Workload {
+        seconds: if quick { 0.3 } else { args.seconds },
+        shards: if quick { 2 } else { 4 },
+        record_size: 100,
+        batch: 500,
+        latency_samples: if quick { 20 } else { 500 },
+    };
+    let mut rows = Vec::new();
+
+    // The emulator's Kinesis API, in memory and durable.
+    let mut config = Config::embedded();
+    config.shard_limit = 5000;
+    let memory = EmbeddedEmulator::start(config.clone()).await?;
+    let endpoint = memory.endpoint_url();
+    let clients = Clients::new(&endpoint).await;
+    // First, while the process is small: later workloads leave the allocator holding memory
+    // that would hide the worker's growth.
+    let rss = kcl::rss_per_leases(&clients, if quick { 20 } else { 1000 }).await?;
+    bench::run_suite(&endpoint, "emulator (memory)", &workload, &mut rows).await?;
+    let dir = tempfile::tempdir()?;
+    let mut durable_config = config.clone();
+    durable_config.data_dir = Some(dir.path().to_owned());
+    let durable = EmbeddedEmulator::start(durable_config).await?;
+    bench::run_suite(
+        &durable.endpoint_url(),
+        "emulator (durable)",
+        &workload,
+        &mut rows,
+    )
+    .await?;
+    durable.shutdown().await;
+    let canned = bench::canned_server(workload.batch).await?;
+    let (mut row, _) = bench::ingest(&canned, "canned", 4, &workload, workload.seconds).await?;
+    row.target = "load client vs canned server".to_owned();
+    rows.push(row);
+
+    // Its DynamoDB API, with the lease renewal's conditional write.
+    let update_run = Duration::from_secs_f64(workload.seconds);
+    for connections in [1, 4] {
+        let mut row = kcl::conditional_updates(&clients, connections, update_run).await?;
+        row.target = "emulator (memory)".to_owned();
+        rows.push(row);
+    }
+
+    // The KCL through the emulator.
+    let backlog = if quick { 2_000 } else { 400_000 };
+    for shards in [4, 16] {
+        for mode in [Mode::Polling, Mode::FanOut] {
+            rows.push(kcl::throughput(&clients, shards, mode, backlog).await?);
+        }
+    }
+    for mode in [Mode::Polling, Mode::FanOut] {
+        rows.push(kcl::latency(&clients, mode, workload.latency_samples).await?);
+    }
+    let failover = if quick {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    rows.push(kcl::failover(&clients, failover).await?);
+    // At least one renewal period (failover / 3) even in quick mode.
+    let writes_run = if quick {
+        Duration::from_secs(4)
+    } else {
+        Duration::from_secs(30)
+    };
+    rows.push(kcl::lease_writes(&clients, 16, writes_run).await?);
+    rows.push(rss);
+    for row in rows.iter_mut().filter(|r| r.target.is_empty()) {
+        row.target = "KCL worker + emulator".to_owned();
+    }
+    memory.shutdown().await;
+    bench::print_table("benchmark suite", &rows);
+    Ok(())
+}
