@@ -27,6 +27,9 @@ mod store;
 #[cfg(feature = "testcontainers")]
 pub mod testcontainers;
 
+#[doc(hidden)]
+pub mod bench_support;
+
 pub use config::Config;
 pub use embedded::EmbeddedEmulator;
 pub use error::{ApiError, ApiResult, ErrorKind};

@@ -5,7 +5,7 @@
 //! the wire format on both sides.
 
 mod consumers;
-mod records;
+pub(crate) mod records;
 mod settings;
 mod shards;
 mod streams;

@@ -186,6 +186,13 @@ pub(crate) struct PutRecordsInput {
     records: Vec<PutRecordsEntry>,
 }
 
+impl PutRecordsInput {
+    /// How many entries the request holds.
+    pub(crate) fn entry_count(&self) -> usize {
+        self.records.len()
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct PutRecordsResultEntry {
@@ -205,6 +212,25 @@ pub(crate) struct PutRecordsOutput {
     failed_record_count: usize,
     records: Vec<PutRecordsResultEntry>,
     encryption_type: String,
+}
+
+impl PutRecordsOutput {
+    /// The answer when every entry was stored: `(sequence number, shard id)` per entry.
+    pub(crate) fn all_stored(entries: Vec<(String, String)>) -> PutRecordsOutput {
+        PutRecordsOutput {
+            failed_record_count: 0,
+            records: entries
+                .into_iter()
+                .map(|(sequence_number, shard_id)| PutRecordsResultEntry {
+                    sequence_number: Some(sequence_number),
+                    shard_id: Some(shard_id),
+                    error_code: None,
+                    error_message: None,
+                })
+                .collect(),
+            encryption_type: "NONE".to_owned(),
+        }
+    }
 }
 
 pub(crate) async fn put_records(
