@@ -26,6 +26,17 @@ struct Args {
     /// Seconds per ingest run.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Run only the emulator rows or only the KCL rows (e.g. to profile one part).
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// Kinesis and DynamoDB API rows.
+    Emulator,
+    /// Worker rows.
+    Kcl,
 }
 
 #[tokio::main]
@@ -39,18 +50,44 @@ async fn main() -> anyhow::Result<()> {
         batch: 500,
         latency_samples: if quick { 20 } else { 500 },
     };
-    let mut rows = Vec::new();
-
-    // The emulator's Kinesis API, in memory and durable.
     let mut config = Config::embedded();
     config.shard_limit = 5000;
     let memory = EmbeddedEmulator::start(config.clone()).await?;
-    let endpoint = memory.endpoint_url();
-    let clients = Clients::new(&endpoint).await;
+    let clients = Clients::new(&memory.endpoint_url()).await;
+    let mut rows = Vec::new();
+    let kcl_rows = args.only != Some(Section::Emulator);
     // First, while the process is small: later workloads leave the allocator holding memory
     // that would hide the worker's growth.
-    let rss = kcl::rss_per_leases(&clients, if quick { 20 } else { 1000 }).await?;
-    bench::run_suite(&endpoint, "emulator (memory)", &workload, &mut rows).await?;
+    let rss = if kcl_rows {
+        Some(kcl::rss_per_leases(&clients, if quick { 20 } else { 1000 }).await?)
+    } else {
+        None
+    };
+    if args.only != Some(Section::Kcl) {
+        emulator_rows(&memory, &config, &clients, &workload, &mut rows).await?;
+    }
+    if kcl_rows {
+        worker_rows(quick, &clients, &workload, &mut rows).await?;
+        rows.extend(rss.map(|mut row| {
+            row.target = "KCL worker + emulator".to_owned();
+            row
+        }));
+    }
+    memory.shutdown().await;
+    bench::print_table("benchmark suite", &rows);
+    Ok(())
+}
+
+/// The emulator's Kinesis API in memory and durable, the load client's ceiling, and the
+/// conditional UpdateItem rate of its DynamoDB API.
+async fn emulator_rows(
+    memory: &EmbeddedEmulator,
+    config: &Config,
+    clients: &Clients,
+    workload: &bench::Workload,
+    rows: &mut Vec<bench::Row>,
+) -> anyhow::Result<()> {
+    bench::run_suite(&memory.endpoint_url(), "emulator (memory)", workload, rows).await?;
     let dir = tempfile::tempdir()?;
     let mut durable_config = config.clone();
     durable_config.data_dir = Some(dir.path().to_owned());
@@ -58,52 +95,62 @@ async fn main() -> anyhow::Result<()> {
     bench::run_suite(
         &durable.endpoint_url(),
         "emulator (durable)",
-        &workload,
-        &mut rows,
+        workload,
+        rows,
     )
     .await?;
     durable.shutdown().await;
     let canned = bench::canned_server(workload.batch).await?;
-    let (mut row, _) = bench::ingest(&canned, "canned", 4, &workload, workload.seconds).await?;
+    let (mut row, _) = bench::ingest(&canned, "canned", 4, workload, workload.seconds).await?;
     row.target = "load client vs canned server".to_owned();
     rows.push(row);
-
-    // Its DynamoDB API, with the lease renewal's conditional write.
     let update_run = Duration::from_secs_f64(workload.seconds);
     for connections in [1, 4] {
-        let mut row = kcl::conditional_updates(&clients, connections, update_run).await?;
+        let mut row = kcl::conditional_updates(clients, connections, update_run).await?;
         row.target = "emulator (memory)".to_owned();
         rows.push(row);
     }
+    Ok(())
+}
 
-    // The KCL through the emulator.
+/// The KCL through the emulator.
+async fn worker_rows(
+    quick: bool,
+    clients: &Clients,
+    workload: &bench::Workload,
+    rows: &mut Vec<bench::Row>,
+) -> anyhow::Result<()> {
+    let first = rows.len();
     let backlog = if quick { 2_000 } else { 400_000 };
     for shards in [4, 16] {
         for mode in [Mode::Polling, Mode::FanOut] {
-            rows.push(kcl::throughput(&clients, shards, mode, backlog).await?);
+            rows.push(kcl::throughput(clients, shards, mode, backlog).await?);
         }
     }
     for mode in [Mode::Polling, Mode::FanOut] {
-        rows.push(kcl::latency(&clients, mode, workload.latency_samples).await?);
+        rows.push(kcl::latency(clients, mode, workload.latency_samples).await?);
     }
-    let failover = if quick {
-        Duration::from_secs(1)
+    let (failover, kills) = if quick {
+        (Duration::from_secs(1), 1)
     } else {
-        Duration::from_secs(5)
+        (Duration::from_secs(5), 4)
     };
-    rows.push(kcl::failover(&clients, failover).await?);
+    rows.push(kcl::failover(clients, failover, kills).await?);
     // At least one renewal period (failover / 3) even in quick mode.
     let writes_run = if quick {
         Duration::from_secs(4)
     } else {
         Duration::from_secs(30)
     };
-    rows.push(kcl::lease_writes(&clients, 16, writes_run).await?);
-    rows.push(rss);
-    for row in rows.iter_mut().filter(|r| r.target.is_empty()) {
+    rows.push(kcl::lease_writes(clients, 16, writes_run).await?);
+    let (leases, failover, steal) = if quick {
+        (50, Duration::from_secs(1), 13)
+    } else {
+        (1000, Duration::from_secs(10), 50)
+    };
+    rows.extend(kcl::lease_acquisition(clients, leases, 4, failover, steal).await?);
+    for row in &mut rows[first..] {
         row.target = "KCL worker + emulator".to_owned();
     }
-    memory.shutdown().await;
-    bench::print_table("benchmark suite", &rows);
     Ok(())
 }

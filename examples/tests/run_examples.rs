@@ -67,6 +67,8 @@ fn benchmark_suite_quick_mode_prints_every_row() {
         "put -> process_records latency, fan-out",
         "failover: worker killed",
         "lease-table writes per lease per minute",
+        "one worker takes 50 unowned leases",
+        "4 workers started together share 50 leases",
         "worker memory holding 20 leases",
     ] {
         assert!(stdout.contains(row), "missing {row:?}:\n{stdout}");
