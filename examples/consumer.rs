@@ -53,6 +53,9 @@ struct Args {
     /// Enhanced fan-out consumer name (default: the application name).
     #[arg(long, env = "KCL_CONSUMER_NAME")]
     consumer_name: Option<String>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
+    #[arg(long, env = "KCL_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -118,6 +121,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(addr) = args.metrics_addr {
+        kcl_core::prometheus::serve(addr)?;
+        eprintln!("metrics at http://{addr}/metrics");
+    }
     let (kinesis, dynamodb) = kcl_examples::clients(args.endpoint.as_deref()).await;
     let mut builder = SchedulerBuilder::new(
         args.app.clone(),

@@ -15,6 +15,7 @@
 //! - `record`: [`KinesisClientRecord`].
 //! - `config`: settings per area.
 //! - `multilang`: the MultiLangDaemon protocol, for processors in other languages.
+//! - `prometheus` (feature `prometheus`): a metrics endpoint to scrape.
 #![warn(missing_docs)]
 
 mod config;
@@ -23,6 +24,8 @@ pub mod kpl;
 mod lifecycle;
 pub mod multilang;
 mod processor;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod record;
 mod retrieval;
 mod scheduler;

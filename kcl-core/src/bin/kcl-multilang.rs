@@ -37,6 +37,9 @@ struct Args {
     /// Log filter (e.g. `info`, `kcl_core=debug`); `RUST_LOG` works too.
     #[arg(long, env = "KCL_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
+    #[arg(long, env = "KCL_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -69,6 +72,10 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> anyhow::Result<bool> {
     let text = std::fs::read_to_string(&args.properties)
         .map_err(|err| anyhow::anyhow!("reading {}: {err}", args.properties.display()))?;
+    if let Some(addr) = args.metrics_addr {
+        kcl_core::prometheus::serve(addr)?;
+        tracing::info!(%addr, "serving Prometheus metrics");
+    }
     let properties = multilang::properties::parse(&text);
     let config = MultiLangConfig::from_properties(&properties)
         .map_err(|err| anyhow::anyhow!("{}: {err}", args.properties.display()))?;

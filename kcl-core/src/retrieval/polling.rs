@@ -112,6 +112,7 @@ impl FetchTask {
                     }
                 },
             };
+            let called = std::time::Instant::now();
             let response = self
                 .client
                 .get_records()
@@ -119,6 +120,7 @@ impl FetchTask {
                 .limit(self.config.max_records)
                 .send()
                 .await;
+            metrics::histogram!("kcl_get_records_seconds").record(called.elapsed().as_secs_f64());
             let out = match response {
                 Ok(out) => out,
                 Err(err) => {
