@@ -28,7 +28,8 @@ use crate::shard_sync::new_lease;
 /// What a worker shares with all of its shard consumers.
 pub(crate) struct ConsumerContext {
     pub(crate) kinesis: aws_sdk_kinesis::Client,
-    pub(crate) stream: StreamTarget,
+    /// Every stream the application reads (one, unless it is a multi-stream application).
+    pub(crate) streams: Vec<StreamTarget>,
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) coordinator: Arc<LeaseCoordinator>,
     pub(crate) factory: SharedFactory,
@@ -42,9 +43,20 @@ pub(crate) struct ConsumerContext {
 pub(crate) enum Retrieval {
     Polling(PollingConfig),
     FanOut {
-        consumer_arn: String,
+        /// The registered consumer of each stream, in the order of `ConsumerContext::streams`.
+        consumer_arns: Vec<String>,
         config: FanOutConfig,
     },
+}
+
+impl ConsumerContext {
+    /// The index in `streams` of the stream a lease belongs to.
+    fn stream_of(&self, lease_key: &str) -> usize {
+        self.streams
+            .iter()
+            .position(|s| s.owns(lease_key))
+            .unwrap_or(0)
+    }
 }
 
 /// How a shard consumer ended.
@@ -117,8 +129,9 @@ async fn wait_for_parents(
     signals: &Signals,
 ) -> Result<Option<Outcome>, ProcessorError> {
     for parent in &lease.parent_shard_ids {
+        let parent = lease.sibling_key(parent);
         loop {
-            match ctx.store.get_lease(parent).await? {
+            match ctx.store.get_lease(&parent).await? {
                 // Gone (cleaned up after completion) or finished: this parent is done.
                 None => break,
                 Some(p) if p.is_shard_end() => break,
@@ -207,20 +220,21 @@ async fn process(
     )
     .await?;
     let start = StartingPoint::from_checkpoint(&checkpoint, ctx.initial_position);
+    let stream = ctx.stream_of(&lease.lease_key);
     let mut fetcher = match &ctx.retrieval {
         Retrieval::Polling(config) => polling::start(
             ctx.kinesis.clone(),
-            ctx.stream.clone(),
+            ctx.streams[stream].clone(),
             shard_id.to_owned(),
             start,
             config.clone(),
         ),
         Retrieval::FanOut {
-            consumer_arn,
+            consumer_arns,
             config,
         } => fanout::start(
             ctx.kinesis.clone(),
-            consumer_arn.clone(),
+            consumer_arns[stream].clone(),
             shard_id.to_owned(),
             start,
             config.clone(),
@@ -305,13 +319,13 @@ async fn shard_end(
 ) -> Result<Outcome, ProcessorError> {
     for child in children {
         let parents: BTreeSet<String> = child.parent_shards.iter().cloned().collect();
-        let lease = new_lease(
-            &child.shard_id,
+        let child_lease = new_lease(
+            &lease.sibling_key(&child.shard_id),
             "TRIM_HORIZON",
             parents,
             child.hash_key_range.clone(),
         );
-        ctx.store.create_lease_if_absent(&lease).await?;
+        ctx.store.create_lease_if_absent(&child_lease).await?;
     }
     let ids: BTreeSet<String> = children.iter().map(|c| c.shard_id.clone()).collect();
     ctx.store

@@ -22,7 +22,8 @@ use crate::shard_sync;
 /// factory, and a lease store (or a DynamoDB client to make one).
 pub struct SchedulerBuilder {
     application_name: String,
-    stream: StreamTarget,
+    streams: Vec<StreamTarget>,
+    multi_stream: bool,
     kinesis: aws_sdk_kinesis::Client,
     factory: SharedFactory,
     lease_store: Option<Arc<dyn LeaseStore>>,
@@ -39,7 +40,7 @@ impl std::fmt::Debug for SchedulerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SchedulerBuilder")
             .field("application_name", &self.application_name)
-            .field("stream", &self.stream)
+            .field("streams", &self.streams)
             .field("worker_id", &self.worker_id)
             .finish_non_exhaustive()
     }
@@ -54,21 +55,10 @@ impl SchedulerBuilder {
         kinesis: aws_sdk_kinesis::Client,
         factory: impl RecordProcessorFactory + 'static,
     ) -> SchedulerBuilder {
-        let stream = stream.into();
-        let stream = if stream.starts_with("arn:") {
-            StreamTarget {
-                name: None,
-                arn: Some(stream),
-            }
-        } else {
-            StreamTarget {
-                name: Some(stream),
-                arn: None,
-            }
-        };
         SchedulerBuilder {
             application_name: application_name.into(),
-            stream,
+            streams: vec![StreamTarget::parse(stream.into())],
+            multi_stream: false,
             kinesis,
             factory: Arc::new(factory),
             lease_store: None,
@@ -80,6 +70,24 @@ impl SchedulerBuilder {
             retrieval: RetrievalMode::default(),
             lifecycle: LifecycleConfig::default(),
         }
+    }
+
+    /// Makes this a multi-stream application reading every stream in `streams` (names or
+    /// ARNs), in place of the stream given to [`SchedulerBuilder::new`]. The shards of all
+    /// streams share one lease table and one fleet; lease keys take the Java KCL's
+    /// multi-stream form `<account>:<stream>:<creationEpoch>:<shardId>`, and processors learn
+    /// their stream from [`crate::InitializationInput::lease_key`].
+    pub fn streams<I, S>(mut self, streams: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.streams = streams
+            .into_iter()
+            .map(|s| StreamTarget::parse(s.into()))
+            .collect();
+        self.multi_stream = true;
+        self
     }
 
     /// The lease store to use. Default: a [`DynamoDbLeaseStore`] from [`Self::dynamodb`].
@@ -194,7 +202,8 @@ impl SchedulerBuilder {
             shutdown,
             application_name: self.application_name,
             worker_id,
-            stream: self.stream,
+            streams: self.streams,
+            multi_stream: self.multi_stream,
             kinesis: self.kinesis,
             factory: self.factory,
             store,
@@ -280,7 +289,8 @@ pub struct Scheduler {
     shutdown: CancellationToken,
     application_name: String,
     worker_id: String,
-    stream: StreamTarget,
+    streams: Vec<StreamTarget>,
+    multi_stream: bool,
     kinesis: aws_sdk_kinesis::Client,
     factory: SharedFactory,
     store: Arc<dyn LeaseStore>,
@@ -295,7 +305,7 @@ impl std::fmt::Debug for Scheduler {
         f.debug_struct("Scheduler")
             .field("application_name", &self.application_name)
             .field("worker_id", &self.worker_id)
-            .field("stream", &self.stream)
+            .field("streams", &self.streams)
             .finish_non_exhaustive()
     }
 }
@@ -376,28 +386,46 @@ impl Scheduler {
 
     async fn run_inner(&self) -> Result<()> {
         self.store.initialize().await?;
-        shard_sync::sync_leases(
-            &self.kinesis,
-            &self.stream,
-            self.store.as_ref(),
-            self.initial_position,
-        )
-        .await?;
+        let mut streams = self.streams.clone();
+        if self.multi_stream {
+            for stream in &mut streams {
+                stream.lease_prefix =
+                    Some(shard_sync::multi_stream_prefix(&self.kinesis, stream).await?);
+            }
+        }
+        for stream in &streams {
+            shard_sync::sync_leases(
+                &self.kinesis,
+                stream,
+                self.store.as_ref(),
+                self.initial_position,
+            )
+            .await?;
+        }
         let retrieval = match &self.retrieval {
             RetrievalMode::Polling(config) => Retrieval::Polling(config.clone()),
             RetrievalMode::FanOut(config) => {
-                let consumer_arn = match &config.consumer_arn {
-                    Some(arn) => arn.clone(),
+                let consumer_arns = match &config.consumer_arn {
+                    Some(_) if streams.len() > 1 => {
+                        return Err(Error::Config(
+                            "a consumer ARN names one stream's consumer: set a consumer name for a multi-stream application".to_owned(),
+                        ))
+                    }
+                    Some(arn) => vec![arn.clone()],
                     None => {
                         let name = config
                             .consumer_name
                             .as_deref()
                             .unwrap_or(&self.application_name);
-                        fanout::ensure_consumer(&self.kinesis, &self.stream, name).await?
+                        let mut arns = Vec::with_capacity(streams.len());
+                        for stream in &streams {
+                            arns.push(fanout::ensure_consumer(&self.kinesis, stream, name).await?);
+                        }
+                        arns
                     }
                 };
                 Retrieval::FanOut {
-                    consumer_arn,
+                    consumer_arns,
                     config: config.clone(),
                 }
             }
@@ -409,7 +437,7 @@ impl Scheduler {
         );
         let ctx = Arc::new(ConsumerContext {
             kinesis: self.kinesis.clone(),
-            stream: self.stream.clone(),
+            streams,
             store: Arc::clone(&self.store),
             coordinator: Arc::clone(&coordinator),
             factory: Arc::clone(&self.factory),
@@ -464,8 +492,10 @@ impl Scheduler {
                     }
                 }
                 _ = sync.tick() => {
-                    if let Err(err) = shard_sync::sync_leases(&self.kinesis, &self.stream, self.store.as_ref(), self.initial_position).await {
-                        tracing::warn!(error = %err, "shard sync failed");
+                    for stream in &ctx.streams {
+                        if let Err(err) = shard_sync::sync_leases(&self.kinesis, stream, self.store.as_ref(), self.initial_position).await {
+                            tracing::warn!(error = %err, "shard sync failed");
+                        }
                     }
                     self.cleanup(&coordinator).await;
                 }
@@ -511,11 +541,13 @@ impl Scheduler {
             l.is_shard_end() && !l.child_shard_ids.is_empty() && held.contains(&l.lease_key)
         }) {
             let children_started = lease.child_shard_ids.iter().all(|child| {
-                by_key.get(child.as_str()).is_some_and(|c| {
-                    c.checkpoint
-                        .as_ref()
-                        .is_some_and(|cp| cp.sequence_number != "TRIM_HORIZON")
-                })
+                by_key
+                    .get(lease.sibling_key(child).as_str())
+                    .is_some_and(|c| {
+                        c.checkpoint
+                            .as_ref()
+                            .is_some_and(|cp| cp.sequence_number != "TRIM_HORIZON")
+                    })
             });
             if children_started {
                 coordinator.forget(&lease.lease_key);

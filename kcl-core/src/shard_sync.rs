@@ -60,6 +60,57 @@ pub(crate) async fn list_shards(
     }
 }
 
+/// The lease-key prefix of `stream` in a multi-stream application,
+/// `<account>:<stream>:<creationEpoch>:`, from the stream's ARN and creation time.
+///
+/// # Errors
+/// When the stream cannot be described.
+pub(crate) async fn multi_stream_prefix(
+    client: &aws_sdk_kinesis::Client,
+    stream: &StreamTarget,
+) -> Result<String> {
+    let mut attempt = 0u32;
+    let summary = loop {
+        let described = client
+            .describe_stream_summary()
+            .set_stream_name(stream.name.clone())
+            .set_stream_arn(stream.arn.clone())
+            .send()
+            .await;
+        match described {
+            Ok(out) => match out.stream_description_summary {
+                Some(summary) => break summary,
+                None => {
+                    return Err(Error::Kinesis {
+                        operation: "DescribeStreamSummary",
+                        message: "the answer has no StreamDescriptionSummary".to_owned(),
+                    })
+                }
+            },
+            Err(err) => {
+                let code = err.code().unwrap_or_default().to_owned();
+                attempt += 1;
+                if !matches!(
+                    code.as_str(),
+                    "LimitExceededException" | "ThrottlingException"
+                ) || attempt > 8
+                {
+                    return Err(Error::Kinesis {
+                        operation: "DescribeStreamSummary",
+                        message: format!("{code}: {}", err.message().unwrap_or("no message")),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+            }
+        }
+    };
+    // arn:aws:kinesis:<region>:<account>:stream/<name>
+    let arn = summary.stream_arn();
+    let account = arn.split(':').nth(4).unwrap_or_default();
+    let epoch = summary.stream_creation_timestamp().secs();
+    Ok(format!("{account}:{}:{epoch}:", summary.stream_name()))
+}
+
 fn initial_checkpoint(initial: InitialPosition) -> &'static str {
     match initial {
         InitialPosition::Latest => "LATEST",
@@ -68,14 +119,15 @@ fn initial_checkpoint(initial: InitialPosition) -> &'static str {
     }
 }
 
-/// The lease for a shard as first created.
+/// The lease for a shard as first created; `lease_key` is the shard id or, in a multi-stream
+/// application, the stream-prefixed key. Parents are plain shard ids, as in the Java KCL.
 pub(crate) fn new_lease(
-    shard_id: &str,
+    lease_key: &str,
     checkpoint: &str,
     parents: BTreeSet<String>,
     hash_range: Option<(String, String)>,
 ) -> Lease {
-    let mut lease = Lease::new(shard_id, StoredCheckpoint::new(checkpoint));
+    let mut lease = Lease::new(lease_key, StoredCheckpoint::new(checkpoint));
     lease.parent_shard_ids = parents;
     lease.hash_key_range = hash_range;
     lease
@@ -99,7 +151,8 @@ pub(crate) async fn sync_leases(
     let mut created = 0;
     // ListShards returns shards in creation order, so parents come before their children.
     for shard in &shards {
-        if leased.contains(shard.shard_id()) {
+        let key = stream.lease_key(shard.shard_id());
+        if leased.contains(&key) {
             continue;
         }
         let parents: BTreeSet<String> = shard
@@ -112,7 +165,10 @@ pub(crate) async fn sync_leases(
         let open = shard
             .sequence_number_range()
             .is_none_or(|r| r.ending_sequence_number().is_none());
-        let checkpoint = if parents.iter().any(|p| leased.contains(p)) {
+        let checkpoint = if parents
+            .iter()
+            .any(|p| leased.contains(&stream.lease_key(p)))
+        {
             "TRIM_HORIZON"
         } else if initial == InitialPosition::Latest && !open {
             continue;
@@ -125,11 +181,11 @@ pub(crate) async fn sync_leases(
                 r.ending_hash_key().to_owned(),
             )
         });
-        let lease = new_lease(shard.shard_id(), checkpoint, parents, range);
+        let lease = new_lease(&key, checkpoint, parents, range);
         if store.create_lease_if_absent(&lease).await? {
             created += 1;
         }
-        leased.insert(shard.shard_id().to_owned());
+        leased.insert(key);
     }
     Ok(created)
 }

@@ -89,6 +89,15 @@ impl Lease {
         MultiStreamKey::parse(&self.lease_key).map_or(self.lease_key.as_str(), |k| k.shard_id)
     }
 
+    /// The lease key of another shard of the same stream (a parent or a child): the plain shard
+    /// id, or in a multi-stream application the same stream prefix with `shard_id`.
+    pub fn sibling_key(&self, shard_id: &str) -> String {
+        match MultiStreamKey::parse(&self.lease_key) {
+            Some(key) => MultiStreamKey { shard_id, ..key }.format(),
+            None => shard_id.to_owned(),
+        }
+    }
+
     /// Whether the shard was processed to its end.
     pub fn is_shard_end(&self) -> bool {
         self.checkpoint
@@ -362,6 +371,16 @@ mod tests {
     #[test]
     fn multi_stream_keys_parse_and_name_their_shard() {
         let key = "123456789012:orders:1700000000:shardId-000000000001";
+        let family = Lease::new(key, StoredCheckpoint::new("LATEST"));
+        assert_eq!(
+            family.sibling_key("shardId-000000000007"),
+            "123456789012:orders:1700000000:shardId-000000000007"
+        );
+        let plain = Lease::new("shardId-000000000001", StoredCheckpoint::new("LATEST"));
+        assert_eq!(
+            plain.sibling_key("shardId-000000000007"),
+            "shardId-000000000007"
+        );
         let parsed = MultiStreamKey::parse(key).unwrap();
         assert_eq!(parsed.stream_name, "orders");
         assert_eq!(parsed.format(), key);

@@ -126,7 +126,10 @@ impl Recorder {
 
 #[async_trait]
 impl RecordProcessor for Recorder {
-    async fn initialize(&mut self, _input: InitializationInput) -> Result<(), ProcessorError> {
+    async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError> {
+        // The lease key names the shard uniquely, also across the streams of a multi-stream
+        // application (it is the shard id otherwise).
+        self.shard_id = input.lease_key;
         Ok(())
     }
 

@@ -82,6 +82,41 @@ impl StartingPoint {
 pub(crate) struct StreamTarget {
     pub(crate) name: Option<String>,
     pub(crate) arn: Option<String>,
+    /// In a multi-stream application, `<account>:<stream>:<creationEpoch>:`, which starts the
+    /// lease key of each of the stream's shards (the Java KCL's form); `None` when the
+    /// application reads one stream and lease keys are plain shard ids.
+    pub(crate) lease_prefix: Option<String>,
+}
+
+impl StreamTarget {
+    /// The stream named `stream`: an ARN when it starts with `arn:`, else a name.
+    pub(crate) fn parse(stream: String) -> StreamTarget {
+        let (name, arn) = if stream.starts_with("arn:") {
+            (None, Some(stream))
+        } else {
+            (Some(stream), None)
+        };
+        StreamTarget {
+            name,
+            arn,
+            lease_prefix: None,
+        }
+    }
+
+    /// The lease key of this stream's shard `shard_id`.
+    pub(crate) fn lease_key(&self, shard_id: &str) -> String {
+        match &self.lease_prefix {
+            Some(prefix) => format!("{prefix}{shard_id}"),
+            None => shard_id.to_owned(),
+        }
+    }
+
+    /// Whether `lease_key` belongs to this stream (always, for a single-stream application).
+    pub(crate) fn owns(&self, lease_key: &str) -> bool {
+        self.lease_prefix
+            .as_ref()
+            .is_none_or(|prefix| lease_key.starts_with(prefix.as_str()))
+    }
 }
 
 /// A batch and the prefetch budget it holds until dropped.
