@@ -250,6 +250,7 @@ impl SubscribeTask {
             Err(err) => return Ended::Failed(sort_subscribe_error(err)),
         };
         tracing::debug!(shard = %self.shard_id, "subscribed");
+        let mut events_seen = 0u64;
         loop {
             let received = tokio::select! {
                 () = self.cancel.cancelled() => return Ended::Stop,
@@ -265,9 +266,18 @@ impl SubscribeTask {
                     metrics::counter!("kcl_fanout_silent_subscriptions_total").increment(1);
                     return Ended::Renew;
                 }
-                // The service ended the subscription (its lifetime is up): renew it.
-                Ok(Ok(None)) => return Ended::Renew,
-                Ok(Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event)))) => event,
+                // The service ended the subscription (its lifetime is up): renew it, unless it
+                // ended before delivering anything, which would otherwise spin.
+                Ok(Ok(None)) if events_seen > 0 => return Ended::Renew,
+                Ok(Ok(None)) => {
+                    return Ended::Failed(Failure::Transient(
+                        "the subscription ended before its first event".to_owned(),
+                    ))
+                }
+                Ok(Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event)))) => {
+                    events_seen += 1;
+                    event
+                }
                 Ok(Ok(Some(other))) => {
                     tracing::debug!(shard = %self.shard_id, event = ?other, "ignoring an unknown event");
                     continue;
