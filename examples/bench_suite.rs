@@ -110,6 +110,11 @@ async fn emulator_rows(
         row.target = "emulator (memory)".to_owned();
         rows.push(row);
     }
+    rows.push(kcl::conditional_updates_client_ceiling(4, update_run).await?);
+    let mut row =
+        kcl::conditional_updates_raw(clients, &memory.endpoint_url(), 4, update_run).await?;
+    row.target = "emulator (memory)".to_owned();
+    rows.push(row);
     Ok(())
 }
 

@@ -669,6 +669,23 @@ pub async fn rss_per_leases(clients: &Clients, shards: i32) -> anyhow::Result<Ro
     })
 }
 
+/// The load client's own ceiling for [`conditional_updates`]: the same requests against a
+/// server that answers every one with `{}` without looking at it.
+pub async fn conditional_updates_client_ceiling(
+    connections: usize,
+    run: Duration,
+) -> anyhow::Result<Row> {
+    let endpoint = super::canned_server_with(
+        bytes::Bytes::from_static(b"{}"),
+        "application/x-amz-json-1.0",
+    )
+    .await?;
+    let clients = Clients::new(&endpoint).await;
+    let mut row = update_load(&clients, &unique("canned"), connections, run).await?;
+    row.target = "load client vs canned server".to_owned();
+    Ok(row)
+}
+
 /// Conditional UpdateItem, the lease renewal's write: `connections` clients each bump the
 /// counter of its own items with a condition on the expected value, back to back.
 pub async fn conditional_updates(
@@ -677,10 +694,16 @@ pub async fn conditional_updates(
     run: Duration,
 ) -> anyhow::Result<Row> {
     let table = unique("bench-updates");
+    create_update_table(clients, &table).await?;
+    update_load(clients, &table, connections, run).await
+}
+
+/// Creates the lease-shaped table the update benchmarks write to and waits until it is ACTIVE.
+async fn create_update_table(clients: &Clients, table: &str) -> anyhow::Result<()> {
     clients
         .dynamodb
         .create_table()
-        .table_name(&table)
+        .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
@@ -700,7 +723,7 @@ pub async fn conditional_updates(
         let described = clients
             .dynamodb
             .describe_table()
-            .table_name(&table)
+            .table_name(table)
             .send()
             .await?;
         if described
@@ -713,10 +736,20 @@ pub async fn conditional_updates(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(())
+}
+
+/// Runs the conditional-update load against `table` for `run`.
+async fn update_load(
+    clients: &Clients,
+    table: &str,
+    connections: usize,
+    run: Duration,
+) -> anyhow::Result<Row> {
     let deadline = Instant::now() + run;
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..connections {
-        let (dynamodb, table) = (clients.dynamodb.clone(), table.clone());
+        let (dynamodb, table) = (clients.dynamodb.clone(), table.to_owned());
         tasks.spawn(async move {
             let keys: Vec<String> = (0..16).map(|k| format!("shard-{c}-{k}")).collect();
             for key in &keys {
@@ -886,4 +919,89 @@ pub async fn lease_acquisition(
         took,
     ));
     Ok(rows)
+}
+
+/// Conditional UpdateItem from a minimal client (raw HTTP/1.1, no signing, the JSON body
+/// formatted by hand): what the emulator's DynamoDB API sustains when the SDK client is not
+/// the limit. The same request shape as [`conditional_updates`].
+pub async fn conditional_updates_raw(
+    clients: &Clients,
+    endpoint: &str,
+    connections: usize,
+    run: Duration,
+) -> anyhow::Result<Row> {
+    use http_body_util::{BodyExt, Full};
+    let table = unique("bench-raw-updates");
+    // The table and its items through the SDK; only the measured updates go raw.
+    create_update_table(clients, &table).await?;
+    let authority = endpoint.trim_start_matches("http://").to_owned();
+    let deadline = Instant::now() + run;
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..connections {
+        let (dynamodb, table, authority) =
+            (clients.dynamodb.clone(), table.clone(), authority.clone());
+        tasks.spawn(async move {
+            let keys: Vec<String> = (0..16).map(|k| format!("shard-{c}-{k}")).collect();
+            for key in &keys {
+                dynamodb
+                    .put_item()
+                    .table_name(&table)
+                    .item("leaseKey", AttributeValue::S(key.clone()))
+                    .item("leaseCounter", AttributeValue::N("0".to_owned()))
+                    .item("leaseOwner", AttributeValue::S(format!("worker-{c}")))
+                    .send()
+                    .await?;
+            }
+            let stream = tokio::net::TcpStream::connect(&authority).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await?;
+            tokio::spawn(connection);
+            let mut counters = vec![0u64; keys.len()];
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let k = i % keys.len();
+                let body = format!(
+                    r#"{{"TableName":"{table}","Key":{{"leaseKey":{{"S":"{}"}}}},"UpdateExpression":"SET leaseCounter = leaseCounter + :one","ConditionExpression":"attribute_exists(leaseKey) AND leaseCounter = :expected AND leaseOwner = :owner","ExpressionAttributeValues":{{":one":{{"N":"1"}},":expected":{{"N":"{}"}},":owner":{{"S":"worker-{c}"}}}}}}"#,
+                    keys[k], counters[k]
+                );
+                let request = hyper::Request::post("/")
+                    .header("host", authority.as_str())
+                    .header("x-amz-target", "DynamoDB_20120810.UpdateItem")
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .body(Full::new(bytes::Bytes::from(body)))?;
+                let started = Instant::now();
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let answer = response.into_body().collect().await?.to_bytes();
+                anyhow::ensure!(
+                    status.is_success(),
+                    "UpdateItem failed: {}",
+                    String::from_utf8_lossy(&answer)
+                );
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                counters[k] += 1;
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done??);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(Row {
+        workload: format!(
+            "DynamoDB conditional UpdateItem (lease renewal shape), {connections} conn, minimal raw HTTP client"
+        ),
+        target: String::new(),
+        records_per_sec: Some(latencies.len() as f64 / run.as_secs_f64()),
+        mb_per_sec: None,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        note: None,
+    })
 }

@@ -330,14 +330,22 @@ pub async fn run_suite(
 /// Serves a fixed PutRecords success body for every request, after reading the request body
 /// in full (so the client pays for sending it). Returns the endpoint URL.
 pub async fn canned_server(batch: usize) -> anyhow::Result<String> {
-    use http_body_util::{BodyExt, Full};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
     let entry = r#"{"SequenceNumber":"49000000000000000000000000000000000000000000000000000001","ShardId":"shardId-000000000000"}"#;
     let body = bytes::Bytes::from(format!(
         r#"{{"FailedRecordCount":0,"Records":[{}]}}"#,
         vec![entry; batch].join(",")
     ));
+    canned_server_with(body, "application/x-amz-json-1.1").await
+}
+
+/// Serves `body` as the answer to every request, after reading the request in full.
+pub async fn canned_server_with(
+    body: bytes::Bytes,
+    content_type: &'static str,
+) -> anyhow::Result<String> {
+    use http_body_util::{BodyExt, Full};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
@@ -353,9 +361,7 @@ pub async fn canned_server(batch: usize) -> anyhow::Result<String> {
                             let mut response = hyper::Response::new(Full::new(body));
                             response.headers_mut().insert(
                                 "content-type",
-                                hyper::header::HeaderValue::from_static(
-                                    "application/x-amz-json-1.1",
-                                ),
+                                hyper::header::HeaderValue::from_static(content_type),
                             );
                             Ok::<_, std::convert::Infallible>(response)
                         }

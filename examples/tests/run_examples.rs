@@ -62,6 +62,7 @@ fn benchmark_suite_quick_mode_prints_every_row() {
         "PutRecords 500x100 B, 1 conn",
         "GetRecords drain",
         "DynamoDB conditional UpdateItem",
+        "4 conn, minimal raw HTTP client",
         "KCL end to end, 4 shards, polling",
         "KCL end to end, 16 shards, fan-out",
         "put -> process_records latency, fan-out",
