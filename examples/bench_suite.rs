@@ -8,7 +8,8 @@
 //! cargo run --release --example bench_suite            # a few minutes
 //! cargo run --release --example bench_suite -- --quick # seconds, tiny sizes (what CI runs)
 //! ```
-//! Peers side by side: `bench_compare`; emulator rows against any endpoint: `bench_emulator`.
+//! `--endpoint URL` adds the Kinesis rows against another Kinesis-compatible server to the
+//! table; `bench_compare` runs them against the usual peers with ratios.
 
 mod bench;
 
@@ -29,6 +30,10 @@ struct Args {
     /// Run only the emulator rows or only the KCL rows (e.g. to profile one part).
     #[arg(long, value_enum)]
     only: Option<Section>,
+    /// Also run the Kinesis rows (ingest, drain, latency) against this Kinesis-compatible
+    /// endpoint, in the same table; `bench_compare` does it for the usual peers.
+    #[arg(long)]
+    endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,6 +70,9 @@ async fn main() -> anyhow::Result<()> {
     };
     if args.only != Some(Section::Kcl) {
         emulator_rows(&memory, &config, &clients, &workload, &mut rows).await?;
+        if let Some(endpoint) = &args.endpoint {
+            bench::run_suite(endpoint, endpoint, &workload, &mut rows).await?;
+        }
     }
     if kcl_rows {
         worker_rows(quick, &clients, &workload, &mut rows).await?;
