@@ -739,6 +739,48 @@ async fn create_update_table(clients: &Clients, table: &str) -> anyhow::Result<(
     Ok(())
 }
 
+/// Writes the 16 lease-shaped items connection `c` of an update load bumps; returns their keys.
+async fn seed_lease_items(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    c: usize,
+) -> anyhow::Result<Vec<String>> {
+    let keys: Vec<String> = (0..16).map(|k| format!("shard-{c}-{k}")).collect();
+    for key in &keys {
+        dynamodb
+            .put_item()
+            .table_name(table)
+            .item("leaseKey", AttributeValue::S(key.clone()))
+            .item("leaseCounter", AttributeValue::N("0".to_owned()))
+            .item("leaseOwner", AttributeValue::S(format!("worker-{c}")))
+            .send()
+            .await?;
+    }
+    Ok(keys)
+}
+
+/// Collects the per-connection latencies (ms) of an update load into its row.
+async fn update_row(
+    workload: String,
+    mut tasks: tokio::task::JoinSet<anyhow::Result<Vec<f64>>>,
+    run: Duration,
+) -> anyhow::Result<Row> {
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done??);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(Row {
+        workload,
+        target: String::new(),
+        records_per_sec: Some(latencies.len() as f64 / run.as_secs_f64()),
+        mb_per_sec: None,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        note: None,
+    })
+}
+
 /// Runs the conditional-update load against `table` for `run`.
 async fn update_load(
     clients: &Clients,
@@ -751,17 +793,7 @@ async fn update_load(
     for c in 0..connections {
         let (dynamodb, table) = (clients.dynamodb.clone(), table.to_owned());
         tasks.spawn(async move {
-            let keys: Vec<String> = (0..16).map(|k| format!("shard-{c}-{k}")).collect();
-            for key in &keys {
-                dynamodb
-                    .put_item()
-                    .table_name(&table)
-                    .item("leaseKey", AttributeValue::S(key.clone()))
-                    .item("leaseCounter", AttributeValue::N("0".to_owned()))
-                    .item("leaseOwner", AttributeValue::S(format!("worker-{c}")))
-                    .send()
-                    .await?;
-            }
+            let keys = seed_lease_items(&dynamodb, &table, c).await?;
             let mut counters = vec![0u64; keys.len()];
             let mut latencies = Vec::new();
             let mut i = 0;
@@ -794,22 +826,12 @@ async fn update_load(
             Ok::<_, anyhow::Error>(latencies)
         });
     }
-    let mut latencies = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        latencies.extend(done??);
-    }
-    latencies.sort_by(f64::total_cmp);
-    Ok(Row {
-        workload: format!(
-            "DynamoDB conditional UpdateItem (lease renewal shape), {connections} conn"
-        ),
-        target: String::new(),
-        records_per_sec: Some(latencies.len() as f64 / run.as_secs_f64()),
-        mb_per_sec: None,
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
-        note: None,
-    })
+    update_row(
+        format!("DynamoDB conditional UpdateItem (lease renewal shape), {connections} conn"),
+        tasks,
+        run,
+    )
+    .await
 }
 
 /// A fresh lease table holding `leases` unowned leases, through the DynamoDB API.
@@ -941,17 +963,7 @@ pub async fn conditional_updates_raw(
         let (dynamodb, table, authority) =
             (clients.dynamodb.clone(), table.clone(), authority.clone());
         tasks.spawn(async move {
-            let keys: Vec<String> = (0..16).map(|k| format!("shard-{c}-{k}")).collect();
-            for key in &keys {
-                dynamodb
-                    .put_item()
-                    .table_name(&table)
-                    .item("leaseKey", AttributeValue::S(key.clone()))
-                    .item("leaseCounter", AttributeValue::N("0".to_owned()))
-                    .item("leaseOwner", AttributeValue::S(format!("worker-{c}")))
-                    .send()
-                    .await?;
-            }
+            let keys = seed_lease_items(&dynamodb, &table, c).await?;
             let stream = tokio::net::TcpStream::connect(&authority).await?;
             stream.set_nodelay(true)?;
             let (mut sender, connection) =
@@ -988,20 +1000,12 @@ pub async fn conditional_updates_raw(
             Ok::<_, anyhow::Error>(latencies)
         });
     }
-    let mut latencies = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        latencies.extend(done??);
-    }
-    latencies.sort_by(f64::total_cmp);
-    Ok(Row {
-        workload: format!(
+    update_row(
+        format!(
             "DynamoDB conditional UpdateItem (lease renewal shape), {connections} conn, minimal raw HTTP client"
         ),
-        target: String::new(),
-        records_per_sec: Some(latencies.len() as f64 / run.as_secs_f64()),
-        mb_per_sec: None,
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
-        note: None,
-    })
+        tasks,
+        run,
+    )
+    .await
 }

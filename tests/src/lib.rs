@@ -27,29 +27,9 @@ pub async fn start_emulator_with(config: Config) -> EmbeddedEmulator {
         .expect("emulator starts")
 }
 
-/// A Kinesis client for `endpoint` with static test credentials.
-pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
-    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_kinesis::Client::from_conf(config)
-}
-
-/// A DynamoDB client for `endpoint` with static test credentials.
-pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
+/// SDK clients for an emulator endpoint (region `us-east-1`, static test credentials): the
+/// helpers the emulator's testcontainers module gives its users, so the tests use them too.
+pub use kcl_emulator::testcontainers::{dynamodb_client, kinesis_client};
 
 /// A name no other test in this process uses.
 pub fn unique_name(prefix: &str) -> String {
