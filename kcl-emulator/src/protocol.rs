@@ -24,6 +24,7 @@ const TIMESTAMP_FIELDS: &[&str] = &[
     "ApproximateArrivalTimestamp",
     "StreamCreationTimestamp",
     "ConsumerCreationTimestamp",
+    "ChannelCreationTimestamp",
 ];
 
 /// A wire format.

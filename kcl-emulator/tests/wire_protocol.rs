@@ -113,6 +113,10 @@ async fn active_stream(emulator: &EmbeddedEmulator, name: &str) {
     )
     .await;
     assert_eq!(created.status, StatusCode::OK);
+    wait_until_active(emulator, name).await;
+}
+
+async fn wait_until_active(emulator: &EmbeddedEmulator, name: &str) {
     for _ in 0..200 {
         let summary = send_http1(
             emulator,
@@ -442,5 +446,129 @@ async fn subscribe_to_shard_streams_event_frames_over_h2c() {
     assert_eq!(
         event_types.last().map(String::as_str),
         Some("SubscribeToShardEvent")
+    );
+}
+
+#[tokio::test]
+async fn channel_calls_validate_members_and_speak_cbor_timestamps() {
+    let emulator = EmbeddedEmulator::start(Config::embedded()).await.unwrap();
+    let created = send_http1(
+        &emulator,
+        json(
+            "Kinesis_20131202.CreateStream",
+            serde_json::json!({"StreamName": "source", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK);
+    wait_until_active(&emulator, "source").await;
+    let stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/source";
+    let channel = |name: &str, s3: serde_json::Value| {
+        serde_json::json!({
+            "ChannelName": name,
+            "ServiceExecutionRoleARN": "arn:aws:iam::123456789012:role/delivery",
+            "StreamConfigurationList": [
+                {"StreamARN": stream_arn, "RecordConfiguration": {"RecordFormatType": "JSON"}}
+            ],
+            "S3DestinationConfiguration": s3,
+        })
+    };
+    let storage = serde_json::json!({
+        "BucketARN": "arn:aws:s3:::bucket",
+        "ExpectedBucketOwner": "123456789012",
+        "CompressionType": "NONE",
+    });
+
+    // A missing required member, at any depth, is named the way the service names it.
+    let mut no_name = channel("x", serde_json::json!({"StorageConfiguration": storage}));
+    no_name.as_object_mut().unwrap().remove("ChannelName");
+    let missing_bucket = channel(
+        "x",
+        serde_json::json!({"StorageConfiguration": {"ExpectedBucketOwner": "123456789012", "CompressionType": "NONE"}}),
+    );
+    let bad_enum = channel(
+        "x",
+        serde_json::json!({"StorageConfiguration": {"BucketARN": "arn:aws:s3:::bucket", "ExpectedBucketOwner": "123456789012", "CompressionType": "LZ4"}}),
+    );
+    for (body, member) in [
+        (no_name, "Value null at 'channelName'"),
+        (
+            missing_bucket,
+            "Value null at 's3DestinationConfiguration.storageConfiguration.bucketARN'",
+        ),
+        (bad_enum, "enum value set: [NONE, GZIP, ZSTD]"),
+    ] {
+        let reply = send_http1(&emulator, json("Kinesis_20131202.CreateChannel", body)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        let error = reply.json();
+        assert_eq!(error["__type"], "ValidationException", "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(member),
+            "{error}"
+        );
+    }
+    let wrong_type = send_http1(
+        &emulator,
+        json(
+            "Kinesis_20131202.CreateChannel",
+            channel(
+                "x",
+                serde_json::json!({"StorageConfiguration": storage, "DataFreshnessInSeconds": "soon"}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(wrong_type.json()["__type"], "SerializationException");
+
+    // Over CBOR, the channel's and its stream's creation times are tag-1 milliseconds, and a
+    // StreamFilter's timestamp is read back the same way.
+    let to_cbor = |value: serde_json::Value| -> Cbor {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&value, &mut bytes).unwrap();
+        ciborium::from_reader(&bytes[..]).unwrap()
+    };
+    let reply = send_http1(
+        &emulator,
+        cbor(
+            "Kinesis_20131202.CreateChannel",
+            to_cbor(channel(
+                "cbor-channel",
+                serde_json::json!({"StorageConfiguration": storage}),
+            )),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let reply: Cbor = ciborium::from_reader(&reply.body[..]).unwrap();
+    let description = cbor_get(&reply, "ChannelDescription");
+    let Cbor::Tag(1, created_ms) = cbor_get(description, "ChannelCreationTimestamp") else {
+        panic!("timestamps are tag 1: {description:?}");
+    };
+    assert!(i128::from(created_ms.as_integer().unwrap()) > 1_600_000_000_000);
+    let source = &cbor_get(description, "StreamConfigurationList")
+        .as_array()
+        .unwrap()[0];
+    let stream_created = cbor_get(source, "StreamCreationTimestamp").clone();
+    assert!(matches!(stream_created, Cbor::Tag(1, _)), "{source:?}");
+    let listed = send_http1(
+        &emulator,
+        cbor(
+            "Kinesis_20131202.ListChannels",
+            cbor_map(vec![(
+                "StreamFilter",
+                Cbor::Array(vec![cbor_map(vec![
+                    ("StreamARN", Cbor::Text(stream_arn.to_owned())),
+                    ("StreamCreationTimestamp", stream_created),
+                ])]),
+            )]),
+        ),
+    )
+    .await;
+    let listed: Cbor = ciborium::from_reader(&listed.body[..]).unwrap();
+    let summaries = cbor_get(&listed, "ChannelSummaries").as_array().unwrap();
+    assert_eq!(summaries.len(), 1, "{listed:?}");
+    assert_eq!(
+        cbor_get(&summaries[0], "ChannelName").as_text(),
+        Some("cbor-channel")
     );
 }

@@ -15,9 +15,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Packages the compatibility tests need, pinned to known-good major versions.
+/// Packages the compatibility tests need.
 const REQUIREMENTS: &[&str] = &[
-    "boto3>=1.34",
+    // Pinned: the compatibility tests hold the emulator to this botocore's Kinesis service
+    // model, every operation of it, so a newer model is taken on deliberately.
+    "boto3==1.44.8",
+    "botocore==1.44.8",
     "awscli>=1.32",
     "pytest>=7",
     "moto[server]>=5",
@@ -71,14 +74,13 @@ pub fn python_env() -> PythonEnv {
         let root = crate::workspace_root().join("target").join("py-venv");
         let lock = crate::workspace_root().join("target").join("py-venv.lock");
         let _guard = DirLock::acquire(&lock);
+        // The marker records what was installed: an environment made for older requirements
+        // is made again rather than trusted.
         let ready = root.join(".ready");
-        if !ready.exists() {
+        let wanted = format!("{}\namazon_kclpy=={KCLPY_VERSION}", REQUIREMENTS.join("\n"));
+        if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
             create(&root);
-            std::fs::write(
-                &ready,
-                format!("{}\namazon_kclpy=={KCLPY_VERSION}", REQUIREMENTS.join("\n")),
-            )
-            .expect("marking the venv ready");
+            std::fs::write(&ready, &wanted).expect("marking the venv ready");
         }
         PythonEnv { root }
     })

@@ -4,6 +4,7 @@
 //! shape to its output shape. [`dispatch`] routes an operation name to its action and handles
 //! the wire format on both sides.
 
+mod channels;
 mod consumers;
 pub(crate) mod records;
 mod settings;
@@ -87,6 +88,11 @@ pub(crate) async fn dispatch(
         "DescribeStreamConsumer" => consumers::describe,
         "ListStreamConsumers" => consumers::list,
         "DeregisterStreamConsumer" => consumers::deregister,
+        "CreateChannel" => channels::create,
+        "DescribeChannel" => channels::describe,
+        "ListChannels" => channels::list,
+        "UpdateChannel" => channels::update,
+        "DeleteChannel" => channels::delete,
     }
 }
 

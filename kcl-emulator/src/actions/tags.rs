@@ -1,5 +1,5 @@
 //! AddTagsToStream, RemoveTagsFromStream, ListTagsForStream and the ARN-based TagResource,
-//! UntagResource, ListTagsForResource (streams and consumers).
+//! UntagResource, ListTagsForResource (streams, consumers and channels).
 
 use std::collections::BTreeMap;
 
@@ -56,12 +56,25 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// Where tags live: a stream's settings or one of its consumers.
+/// Where tags live: a stream's settings, one of its consumers, or a channel.
 fn with_tags<T>(
     store: &KinesisStore,
     arn: &str,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> ApiResult<T>,
 ) -> ApiResult<T> {
+    if arn.contains(":channel/") {
+        let channel = super::channels::find_channel(store, arn)?;
+        let result = {
+            let mut channels = store.channels();
+            let entry = channels
+                .iter_mut()
+                .find(|c| c.arn == channel.arn)
+                .ok_or_else(|| ApiError::not_found(format!("Channel {arn} not found.")))?;
+            change(&mut entry.tags)?
+        };
+        store.save_meta()?;
+        return Ok(result);
+    }
     if let Some((stream_arn, consumer)) = arn.split_once("/consumer/") {
         let stream = StreamRef {
             name: None,

@@ -1,4 +1,4 @@
-//! Stream, shard and consumer metadata, and its crash-safe snapshot on disk.
+//! Stream, shard, consumer and channel metadata, and its crash-safe snapshot on disk.
 //!
 //! The snapshot is small (no records), so it is rewritten whole on every change: written to a
 //! temporary file, synced, renamed over `meta.json`, and the directory synced. A crash leaves
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Status, Stream};
+use super::{ChannelMeta, Status, Stream};
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,11 +137,19 @@ pub(crate) struct Snapshot {
     /// The append counter when the snapshot was taken; recovery resumes above it.
     pub(crate) counter: u64,
     pub(crate) streams: Vec<SavedStream>,
+    /// Absent from snapshots written before channels existed.
+    #[serde(default)]
+    pub(crate) channels: Vec<ChannelMeta>,
 }
 
 const META_FILE: &str = "meta.json";
 
-pub(crate) fn save(root: &Path, streams: &[&Arc<Stream>], counter: u64) -> io::Result<()> {
+pub(crate) fn save(
+    root: &Path,
+    streams: &[&Arc<Stream>],
+    channels: &[ChannelMeta],
+    counter: u64,
+) -> io::Result<()> {
     let snapshot = Snapshot {
         version: 1,
         counter,
@@ -170,6 +178,7 @@ pub(crate) fn save(root: &Path, streams: &[&Arc<Stream>], counter: u64) -> io::R
                 }
             })
             .collect(),
+        channels: channels.to_vec(),
     };
     let bytes = serde_json::to_vec_pretty(&snapshot).map_err(io::Error::other)?;
     let tmp = root.join("meta.json.tmp");

@@ -4,8 +4,9 @@
 //! The store holds streams by name. A stream holds its shards (open and closed, in creation
 //! order), tags, settings and enhanced fan-out consumers. A shard holds its records in memory
 //! in sequence order (the read path is a binary search), and, with a data directory, a
-//! [`log::ShardFiles`] that makes them durable. Stream, shard and consumer metadata is written
-//! crash-safely (`meta.json` replaced by rename) on every change, before the change is answered.
+//! [`log::ShardFiles`] that makes them durable. Stream, shard, consumer and channel metadata
+//! is written crash-safely (`meta.json` replaced by rename) on every change, before the change
+//! is answered. Channels belong to the account, not to a stream, and sit beside the streams.
 //!
 //! # Locking
 //! `streams` (the map) is read-locked on every request and write-locked only to add or remove a
@@ -18,6 +19,7 @@
 //! state, and every read computes the state from the clock. No timer task is needed, and a
 //! restarted emulator finds every transition already complete.
 
+pub(crate) mod channels;
 pub(crate) mod keys;
 pub(crate) mod log;
 mod meta;
@@ -34,6 +36,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::Config;
+pub(crate) use channels::ChannelMeta;
 use keys::SequenceParts;
 pub(crate) use meta::{ConsumerMeta, StreamSettings};
 
@@ -258,6 +261,8 @@ pub(crate) struct KinesisStore {
     pub(crate) billing_commitment: Mutex<Option<(String, i64)>>,
     /// Live enhanced fan-out subscriptions.
     pub(crate) subscriptions: Arc<crate::actions::Subscriptions>,
+    /// The account's channels, including ones whose deletion has not completed.
+    channels: Mutex<Vec<ChannelMeta>>,
 }
 
 /// Outcome of appending one record.
@@ -302,6 +307,7 @@ impl KinesisStore {
             durable,
             billing_commitment: Mutex::new(None),
             subscriptions: Arc::default(),
+            channels: Mutex::new(Vec::new()),
         };
         store.recover()?;
         Ok(store)
@@ -735,7 +741,13 @@ impl KinesisStore {
         };
         let _guard = durable.meta_lock.lock().unwrap_or_else(|p| p.into_inner());
         let all: Vec<&Arc<Stream>> = streams.values().chain(extra).collect();
-        meta::save(&durable.root, &all, self.counter.load(Ordering::Relaxed))?;
+        let channels = self.channels().clone();
+        meta::save(
+            &durable.root,
+            &all,
+            &channels,
+            self.counter.load(Ordering::Relaxed),
+        )?;
         Ok(())
     }
 
@@ -746,6 +758,7 @@ impl KinesisStore {
         let Some(snapshot) = meta::load(&durable.root)? else {
             return Ok(());
         };
+        *self.channels() = snapshot.channels;
         let mut max_counter = snapshot.counter;
         let mut streams = self.streams_write();
         for saved in snapshot.streams {
@@ -792,6 +805,12 @@ impl KinesisStore {
         self.counter.store(max_counter + 1, Ordering::Relaxed);
         tracing::info!(streams = streams.len(), "recovered Kinesis data");
         Ok(())
+    }
+
+    /// The account's channels, locked. Callers change them and then call [`Self::save_meta`]
+    /// after releasing the guard.
+    pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<ChannelMeta>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Fails with `ResourceInUseException` unless the stream is ACTIVE (resharding and settings
