@@ -25,6 +25,10 @@ const TIMESTAMP_FIELDS: &[&str] = &[
     "StreamCreationTimestamp",
     "ConsumerCreationTimestamp",
     "ChannelCreationTimestamp",
+    "QueueCreationTimestamp",
+    "FirstReceiveTimestamp",
+    // A queue's StartingPosition.
+    "Timestamp",
 ];
 
 /// A wire format.

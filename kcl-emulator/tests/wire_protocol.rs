@@ -1,49 +1,19 @@
 //! The wire level: CBOR (the Java SDK's default), h2c (Java and Node clients), and malformed
 //! requests, which get a clear AWS-shaped error while the emulator keeps serving.
 
+mod common;
+
 use bytes::Bytes;
 use ciborium::Value as Cbor;
+use common::{
+    active_stream, cbor, cbor_get, cbor_map, collect, json, request, send_http1, wait_until_active,
+    Reply,
+};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kcl_emulator::{Config, EmbeddedEmulator};
 use tokio::net::TcpStream;
-
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: Bytes,
-}
-
-impl Reply {
-    /// The body as JSON; CBOR bodies (errors to CBOR requests are CBOR too) are translated.
-    fn json(&self) -> serde_json::Value {
-        if self.content_type.contains("cbor") {
-            return ciborium::from_reader(&self.body[..])
-                .unwrap_or_else(|e| panic!("{e}: {:?}", self.body));
-        }
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
-    }
-}
-
-fn request(target: Option<&str>, content_type: &str, body: Vec<u8>) -> Request<Full<Bytes>> {
-    let mut builder = Request::post("/")
-        .header("content-type", content_type)
-        .header("host", "127.0.0.1");
-    if let Some(target) = target {
-        builder = builder.header("x-amz-target", target);
-    }
-    builder.body(Full::new(Bytes::from(body))).unwrap()
-}
-
-async fn send_http1(emulator: &EmbeddedEmulator, req: Request<Full<Bytes>>) -> Reply {
-    let stream = TcpStream::connect(emulator.local_addr()).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    collect(sender.send_request(req).await.unwrap()).await
-}
 
 async fn send_h2c(emulator: &EmbeddedEmulator, req: Request<Full<Bytes>>) -> Reply {
     let stream = TcpStream::connect(emulator.local_addr()).await.unwrap();
@@ -53,86 +23,6 @@ async fn send_h2c(emulator: &EmbeddedEmulator, req: Request<Full<Bytes>>) -> Rep
             .unwrap();
     tokio::spawn(connection);
     collect(sender.send_request(req).await.unwrap()).await
-}
-
-async fn collect(response: http::Response<hyper::body::Incoming>) -> Reply {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        content_type,
-        body,
-    }
-}
-
-fn json(target: &str, body: serde_json::Value) -> Request<Full<Bytes>> {
-    request(
-        Some(target),
-        "application/x-amz-json-1.1",
-        serde_json::to_vec(&body).unwrap(),
-    )
-}
-
-fn cbor(target: &str, body: Cbor) -> Request<Full<Bytes>> {
-    let mut bytes = Vec::new();
-    ciborium::into_writer(&body, &mut bytes).unwrap();
-    request(Some(target), "application/x-amz-cbor-1.1", bytes)
-}
-
-fn cbor_map(entries: Vec<(&str, Cbor)>) -> Cbor {
-    Cbor::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Cbor::Text(k.to_owned()), v))
-            .collect(),
-    )
-}
-
-fn cbor_get<'a>(value: &'a Cbor, key: &str) -> &'a Cbor {
-    value
-        .as_map()
-        .unwrap()
-        .iter()
-        .find(|(k, _)| k.as_text() == Some(key))
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("no {key} in {value:?}"))
-}
-
-async fn active_stream(emulator: &EmbeddedEmulator, name: &str) {
-    let created = send_http1(
-        emulator,
-        json(
-            "Kinesis_20131202.CreateStream",
-            serde_json::json!({"StreamName": name, "ShardCount": 1}),
-        ),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::OK);
-    wait_until_active(emulator, name).await;
-}
-
-async fn wait_until_active(emulator: &EmbeddedEmulator, name: &str) {
-    for _ in 0..200 {
-        let summary = send_http1(
-            emulator,
-            json(
-                "Kinesis_20131202.DescribeStreamSummary",
-                serde_json::json!({"StreamName": name}),
-            ),
-        )
-        .await
-        .json();
-        if summary["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("stream {name} never became ACTIVE");
 }
 
 #[tokio::test]

@@ -194,23 +194,191 @@ def test_every_operation_of_the_service_model_is_implemented(endpoint):
             # Client-side failures (e.g. an endpoint rule needing a missing ARN) never reached
             # the emulator; they say nothing about it.
             pass
-    assert sorted(set(unknown) - NOT_YET_IN_THE_RUST_SDK) == [], (
-        f"operations the emulator does not implement: {unknown}"
+    assert unknown == [], f"operations the emulator does not implement: {unknown}"
+
+
+
+def wait_queue_active(kinesis, arn):
+    deadline = time.monotonic() + 30
+    while kinesis.describe_queue(QueueARN=arn)["QueueDescription"]["QueueStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline, "queue never became ACTIVE"
+        time.sleep(0.05)
+
+
+def on_demand_stream(kinesis, name):
+    kinesis.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_active(kinesis, name)
+    return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+
+
+def test_queue_delivers_acknowledges_and_redelivers(kinesis, name):
+    stream_arn = on_demand_stream(kinesis, name)
+    for i in range(5):
+        kinesis.put_record(StreamName=name, Data=f"early-{i}".encode(), PartitionKey=f"k{i}")
+    created = kinesis.create_queue(
+        QueueName=name + "-q",
+        StreamConfigurationList=[
+            {"StreamARN": stream_arn, "StartingPosition": {"Type": "TRIM_HORIZON"}}
+        ],
+        QueueAttributes={"VisibilityTimeoutSeconds": 30},
+        Tags={"team": "queues"},
+    )["QueueDescription"]
+    arn = created["QueueARN"]
+    assert created["QueueStatus"] == "CREATING"
+    assert arn.startswith("arn:aws:kinesis:us-east-1:000000000000:queue/")
+    assert created["QueueAttributes"] == {
+        "VisibilityTimeoutSeconds": 30,
+        "DeadLetterConfiguration": {"TargetType": "BUILT_IN", "MaxReceiveCount": 6},
+    }
+    wait_queue_active(kinesis, arn)
+    described = kinesis.describe_queue(QueueARN=arn)["QueueDescription"]
+    position = described["StreamConfigurationList"][0]["StartingPosition"]
+    assert position["Type"] == "TRIM_HORIZON"
+    assert isinstance(position["Timestamp"], datetime.datetime)
+    summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    assert summary["QueueCount"] == 1
+
+    # TRIM_HORIZON: the records written before the queue existed are delivered, each once.
+    first = kinesis.receive_queue_records(QueueARN=arn, Limit=3, WaitTimeSeconds=1)["QueueRecords"]
+    rest = kinesis.receive_queue_records(QueueARN=arn, WaitTimeSeconds=1)["QueueRecords"]
+    records = first + rest
+    assert len(first) == 3
+    assert sorted(r["Data"] for r in records) == [f"early-{i}".encode() for i in range(5)]
+    assert all(r["ReceiveCount"] == 1 for r in records)
+    assert all(isinstance(r["FirstReceiveTimestamp"], datetime.datetime) for r in records)
+    assert len({r["RecordId"] for r in records}) == 5
+    assert kinesis.receive_queue_records(QueueARN=arn, WaitTimeSeconds=1)["QueueRecords"] == []
+
+    # Acknowledge two, keep one in flight, and hand the others back at once.
+    acked = kinesis.acknowledge_queue_records(
+        QueueARN=arn, Entries=[{"ReceiptHandle": r["ReceiptHandle"]} for r in records[:2]]
     )
+    assert len(acked["Successful"]) == 2 and acked["Failed"] == []
+    released = kinesis.update_queue_records_visibility(
+        QueueARN=arn,
+        Entries=[
+            {"ReceiptHandle": r["ReceiptHandle"], "VisibilityTimeoutSeconds": 0}
+            for r in records[3:]
+        ],
+    )
+    assert released["Failed"] == []
+    again = kinesis.receive_queue_records(QueueARN=arn, WaitTimeSeconds=2)["QueueRecords"]
+    assert sorted(r["RecordId"] for r in again) == sorted(r["RecordId"] for r in records[3:])
+    assert all(r["ReceiveCount"] == 2 for r in again)
+
+    # A stale handle, an acknowledged one, and one that is not a handle at all.
+    outcome = kinesis.acknowledge_queue_records(
+        QueueARN=arn,
+        Entries=[
+            {"ReceiptHandle": records[3]["ReceiptHandle"]},
+            {"ReceiptHandle": records[0]["ReceiptHandle"]},
+            {"ReceiptHandle": "garbage"},
+            {"ReceiptHandle": again[0]["ReceiptHandle"]},
+        ],
+    )
+    codes = sorted(f["ErrorCode"] for f in outcome["Failed"])
+    assert codes == [
+        "InvalidArgumentException",
+        "InvalidArgumentException",
+        "ResourceNotFoundException",
+    ]
+    assert [s["ReceiptHandle"] for s in outcome["Successful"]] == [again[0]["ReceiptHandle"]]
+
+    # Queues are tagged, listed and updated like other Kinesis resources.
+    assert kinesis.list_tags_for_resource(ResourceARN=arn)["Tags"] == [
+        {"Key": "team", "Value": "queues"}
+    ]
+    listed = kinesis.list_queues(StreamFilter=[{"StreamARN": stream_arn}])["QueueSummaries"]
+    assert [q["QueueARN"] for q in listed] == [arn]
+    updated = kinesis.update_queue(
+        QueueARN=arn, QueueAttributes={"DeadLetterConfiguration": {"TargetType": "NONE"}}
+    )["QueueDescription"]
+    assert updated["QueueStatus"] == "UPDATING"
+    assert updated["QueueAttributes"]["DeadLetterConfiguration"] == {"TargetType": "NONE"}
+    assert updated["QueueAttributes"]["VisibilityTimeoutSeconds"] == 30
+
+    # The stream cannot go while the queue reads it.
+    with pytest.raises(kinesis.exceptions.ResourceInUseException):
+        kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+    wait_queue_active(kinesis, arn)
+    kinesis.delete_queue(QueueARN=arn)
+    with pytest.raises(botocore.exceptions.ClientError):
+        kinesis.receive_queue_records(QueueARN=arn, WaitTimeSeconds=1)
 
 
-# Kinesis queues: in botocore's model, not yet in aws-sdk-kinesis.
-NOT_YET_IN_THE_RUST_SDK = {
-    "AcknowledgeDeadLetterQueueRecords",
-    "AcknowledgeQueueRecords",
-    "CreateQueue",
-    "DeleteQueue",
-    "DescribeQueue",
-    "ListQueues",
-    "ReceiveDeadLetterQueueRecords",
-    "ReceiveQueueRecords",
-    "RestoreDeadLetterQueueRecords",
-    "UpdateDeadLetterQueueRecordsVisibility",
-    "UpdateQueue",
-    "UpdateQueueRecordsVisibility",
-}
+def test_dead_letter_records_are_set_aside_and_restored(kinesis, name):
+    stream_arn = on_demand_stream(kinesis, name)
+    arn = kinesis.create_queue(
+        QueueName=name + "-dlq",
+        StreamConfigurationList=[{"StreamARN": stream_arn}],
+        QueueAttributes={
+            "VisibilityTimeoutSeconds": 0,
+            "DeadLetterConfiguration": {"TargetType": "BUILT_IN", "MaxReceiveCount": 2},
+        },
+    )["QueueDescription"]["QueueARN"]
+    wait_queue_active(kinesis, arn)
+    # LATEST: only what is written after the queue exists.
+    kinesis.put_record(StreamName=name, Data=b"poison", PartitionKey="p")
+    for attempt in (1, 2):
+        got = kinesis.receive_queue_records(QueueARN=arn, WaitTimeSeconds=2)["QueueRecords"]
+        assert [(r["Data"], r["ReceiveCount"]) for r in got] == [(b"poison", attempt)]
+    # Received MaxReceiveCount times and not acknowledged: a dead-letter record now.
+    assert kinesis.receive_queue_records(QueueARN=arn, WaitTimeSeconds=1)["QueueRecords"] == []
+    dead = kinesis.receive_dead_letter_queue_records(
+        QueueARN=arn, WaitTimeSeconds=1, VisibilityTimeoutSeconds=30
+    )["QueueRecords"]
+    assert [r["Data"] for r in dead] == [b"poison"]
+    assert kinesis.receive_dead_letter_queue_records(QueueARN=arn, WaitTimeSeconds=1)[
+        "QueueRecords"
+    ] == []
+    shown = kinesis.update_dead_letter_queue_records_visibility(
+        QueueARN=arn,
+        Entries=[{"ReceiptHandle": dead[0]["ReceiptHandle"], "VisibilityTimeoutSeconds": 0}],
+    )
+    assert shown["Failed"] == []
+    dead = kinesis.receive_dead_letter_queue_records(QueueARN=arn, WaitTimeSeconds=1)[
+        "QueueRecords"
+    ]
+    restored = kinesis.restore_dead_letter_queue_records(
+        QueueARN=arn, Entries=[{"ReceiptHandle": dead[0]["ReceiptHandle"]}]
+    )
+    assert restored["Failed"] == []
+    back = kinesis.receive_queue_records(QueueARN=arn, WaitTimeSeconds=2)["QueueRecords"]
+    assert [(r["Data"], r["ReceiveCount"]) for r in back] == [(b"poison", 1)]
+    done = kinesis.acknowledge_queue_records(
+        QueueARN=arn, Entries=[{"ReceiptHandle": back[0]["ReceiptHandle"]}]
+    )
+    assert done["Failed"] == []
+    assert kinesis.receive_dead_letter_queue_records(QueueARN=arn, WaitTimeSeconds=1)[
+        "QueueRecords"
+    ] == []
+
+
+def test_queue_requests_are_validated(kinesis, name):
+    provisioned = name + "-prov"
+    kinesis.create_stream(StreamName=provisioned, ShardCount=1)
+    wait_active(kinesis, provisioned)
+    arn = kinesis.describe_stream_summary(StreamName=provisioned)["StreamDescriptionSummary"][
+        "StreamARN"
+    ]
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        kinesis.create_queue(QueueName=name, StreamConfigurationList=[{"StreamARN": arn}])
+    assert error_code(excinfo) == "ValidationException"
+    stream_arn = on_demand_stream(kinesis, name)
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        kinesis.create_queue(
+            QueueName=name,
+            StreamConfigurationList=[
+                {"StreamARN": stream_arn, "StartingPosition": {"Type": "LATEST", "Timestamp": 1}}
+            ],
+        )
+    assert error_code(excinfo) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        kinesis.create_queue(
+            QueueName=name,
+            StreamConfigurationList=[{"StreamARN": stream_arn}],
+            QueueAttributes={"DeadLetterConfiguration": {"TargetType": "BUILT_IN"}},
+        )
+    assert error_code(excinfo) == "ValidationException"
+    with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+        kinesis.describe_queue(QueueARN="arn:aws:kinesis:us-east-1:000000000000:queue/nosuchqueue")

@@ -6,10 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::{epoch_seconds, stream_name_from_arn, validate_name, validate_range, StreamRef};
+use super::validate::{
+    alnum_or, arn_fields, check_count, check_enum, check_length, check_resource_arn, check_string,
+    is_account_id, lower_digit_or, new_resource_id, null, only, required, source_is_live,
+    ListByStreamInput,
+};
+use super::{epoch_seconds, validate_name, StreamRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::channels::{
     ChannelEncryption, ChannelLogging, ChannelSource, ChannelStatus, CloudWatchLogs,
@@ -34,117 +38,6 @@ const S3_STORAGE_CLASSES: &[&str] = &["STANDARD", "INTELLIGENT_TIERING", "GLACIE
 const S3_TABLES_COMPRESSION: &[&str] = &["NONE", "ZSTD", "SNAPPY"];
 const PARTITION_TRANSFORMS: &[&str] = &["TIME_HOUR"];
 const ENCRYPTION_TYPES: &[&str] = &["KMS"];
-
-// Validation, worded as the service words its `ValidationException`s.
-
-fn invalid(value: impl std::fmt::Display, member: &str, constraint: &str) -> ApiError {
-    ApiError::validation(format!(
-        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy \
-         constraint: {constraint}"
-    ))
-}
-
-fn null(member: &str) -> ApiError {
-    ApiError::validation(format!(
-        "1 validation error detected: Value null at '{member}' failed to satisfy constraint: \
-         Member must not be null"
-    ))
-}
-
-fn required<'a, T>(value: &'a Option<T>, member: &str) -> ApiResult<&'a T> {
-    value.as_ref().ok_or_else(|| null(member))
-}
-
-fn check_length(value: &str, min: usize, max: usize, member: &str) -> ApiResult<()> {
-    let length = value.chars().count();
-    if length < min || length > max {
-        return Err(invalid(
-            value,
-            member,
-            &format!("Member must have length between {min} and {max}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_count<T>(items: &[T], min: usize, max: usize, member: &str) -> ApiResult<()> {
-    if items.len() < min || items.len() > max {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value at '{member}' failed to satisfy constraint: \
-             Member must have length between {min} and {max}"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks `value`'s length, then that `matches` accepts it (`pattern` is what AWS reports).
-fn check_string(
-    value: &str,
-    (min, max): (usize, usize),
-    matches: impl Fn(&str) -> bool,
-    pattern: &str,
-    member: &str,
-) -> ApiResult<()> {
-    check_length(value, min, max, member)?;
-    if !matches(value) {
-        return Err(invalid(
-            value,
-            member,
-            &format!("Member must satisfy regular expression pattern: {pattern}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_enum(value: &str, allowed: &[&str], member: &str) -> ApiResult<()> {
-    if !allowed.contains(&value) {
-        return Err(invalid(
-            value,
-            member,
-            &format!(
-                "Member must satisfy enum value set: [{}]",
-                allowed.join(", ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn only(value: &str, allowed: impl Fn(u8) -> bool) -> bool {
-    !value.is_empty() && value.bytes().all(allowed)
-}
-
-fn lower_digit_or(extra: &'static [u8]) -> impl Fn(u8) -> bool {
-    move |b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b)
-}
-
-fn alnum_or(extra: &'static [u8]) -> impl Fn(u8) -> bool {
-    move |b| b.is_ascii_alphanumeric() || extra.contains(&b)
-}
-
-fn is_account_id(value: &str) -> bool {
-    value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Splits `arn:aws[-a-z0-9]*:<service>:<region>:<account>:<resource>` into region, account and
-/// resource, or `None` when the prefix or the service differs.
-fn arn_fields<'a>(arn: &'a str, service: &str) -> Option<(&'a str, &'a str, &'a str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(svc), Some(region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let partition_ok = partition
-        .strip_prefix("aws")
-        .is_some_and(|rest| rest.bytes().all(lower_digit_or(b"-")));
-    (partition_ok && svc == service).then_some((region, account, resource))
-}
 
 fn is_role_arn(arn: &str) -> bool {
     arn_fields(arn, "iam").is_some_and(|(region, account, resource)| {
@@ -194,20 +87,6 @@ const TABLE_BUCKET_ARN_PATTERN: &str =
     r"arn:aws[-a-z0-9]*:s3tables:[-a-z0-9]+:\d{12}:bucket/[a-z0-9_-]{3,63}";
 const SCHEMA_ARN_PATTERN: &str =
     r"arn:aws[-a-z0-9]*:glue:[-a-z0-9]+:\d{12}:schema/[-a-zA-Z0-9_$#.]+/[-a-zA-Z0-9_$#.]+";
-const CHANNEL_ARN_PATTERN: &str = r"arn:aws.*:kinesis:.*:\d{12}:channel/\S+";
-
-fn check_channel_arn(arn: &str) -> ApiResult<()> {
-    let matches = |arn: &str| {
-        arn_fields(arn, "kinesis").is_some_and(|(_, account, resource)| {
-            is_account_id(account)
-                && resource
-                    .strip_prefix("channel/")
-                    .is_some_and(|id| !id.is_empty() && !id.contains(char::is_whitespace))
-        })
-    };
-    check_string(arn, (1, 2048), matches, CHANNEL_ARN_PATTERN, "channelARN")
-}
-
 fn check_freshness(seconds: Option<i64>, member: &str) -> ApiResult<()> {
     match seconds {
         Some(s) if s <= 0 => Err(ApiError::invalid_argument(format!(
@@ -513,15 +392,6 @@ fn check_encryption(encryption: &ChannelEncryption) -> ApiResult<()> {
     )
 }
 
-/// A new channel id: 17 lowercase letters and digits, as the service's ids look.
-fn new_channel_id() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..17)
-        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
-        .collect()
-}
-
 // Output shapes.
 
 #[derive(Debug, Serialize)]
@@ -588,12 +458,7 @@ fn missing_source<'a>(store: &KinesisStore, channel: &'a ChannelMeta) -> Option<
     channel
         .sources
         .iter()
-        .find(|source| {
-            let live = stream_name_from_arn(store, &source.stream_arn)
-                .and_then(|name| store.stream(&name))
-                .is_ok_and(|stream| stream.lock().settings.created_ms == source.stream_created_ms);
-            !live
-        })
+        .find(|source| !source_is_live(store, &source.stream_arn, source.stream_created_ms))
         .map(|source| source.stream_arn.as_str())
 }
 
@@ -658,7 +523,7 @@ fn summarize(store: &KinesisStore, channel: &ChannelMeta) -> ChannelSummary {
 /// # Errors
 /// `ValidationException` for a malformed ARN, `ResourceNotFoundException` for an unknown one.
 pub(crate) fn find_channel(store: &KinesisStore, arn: &str) -> ApiResult<ChannelMeta> {
-    check_channel_arn(arn)?;
+    check_resource_arn(arn, "channel", "channelARN")?;
     let now = now_ms();
     store
         .channels()
@@ -776,7 +641,7 @@ pub(crate) async fn create(
         state.settings.created_ms
     };
 
-    let id = new_channel_id();
+    let id = new_resource_id();
     let logging = logging(
         input.logging_configuration,
         "loggingConfiguration",
@@ -962,31 +827,6 @@ pub(crate) async fn update(
 
 // ListChannels.
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct StreamFilter {
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    stream_creation_timestamp: Option<f64>,
-}
-
-impl StreamFilter {
-    fn matches(&self, source: &ChannelSource) -> bool {
-        self.stream_arn.as_deref() == Some(source.stream_arn.as_str())
-            && self
-                .stream_creation_timestamp
-                .is_none_or(|seconds| (seconds * 1000.0).round() as i64 == source.stream_created_ms)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct ListInput {
-    stream_filter: Option<Vec<StreamFilter>>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
-
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct ListOutput {
@@ -995,49 +835,26 @@ pub(crate) struct ListOutput {
     next_token: Option<String>,
 }
 
-pub(crate) async fn list(store: &KinesisStore, input: ListInput) -> ApiResult<ListOutput> {
-    validate_range(input.max_results, 1, 10_000, "maxResults")?;
-    let limit = input
-        .max_results
-        .map_or(LIST_PAGE_LIMIT, |n| (n as usize).min(LIST_PAGE_LIMIT));
-    if let Some(filters) = &input.stream_filter {
-        check_count(filters, 1, 10_000, "streamFilter")?;
-        for (at, filter) in filters.iter().enumerate() {
-            required(
-                &filter.stream_arn,
-                &format!("streamFilter.{}.member.streamARN", at + 1),
-            )?;
-        }
-    }
-    // Pages continue after the last channel ARN returned, so channels created or deleted
-    // between calls neither repeat nor shift the pages.
-    let after: Option<String> = match &input.next_token {
-        Some(token) => Some(super::decode_token(token)?),
-        None => None,
-    };
+pub(crate) async fn list(store: &KinesisStore, input: ListByStreamInput) -> ApiResult<ListOutput> {
+    let request = input.check(LIST_PAGE_LIMIT)?;
     let now = now_ms();
-    let mut matching: Vec<ChannelMeta> = store
+    let admitted: Vec<ChannelMeta> = store
         .channels()
         .iter()
         .filter(|c| !c.deleted(now))
-        .filter(|c| after.as_ref().is_none_or(|last| c.arn > *last))
         .filter(|c| {
-            input.stream_filter.as_ref().is_none_or(|filters| {
-                filters
+            request.admits(
+                &c.arn,
+                c.sources
                     .iter()
-                    .any(|f| c.sources.iter().any(|s| f.matches(s)))
-            })
+                    .map(|s| (s.stream_arn.as_str(), s.stream_created_ms)),
+            )
         })
         .cloned()
         .collect();
-    matching.sort_by(|a, b| a.arn.cmp(&b.arn));
-    let more = matching.len() > limit;
-    matching.truncate(limit);
-    let next_token = more
-        .then(|| matching.last().map(|c| super::encode_token(&c.arn)))
-        .flatten();
+    let (page, next_token) = request.page(admitted, |c| &c.arn);
     Ok(ListOutput {
-        channel_summaries: matching.iter().map(|c| summarize(store, c)).collect(),
+        channel_summaries: page.iter().map(|c| summarize(store, c)).collect(),
         next_token,
     })
 }
@@ -1071,16 +888,6 @@ mod tests {
         assert!(!is_schema_arn(
             "arn:aws:glue:us-east-1:123456789012:schema/only-one"
         ));
-        assert!(check_channel_arn("arn:aws:kinesis:us-east-1:123456789012:channel/abc").is_ok());
-        assert!(check_channel_arn("arn:aws:kinesis:us-east-1:123456789012:stream/abc").is_err());
-    }
-
-    #[test]
-    fn channel_ids_look_like_the_service_ids() {
-        let id = new_channel_id();
-        assert_eq!(id.len(), 17);
-        assert!(only(&id, lower_digit_or(b"")));
-        assert_ne!(id, new_channel_id());
     }
 
     #[test]

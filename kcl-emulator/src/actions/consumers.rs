@@ -10,8 +10,8 @@ use super::{epoch_seconds, validate_name, validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{now_ms, ConsumerMeta, KinesisStore, Stream};
 
-/// Most consumers a stream may have registered at once.
-const MAX_CONSUMERS: usize = 20;
+/// Most consumers a stream may have registered at once, queues included.
+pub(super) const MAX_CONSUMERS: usize = 20;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -90,6 +90,8 @@ pub(crate) async fn register(
         arn: Some(input.stream_arn),
     }
     .resolve(store)?;
+    // Queues share the stream's registered-consumer limit.
+    let queues = store.queue_count(&stream.arn);
     let now = now_ms();
     let output = {
         let mut state = stream.lock();
@@ -105,7 +107,7 @@ pub(crate) async fn register(
                 input.consumer_name, stream.name, store.config.account_id
             )));
         }
-        if state.settings.consumers.len() >= MAX_CONSUMERS {
+        if state.settings.consumers.len() + queues >= MAX_CONSUMERS {
             return Err(ApiError::limit_exceeded(format!(
                 "Consumer limit of {MAX_CONSUMERS} reached for stream {}.",
                 stream.name

@@ -6,12 +6,14 @@
 
 mod channels;
 mod consumers;
+mod queues;
 pub(crate) mod records;
 mod settings;
 mod shards;
 mod streams;
 mod subscribe;
 mod tags;
+mod validate;
 
 pub(crate) use subscribe::{subscribe, Subscriptions};
 
@@ -93,6 +95,18 @@ pub(crate) async fn dispatch(
         "ListChannels" => channels::list,
         "UpdateChannel" => channels::update,
         "DeleteChannel" => channels::delete,
+        "CreateQueue" => queues::create,
+        "DescribeQueue" => queues::describe,
+        "ListQueues" => queues::list,
+        "UpdateQueue" => queues::update,
+        "DeleteQueue" => queues::delete,
+        "ReceiveQueueRecords" => queues::receive,
+        "AcknowledgeQueueRecords" => queues::acknowledge,
+        "UpdateQueueRecordsVisibility" => queues::change_visibility,
+        "ReceiveDeadLetterQueueRecords" => queues::receive_dead_letters,
+        "AcknowledgeDeadLetterQueueRecords" => queues::acknowledge_dead_letters,
+        "UpdateDeadLetterQueueRecordsVisibility" => queues::change_dead_letter_visibility,
+        "RestoreDeadLetterQueueRecords" => queues::restore_dead_letters,
     }
 }
 

@@ -267,6 +267,17 @@ pub(crate) async fn update_stream_mode(
         name: None,
         arn: Some(input.stream_arn),
     };
+    if mode == "PROVISIONED" {
+        let resolved = stream.resolve(store)?;
+        let queues = store.queue_count(&resolved.arn);
+        if queues > 0 {
+            return Err(ApiError::in_use(format!(
+                "Stream {} has {queues} queue(s), which need ON_DEMAND capacity mode; delete \
+                 them with DeleteQueue before switching to PROVISIONED.",
+                resolved.name
+            )));
+        }
+    }
     update_settings(store, &stream, true, |state| {
         state.settings.mode = mode;
         Ok(Empty {})

@@ -100,6 +100,15 @@ pub(crate) async fn delete_stream(
     input: DeleteStreamInput,
 ) -> ApiResult<Empty> {
     let stream = input.stream.resolve(store)?;
+    // Queues must be deleted one by one first, whatever EnforceConsumerDeletion says.
+    let queues = store.queue_count(&stream.arn);
+    if queues > 0 {
+        return Err(ApiError::in_use(format!(
+            "Stream {} under account {} has {queues} queue(s); delete them with DeleteQueue \
+             before deleting the stream.",
+            stream.name, store.config.account_id
+        )));
+    }
     // EnforceConsumerDeletion=true deletes the consumers with the stream; without it, a stream
     // with consumers cannot be deleted.
     store.delete_stream(&stream, !input.enforce_consumer_deletion.unwrap_or(false))?;
@@ -266,6 +275,8 @@ pub(crate) struct StreamDescriptionSummary {
     key_id: Option<String>,
     open_shard_count: usize,
     consumer_count: usize,
+    /// Queues are counted apart from consumers, though they share the consumer limit.
+    queue_count: usize,
     #[serde(rename = "MaxRecordSizeInKiB")]
     max_record_size_in_kib: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -284,13 +295,14 @@ pub(crate) async fn describe_stream_summary(
     input: DescribeStreamSummaryInput,
 ) -> ApiResult<DescribeStreamSummaryOutput> {
     let stream = input.stream.resolve(store)?;
+    let queue_count = store.queue_count(&stream.arn);
     let state = stream.lock();
     Ok(DescribeStreamSummaryOutput {
-        stream_description_summary: summary(&stream, &state),
+        stream_description_summary: summary(&stream, &state, queue_count),
     })
 }
 
-fn summary(stream: &Stream, state: &StreamState) -> StreamDescriptionSummary {
+fn summary(stream: &Stream, state: &StreamState, queue_count: usize) -> StreamDescriptionSummary {
     let now = now_ms();
     StreamDescriptionSummary {
         stream_name: stream.name.clone(),
@@ -313,6 +325,7 @@ fn summary(stream: &Stream, state: &StreamState) -> StreamDescriptionSummary {
             .iter()
             .filter(|c| !c.deleted(now))
             .count(),
+        queue_count,
         max_record_size_in_kib: state.settings.max_record_size_kib,
         warm_throughput: state
             .settings

@@ -1,5 +1,5 @@
 //! AddTagsToStream, RemoveTagsFromStream, ListTagsForStream and the ARN-based TagResource,
-//! UntagResource, ListTagsForResource (streams, consumers and channels).
+//! UntagResource, ListTagsForResource (streams, consumers, channels and queues).
 
 use std::collections::BTreeMap;
 
@@ -56,7 +56,7 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// Where tags live: a stream's settings, one of its consumers, or a channel.
+/// Where tags live: a stream's settings, one of its consumers, a channel or a queue.
 fn with_tags<T>(
     store: &KinesisStore,
     arn: &str,
@@ -72,6 +72,11 @@ fn with_tags<T>(
                 .ok_or_else(|| ApiError::not_found(format!("Channel {arn} not found.")))?;
             change(&mut entry.tags)?
         };
+        store.save_meta()?;
+        return Ok(result);
+    }
+    if arn.contains(":queue/") {
+        let result = super::queues::with_queue(store, arn, |queue, _| change(&mut queue.tags))?;
         store.save_meta()?;
         return Ok(result);
     }

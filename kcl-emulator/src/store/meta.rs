@@ -1,4 +1,4 @@
-//! Stream, shard, consumer and channel metadata, and its crash-safe snapshot on disk.
+//! Stream, shard, consumer, channel and queue metadata, and its crash-safe snapshot on disk.
 //!
 //! The snapshot is small (no records), so it is rewritten whole on every change: written to a
 //! temporary file, synced, renamed over `meta.json`, and the directory synced. A crash leaves
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ChannelMeta, Status, Stream};
+use super::{ChannelMeta, QueueMeta, Status, Stream};
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +140,9 @@ pub(crate) struct Snapshot {
     /// Absent from snapshots written before channels existed.
     #[serde(default)]
     pub(crate) channels: Vec<ChannelMeta>,
+    /// Absent from snapshots written before queues existed.
+    #[serde(default)]
+    pub(crate) queues: Vec<QueueMeta>,
 }
 
 const META_FILE: &str = "meta.json";
@@ -148,6 +151,7 @@ pub(crate) fn save(
     root: &Path,
     streams: &[&Arc<Stream>],
     channels: &[ChannelMeta],
+    queues: &[QueueMeta],
     counter: u64,
 ) -> io::Result<()> {
     let snapshot = Snapshot {
@@ -179,6 +183,7 @@ pub(crate) fn save(
             })
             .collect(),
         channels: channels.to_vec(),
+        queues: queues.to_vec(),
     };
     let bytes = serde_json::to_vec_pretty(&snapshot).map_err(io::Error::other)?;
     let tmp = root.join("meta.json.tmp");

@@ -6,7 +6,8 @@
 //! in sequence order (the read path is a binary search), and, with a data directory, a
 //! [`log::ShardFiles`] that makes them durable. Stream, shard, consumer and channel metadata
 //! is written crash-safely (`meta.json` replaced by rename) on every change, before the change
-//! is answered. Channels belong to the account, not to a stream, and sit beside the streams.
+//! is answered. Channels and queues belong to the account, not to a stream, and sit beside the
+//! streams; a queue's delivery state is part of the snapshot too.
 //!
 //! # Locking
 //! `streams` (the map) is read-locked on every request and write-locked only to add or remove a
@@ -23,6 +24,7 @@ pub(crate) mod channels;
 pub(crate) mod keys;
 pub(crate) mod log;
 mod meta;
+pub(crate) mod queues;
 mod reshard;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -39,6 +41,7 @@ use crate::Config;
 pub(crate) use channels::ChannelMeta;
 use keys::SequenceParts;
 pub(crate) use meta::{ConsumerMeta, StreamSettings};
+pub(crate) use queues::QueueMeta;
 
 /// Milliseconds since the Unix epoch. The one place the store reads the wall clock.
 pub(crate) fn now_ms() -> i64 {
@@ -263,6 +266,8 @@ pub(crate) struct KinesisStore {
     pub(crate) subscriptions: Arc<crate::actions::Subscriptions>,
     /// The account's channels, including ones whose deletion has not completed.
     channels: Mutex<Vec<ChannelMeta>>,
+    /// The account's queues, including ones whose deletion has not completed.
+    queues: Mutex<Vec<QueueMeta>>,
 }
 
 /// Outcome of appending one record.
@@ -308,6 +313,7 @@ impl KinesisStore {
             billing_commitment: Mutex::new(None),
             subscriptions: Arc::default(),
             channels: Mutex::new(Vec::new()),
+            queues: Mutex::new(Vec::new()),
         };
         store.recover()?;
         Ok(store)
@@ -315,6 +321,17 @@ impl KinesisStore {
 
     fn next_counter(&self) -> u64 {
         self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The highest counter handed out so far: every record appended from now on lies above it.
+    pub(crate) fn last_assigned_counter(&self) -> u64 {
+        self.counter.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
+    /// A number no other resource of this store has had or will have, across restarts (it is
+    /// drawn from the counter the snapshot records).
+    pub(crate) fn next_serial(&self) -> u64 {
+        self.next_counter()
     }
 
     fn streams_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Stream>>> {
@@ -741,11 +758,25 @@ impl KinesisStore {
         };
         let _guard = durable.meta_lock.lock().unwrap_or_else(|p| p.into_inner());
         let all: Vec<&Arc<Stream>> = streams.values().chain(extra).collect();
-        let channels = self.channels().clone();
+        // Resources whose deletion has completed are gone for good: they are not saved.
+        let now = now_ms();
+        let channels: Vec<ChannelMeta> = self
+            .channels()
+            .iter()
+            .filter(|c| !c.deleted(now))
+            .cloned()
+            .collect();
+        let queues: Vec<QueueMeta> = self
+            .queues()
+            .iter()
+            .filter(|q| !q.deleted(now))
+            .cloned()
+            .collect();
         meta::save(
             &durable.root,
             &all,
             &channels,
+            &queues,
             self.counter.load(Ordering::Relaxed),
         )?;
         Ok(())
@@ -759,6 +790,7 @@ impl KinesisStore {
             return Ok(());
         };
         *self.channels() = snapshot.channels;
+        *self.queues() = snapshot.queues;
         let mut max_counter = snapshot.counter;
         let mut streams = self.streams_write();
         for saved in snapshot.streams {
@@ -811,6 +843,21 @@ impl KinesisStore {
     /// after releasing the guard.
     pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<ChannelMeta>> {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The account's queues, locked. The lock comes before any stream's or shard's, and the
+    /// guard must be released before [`Self::save_meta`] or [`Self::stream`] is called.
+    pub(crate) fn queues(&self) -> std::sync::MutexGuard<'_, Vec<QueueMeta>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Live queues reading the stream `stream_arn`.
+    pub(crate) fn queue_count(&self, stream_arn: &str) -> usize {
+        let now = now_ms();
+        self.queues()
+            .iter()
+            .filter(|q| q.stream_arn == stream_arn && !q.deleted(now))
+            .count()
     }
 
     /// Fails with `ResourceInUseException` unless the stream is ACTIVE (resharding and settings
