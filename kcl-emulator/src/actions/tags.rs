@@ -56,29 +56,38 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// Where tags live: a stream's settings, one of its consumers, a channel or a queue.
+/// Applies `change` to the tags of the resource `arn` names, and saves the metadata when the
+/// call `writes`.
 fn with_tags<T>(
+    store: &KinesisStore,
+    arn: &str,
+    writes: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> ApiResult<T>,
+) -> ApiResult<T> {
+    let result = on_tags_of(store, arn, change)?;
+    if writes {
+        store.save_meta()?;
+    }
+    Ok(result)
+}
+
+/// Where tags live: a stream's settings, one of its consumers, a channel or a queue.
+fn on_tags_of<T>(
     store: &KinesisStore,
     arn: &str,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> ApiResult<T>,
 ) -> ApiResult<T> {
     if arn.contains(":channel/") {
         let channel = super::channels::find_channel(store, arn)?;
-        let result = {
-            let mut channels = store.channels();
-            let entry = channels
-                .iter_mut()
-                .find(|c| c.arn == channel.arn)
-                .ok_or_else(|| ApiError::not_found(format!("Channel {arn} not found.")))?;
-            change(&mut entry.tags)?
-        };
-        store.save_meta()?;
-        return Ok(result);
+        let mut channels = store.channels();
+        let entry = channels
+            .iter_mut()
+            .find(|c| c.arn == channel.arn)
+            .ok_or_else(|| ApiError::not_found(format!("Channel {arn} not found.")))?;
+        return change(&mut entry.tags);
     }
     if arn.contains(":queue/") {
-        let result = super::queues::with_queue(store, arn, |queue, _| change(&mut queue.tags))?;
-        store.save_meta()?;
-        return Ok(result);
+        return super::queues::with_queue(store, arn, |queue, _| change(&mut queue.tags));
     }
     if let Some((stream_arn, consumer)) = arn.split_once("/consumer/") {
         let stream = StreamRef {
@@ -86,27 +95,22 @@ fn with_tags<T>(
             arn: Some(stream_arn.to_owned()),
         }
         .resolve(store)?;
-        let result = {
-            let mut state = stream.lock();
-            let consumer = state
-                .settings
-                .consumers
-                .iter_mut()
-                .find(|c| c.arn == arn || c.name == consumer.split(':').next().unwrap_or(""))
-                .ok_or_else(|| ApiError::not_found(format!("Consumer {arn} not found.")))?;
-            change(&mut consumer.tags)?
-        };
-        store.save_meta()?;
-        return Ok(result);
+        let mut state = stream.lock();
+        let consumer = state
+            .settings
+            .consumers
+            .iter_mut()
+            .find(|c| c.arn == arn || c.name == consumer.split(':').next().unwrap_or(""))
+            .ok_or_else(|| ApiError::not_found(format!("Consumer {arn} not found.")))?;
+        return change(&mut consumer.tags);
     }
     let stream = StreamRef {
         name: None,
         arn: Some(arn.to_owned()),
     }
     .resolve(store)?;
-    let result = change(&mut stream.lock().settings.tags)?;
-    store.save_meta()?;
-    Ok(result)
+    let result = change(&mut stream.lock().settings.tags);
+    result
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,7 +231,7 @@ pub(crate) async fn tag_resource(
     store: &KinesisStore,
     input: TagResourceInput,
 ) -> ApiResult<Empty> {
-    with_tags(store, &input.resource_arn, |tags| {
+    with_tags(store, &input.resource_arn, true, |tags| {
         let added = input.tags.keys().filter(|k| !tags.contains_key(*k)).count();
         validate_tags(&input.tags, tags.len() + added - input.tags.len())?;
         tags.extend(input.tags);
@@ -247,7 +251,7 @@ pub(crate) async fn untag_resource(
     store: &KinesisStore,
     input: UntagResourceInput,
 ) -> ApiResult<Empty> {
-    with_tags(store, &input.resource_arn, |tags| {
+    with_tags(store, &input.resource_arn, true, |tags| {
         for key in &input.tag_keys {
             tags.remove(key);
         }
@@ -272,7 +276,7 @@ pub(crate) async fn list_tags_for_resource(
     store: &KinesisStore,
     input: ListTagsForResourceInput,
 ) -> ApiResult<ListTagsForResourceOutput> {
-    with_tags(store, &input.resource_arn, |tags| {
+    with_tags(store, &input.resource_arn, false, |tags| {
         Ok(ListTagsForResourceOutput {
             tags: tag_list(tags),
         })
