@@ -288,6 +288,10 @@ def test_queue_delivers_acknowledges_and_redelivers(kinesis, name):
     assert kinesis.list_tags_for_resource(ResourceARN=arn)["Tags"] == [
         {"Key": "team", "Value": "queues"}
     ]
+    policy = '{"Version": "2012-10-17", "Statement": []}'
+    kinesis.put_resource_policy(ResourceARN=arn, Policy=policy)
+    assert kinesis.get_resource_policy(ResourceARN=arn)["Policy"] == policy
+    assert kinesis.get_resource_policy(ResourceARN=stream_arn)["Policy"] == "{}"
     listed = kinesis.list_queues(StreamFilter=[{"StreamARN": stream_arn}])["QueueSummaries"]
     assert [q["QueueARN"] for q in listed] == [arn]
     updated = kinesis.update_queue(

@@ -2037,3 +2037,73 @@ async fn channels_survive_a_restart_of_a_durable_emulator() {
         .unwrap();
     assert_eq!(tags.tags()[0].key(), "kept");
 }
+
+#[tokio::test]
+async fn resource_policies_belong_to_the_resource_they_name() {
+    let emulator = start_emulator().await;
+    let client = kinesis_client(&emulator.endpoint_url());
+    let name = unique_name("policies");
+    let stream = on_demand_stream(&client, &name).await;
+    let consumer = client
+        .register_stream_consumer()
+        .stream_arn(&stream)
+        .consumer_name("reader")
+        .send()
+        .await
+        .unwrap()
+        .consumer()
+        .unwrap()
+        .consumer_arn()
+        .to_owned();
+    let channel = create_s3_channel(&client, &unique_name("policy-channel"), &stream)
+        .await
+        .channel_arn()
+        .to_owned();
+    let policy_for =
+        |who: &str| format!(r#"{{"Version":"2012-10-17","Statement":[],"Id":"{who}"}}"#);
+    for (arn, who) in [
+        (&stream, "stream"),
+        (&consumer, "consumer"),
+        (&channel, "channel"),
+    ] {
+        client
+            .put_resource_policy()
+            .resource_arn(arn)
+            .policy(policy_for(who))
+            .send()
+            .await
+            .unwrap();
+    }
+    let policy_of = |arn: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get_resource_policy()
+                .resource_arn(arn)
+                .send()
+                .await
+                .unwrap()
+                .policy()
+                .to_owned()
+        }
+    };
+    assert_eq!(policy_of(stream.clone()).await, policy_for("stream"));
+    assert_eq!(policy_of(consumer.clone()).await, policy_for("consumer"));
+    assert_eq!(policy_of(channel.clone()).await, policy_for("channel"));
+    client
+        .delete_resource_policy()
+        .resource_arn(&consumer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(policy_of(consumer.clone()).await, "{}");
+    assert_eq!(policy_of(stream.clone()).await, policy_for("stream"));
+    let again = client
+        .delete_resource_policy()
+        .resource_arn(&consumer)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(again.is_resource_not_found_exception(), "{again:?}");
+}

@@ -670,6 +670,7 @@ pub(crate) async fn create(
         encryption: input.encryption_configuration,
         logging,
         tags,
+        resource_policy: None,
     };
     {
         let mut channels = store.channels();

@@ -125,6 +125,7 @@ pub(crate) async fn register(
             creating_until: now + store.config.create_delay.as_millis() as i64,
             deleting_until: None,
             tags,
+            resource_policy: None,
         };
         let output = consumer_output(&consumer, None);
         state.settings.consumers.push(consumer);

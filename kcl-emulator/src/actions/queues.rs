@@ -374,6 +374,7 @@ pub(crate) async fn create(
             .max_receive_count
             .unwrap_or(Some(DEFAULT_MAX_RECEIVE_COUNT)),
         tags,
+        resource_policy: None,
         delivery: Default::default(),
     };
     {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::streams::Empty;
+use super::tags::with_resource;
 use super::{epoch_seconds, validate_range, StreamModeDetails, StreamRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{now_ms, KinesisStore, StreamState};
@@ -486,13 +487,6 @@ pub(crate) struct GetResourcePolicyOutput {
     policy: String,
 }
 
-fn policy_stream(input: &ResourcePolicyInput) -> StreamRef {
-    StreamRef {
-        name: None,
-        arn: Some(input.resource_arn.clone()),
-    }
-}
-
 pub(crate) async fn put_resource_policy(
     store: &KinesisStore,
     input: ResourcePolicyInput,
@@ -508,8 +502,8 @@ pub(crate) async fn put_resource_policy(
             "Policy is not a valid JSON document.",
         ));
     }
-    update_settings(store, &policy_stream(&input), false, |state| {
-        state.settings.resource_policy = Some(policy);
+    with_resource(store, &input.resource_arn, true, |resource| {
+        *resource.policy = Some(policy);
         Ok(Empty {})
     })
 }
@@ -518,22 +512,19 @@ pub(crate) async fn get_resource_policy(
     store: &KinesisStore,
     input: ResourcePolicyInput,
 ) -> ApiResult<GetResourcePolicyOutput> {
-    let stream = policy_stream(&input).resolve(store)?;
-    let policy = stream
-        .lock()
-        .settings
-        .resource_policy
-        .clone()
-        .unwrap_or_else(|| "{}".to_owned());
-    Ok(GetResourcePolicyOutput { policy })
+    with_resource(store, &input.resource_arn, false, |resource| {
+        Ok(GetResourcePolicyOutput {
+            policy: resource.policy.clone().unwrap_or_else(|| "{}".to_owned()),
+        })
+    })
 }
 
 pub(crate) async fn delete_resource_policy(
     store: &KinesisStore,
     input: ResourcePolicyInput,
 ) -> ApiResult<Empty> {
-    update_settings(store, &policy_stream(&input), false, |state| {
-        if state.settings.resource_policy.take().is_none() {
+    with_resource(store, &input.resource_arn, true, |resource| {
+        if resource.policy.take().is_none() {
             return Err(ApiError::not_found(format!(
                 "No resource policy found for resource ARN {}.",
                 input.resource_arn

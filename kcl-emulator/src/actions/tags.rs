@@ -56,26 +56,31 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// Applies `change` to the tags of the resource `arn` names, and saves the metadata when the
-/// call `writes`.
-fn with_tags<T>(
+/// The attributes every taggable Kinesis resource carries.
+pub(super) struct ResourceAttributes<'a> {
+    pub(super) tags: &'a mut BTreeMap<String, String>,
+    pub(super) policy: &'a mut Option<String>,
+}
+
+/// Applies `change` to the attributes of the resource `arn` names (a stream, one of its
+/// consumers, a channel or a queue), and saves the metadata when the call `writes`.
+pub(super) fn with_resource<T>(
     store: &KinesisStore,
     arn: &str,
     writes: bool,
-    change: impl FnOnce(&mut BTreeMap<String, String>) -> ApiResult<T>,
+    change: impl FnOnce(ResourceAttributes<'_>) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    let result = on_tags_of(store, arn, change)?;
+    let result = on_resource(store, arn, change)?;
     if writes {
         store.save_meta()?;
     }
     Ok(result)
 }
 
-/// Where tags live: a stream's settings, one of its consumers, a channel or a queue.
-fn on_tags_of<T>(
+fn on_resource<T>(
     store: &KinesisStore,
     arn: &str,
-    change: impl FnOnce(&mut BTreeMap<String, String>) -> ApiResult<T>,
+    change: impl FnOnce(ResourceAttributes<'_>) -> ApiResult<T>,
 ) -> ApiResult<T> {
     if arn.contains(":channel/") {
         let channel = super::channels::find_channel(store, arn)?;
@@ -84,33 +89,44 @@ fn on_tags_of<T>(
             .iter_mut()
             .find(|c| c.arn == channel.arn)
             .ok_or_else(|| ApiError::not_found(format!("Channel {arn} not found.")))?;
-        return change(&mut entry.tags);
+        return change(ResourceAttributes {
+            tags: &mut entry.tags,
+            policy: &mut entry.resource_policy,
+        });
     }
     if arn.contains(":queue/") {
-        return super::queues::with_queue(store, arn, |queue, _| change(&mut queue.tags));
+        return super::queues::with_queue(store, arn, |queue, _| {
+            change(ResourceAttributes {
+                tags: &mut queue.tags,
+                policy: &mut queue.resource_policy,
+            })
+        });
     }
-    if let Some((stream_arn, consumer)) = arn.split_once("/consumer/") {
-        let stream = StreamRef {
-            name: None,
-            arn: Some(stream_arn.to_owned()),
-        }
-        .resolve(store)?;
+    if arn.contains("/consumer/") {
+        let (stream, consumer) = super::consumers::resolve_consumer_arn(store, arn)?;
         let mut state = stream.lock();
-        let consumer = state
+        let entry = state
             .settings
             .consumers
             .iter_mut()
-            .find(|c| c.arn == arn || c.name == consumer.split(':').next().unwrap_or(""))
+            .find(|c| c.arn == consumer.arn)
             .ok_or_else(|| ApiError::not_found(format!("Consumer {arn} not found.")))?;
-        return change(&mut consumer.tags);
+        return change(ResourceAttributes {
+            tags: &mut entry.tags,
+            policy: &mut entry.resource_policy,
+        });
     }
     let stream = StreamRef {
         name: None,
         arn: Some(arn.to_owned()),
     }
     .resolve(store)?;
-    let result = change(&mut stream.lock().settings.tags);
-    result
+    let mut state = stream.lock();
+    let settings = &mut state.settings;
+    change(ResourceAttributes {
+        tags: &mut settings.tags,
+        policy: &mut settings.resource_policy,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,7 +247,8 @@ pub(crate) async fn tag_resource(
     store: &KinesisStore,
     input: TagResourceInput,
 ) -> ApiResult<Empty> {
-    with_tags(store, &input.resource_arn, true, |tags| {
+    with_resource(store, &input.resource_arn, true, |resource| {
+        let tags = resource.tags;
         let added = input.tags.keys().filter(|k| !tags.contains_key(*k)).count();
         validate_tags(&input.tags, tags.len() + added - input.tags.len())?;
         tags.extend(input.tags);
@@ -251,9 +268,9 @@ pub(crate) async fn untag_resource(
     store: &KinesisStore,
     input: UntagResourceInput,
 ) -> ApiResult<Empty> {
-    with_tags(store, &input.resource_arn, true, |tags| {
+    with_resource(store, &input.resource_arn, true, |resource| {
         for key in &input.tag_keys {
-            tags.remove(key);
+            resource.tags.remove(key);
         }
         Ok(Empty {})
     })
@@ -276,9 +293,9 @@ pub(crate) async fn list_tags_for_resource(
     store: &KinesisStore,
     input: ListTagsForResourceInput,
 ) -> ApiResult<ListTagsForResourceOutput> {
-    with_tags(store, &input.resource_arn, false, |tags| {
+    with_resource(store, &input.resource_arn, false, |resource| {
         Ok(ListTagsForResourceOutput {
-            tags: tag_list(tags),
+            tags: tag_list(resource.tags),
         })
     })
 }

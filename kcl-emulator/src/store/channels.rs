@@ -222,6 +222,8 @@ pub(crate) struct ChannelMeta {
     pub(crate) encryption: Option<ChannelEncryption>,
     pub(crate) logging: ChannelLogging,
     pub(crate) tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) resource_policy: Option<String>,
 }
 
 impl ChannelMeta {
@@ -265,6 +267,7 @@ mod tests {
             encryption: None,
             logging: ChannelLogging::default(),
             tags: BTreeMap::new(),
+            resource_policy: None,
         }
     }
 

@@ -24,6 +24,9 @@ pub(crate) struct ConsumerMeta {
     pub(crate) deleting_until: Option<i64>,
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
+    /// The consumer's own resource policy (JSON), apart from its stream's.
+    #[serde(default)]
+    pub(crate) resource_policy: Option<String>,
 }
 
 impl ConsumerMeta {

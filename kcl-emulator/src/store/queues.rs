@@ -118,6 +118,8 @@ pub(crate) struct QueueMeta {
     pub(crate) visibility_timeout_secs: u32,
     pub(crate) max_receive_count: MaxReceiveCount,
     pub(crate) tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) resource_policy: Option<String>,
     pub(crate) delivery: Delivery,
 }
 
