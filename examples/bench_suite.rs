@@ -1,5 +1,6 @@
 //! The whole benchmark suite in one command, printed as one table with the machine and date:
-//! emulator ingest, drain and latency (in memory and durable), the conditional UpdateItem rate
+//! emulator ingest, drain and latency (in memory and durable), draining a Kinesis queue with
+//! concurrent receivers (in memory and durable), the conditional UpdateItem rate
 //! of its DynamoDB API, the load client's own ceiling, and the KCL rows (end-to-end records/s
 //! with a no-op processor, put -> process_records latency, failover time, lease-table writes
 //! per lease, memory per lease), each in polling and fan-out mode where that applies.
@@ -96,6 +97,16 @@ async fn emulator_rows(
     rows: &mut Vec<bench::Row>,
 ) -> anyhow::Result<()> {
     bench::run_suite(&memory.endpoint_url(), "emulator (memory)", workload, rows).await?;
+    let queue_backlog = if workload.seconds < 1.0 { 200 } else { 20_000 };
+    rows.push(
+        bench::queues::drain(
+            &memory.endpoint_url(),
+            "emulator (memory)",
+            4,
+            queue_backlog,
+        )
+        .await?,
+    );
     let dir = tempfile::tempdir()?;
     let mut durable_config = config.clone();
     durable_config.data_dir = Some(dir.path().to_owned());
@@ -107,6 +118,15 @@ async fn emulator_rows(
         rows,
     )
     .await?;
+    rows.push(
+        bench::queues::drain(
+            &durable.endpoint_url(),
+            "emulator (durable)",
+            4,
+            queue_backlog,
+        )
+        .await?,
+    );
     durable.shutdown().await;
     let canned = bench::canned_server(workload.batch).await?;
     let (mut row, _) = bench::ingest(&canned, "canned", 4, workload, workload.seconds).await?;

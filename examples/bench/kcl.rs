@@ -21,7 +21,7 @@ use kcl_core::{
 };
 use kcl_lease::{CheckpointUpdate, DynamoDbLeaseStore, Lease, TableConfig};
 
-use super::{create_stream, percentile, Row};
+use super::{create_stream, percentile, unique, Row};
 
 /// How a worker reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +39,6 @@ impl Mode {
             Mode::FanOut => "fan-out",
         }
     }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{prefix}-{nanos}")
 }
 
 fn micros_since_epoch() -> u64 {

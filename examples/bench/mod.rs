@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kcl;
+pub mod queues;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,6 +67,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     Some(sorted[rank.min(sorted.len() - 1)])
+}
+
+/// A name no earlier run in this process has used.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{nanos}")
 }
 
 /// Creates a stream and waits until it is ACTIVE.
