@@ -323,3 +323,63 @@ async fn delivery_state_survives_a_restart_of_a_durable_emulator() {
         BTreeSet::from(["after".to_owned()])
     );
 }
+
+#[tokio::test]
+async fn records_of_shards_created_by_a_split_are_delivered_too() {
+    let emulator = EmbeddedEmulator::start(Config::embedded()).await.unwrap();
+    let stream = on_demand_stream(&emulator, "resharded").await;
+    let queue = active_queue(
+        &emulator,
+        json!({"QueueName": "across-splits", "StreamConfigurationList": [{"StreamARN": stream}]}),
+    )
+    .await;
+    put(
+        &emulator,
+        "resharded",
+        (0..20).map(|i| format!("before-{i}")),
+    )
+    .await;
+    let shards = ok(&emulator, "ListShards", json!({"StreamName": "resharded"})).await;
+    let shard = &shards["Shards"][0];
+    let start: u128 = shard["HashKeyRange"]["StartingHashKey"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let end: u128 = shard["HashKeyRange"]["EndingHashKey"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    ok(
+        &emulator,
+        "SplitShard",
+        json!({
+            "StreamName": "resharded",
+            "ShardToSplit": shard["ShardId"],
+            "NewStartingHashKey": (start + (end - start) / 2).to_string(),
+        }),
+    )
+    .await;
+    wait_until_active(&emulator, "resharded").await;
+    put(
+        &emulator,
+        "resharded",
+        (0..20).map(|i| format!("after-{i}")),
+    )
+    .await;
+
+    let mut got = Vec::new();
+    loop {
+        let batch = receive(&emulator, &queue, 1).await;
+        if batch.is_empty() {
+            break;
+        }
+        got.extend(batch);
+    }
+    assert_eq!(got.len(), 40, "every record once, parents' and children's");
+    let expected: BTreeSet<String> = (0..20)
+        .flat_map(|i| [format!("before-{i}"), format!("after-{i}")])
+        .collect();
+    assert_eq!(keys(&got), expected);
+}

@@ -90,10 +90,13 @@ pub(crate) async fn register(
         arn: Some(input.stream_arn),
     }
     .resolve(store)?;
-    // Queues share the stream's registered-consumer limit.
-    let queues = store.queue_count(&stream.arn);
     let now = now_ms();
     let output = {
+        // Queues share the stream's registered-consumer limit; their lock is held until the
+        // consumer is added, so a queue created meanwhile is counted (queues before streams,
+        // the store's lock order).
+        let queue_registry = store.queues();
+        let queues = crate::store::queues_reading(&queue_registry, &stream.arn);
         let mut state = stream.lock();
         state.settings.consumers.retain(|c| !c.deleted(now));
         if state

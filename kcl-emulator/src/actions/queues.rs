@@ -20,7 +20,8 @@ use super::validate::{
 use super::{epoch_seconds, validate_name, validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::queues::{
-    Delivered, EntryError, Path, QueueStatus, ReceiptHandle, ReceiveRequest, ShardsSource, Start,
+    Delivered, Delivery, EntryError, Path, QueueStatus, ReceiptHandle, ReceiveRequest,
+    ShardsSource, Start,
 };
 use crate::store::{now_ms, KinesisStore, QueueMeta, Stream};
 
@@ -301,8 +302,22 @@ pub(crate) async fn create(
         arn: config.stream_arn.clone(),
     }
     .resolve(store)?;
-    let queues = store.queue_count(&stream.arn);
-    let (stream_created_ms, earliest_readable_ms, consumers) = {
+    let position = config.starting_position.clone().unwrap_or_default();
+    let kind = position.kind.unwrap_or_else(|| "LATEST".to_owned());
+    let id = new_resource_id();
+    let queue = {
+        // The queues' lock, then the stream's, held until the queue is in place: DeleteStream,
+        // UpdateStreamMode and RegisterStreamConsumer take them in the same order, so their
+        // checks and this one cannot interleave.
+        let mut queues = store.queues();
+        let now = now_ms();
+        queues.retain(|q| !q.deleted(now));
+        if queues.iter().any(|q| q.name == name) {
+            return Err(ApiError::in_use(format!(
+                "Queue {name} under account {} already exists.",
+                store.config.account_id
+            )));
+        }
         let state = stream.lock();
         store.require_active(&stream, &state)?;
         if state.settings.mode != "ON_DEMAND" {
@@ -312,82 +327,66 @@ pub(crate) async fn create(
                 stream.name, state.settings.mode
             )));
         }
-        let now = now_ms();
-        let retention_ms = i64::from(state.settings.retention_hours) * 3_600_000;
-        (
-            state.settings.created_ms,
-            state.settings.created_ms.max(now - retention_ms),
-            state
-                .settings
-                .consumers
-                .iter()
-                .filter(|c| !c.deleted(now))
-                .count(),
-        )
-    };
-    if consumers + queues >= MAX_CONSUMERS {
-        return Err(ApiError::limit_exceeded(format!(
-            "Stream {} already has {MAX_CONSUMERS} registered consumers and queues, \
-             the most it may have.",
-            stream.name
-        )));
-    }
-
-    let now = now_ms();
-    let position = config.starting_position.clone().unwrap_or_default();
-    let kind = position.kind.unwrap_or_else(|| "LATEST".to_owned());
-    let (start, starting_timestamp_ms) = match kind.as_str() {
-        "TRIM_HORIZON" => (Start::AfterCounter(0), earliest_readable_ms),
-        "AT_TIMESTAMP" => {
-            let requested = (position.timestamp.unwrap_or_default() * 1000.0).round() as i64;
-            (
-                Start::ArrivedFrom(requested),
-                requested.max(earliest_readable_ms),
-            )
-        }
-        _ => (Start::AfterCounter(store.last_assigned_counter()), now),
-    };
-    let id = new_resource_id();
-    let queue = QueueMeta {
-        arn: format!(
-            "arn:aws:kinesis:{}:{}:queue/{id}",
-            store.config.region, store.config.account_id
-        ),
-        name,
-        id,
-        serial: store.next_serial(),
-        created_ms: now,
-        creating_until: now + store.config.create_delay.as_millis() as i64,
-        updating_until: None,
-        deleting_until: None,
-        stream_name: stream.name.clone(),
-        stream_arn: stream.arn.clone(),
-        stream_created_ms,
-        timestamp_requested: kind == "AT_TIMESTAMP",
-        starting_position: kind,
-        starting_timestamp_ms,
-        start,
-        visibility_timeout_secs: attributes
-            .visibility_timeout_secs
-            .unwrap_or(DEFAULT_VISIBILITY_TIMEOUT_SECS),
-        max_receive_count: attributes
-            .max_receive_count
-            .unwrap_or(Some(DEFAULT_MAX_RECEIVE_COUNT)),
-        tags,
-        resource_policy: None,
-        delivery: Default::default(),
-    };
-    {
-        let mut queues = store.queues();
-        queues.retain(|q| !q.deleted(now));
-        if queues.iter().any(|q| q.name == queue.name) {
-            return Err(ApiError::in_use(format!(
-                "Queue {} under account {} already exists.",
-                queue.name, store.config.account_id
+        let consumers = state
+            .settings
+            .consumers
+            .iter()
+            .filter(|c| !c.deleted(now))
+            .count();
+        if consumers + crate::store::queues_reading(&queues, &stream.arn) >= MAX_CONSUMERS {
+            return Err(ApiError::limit_exceeded(format!(
+                "Stream {} already has {MAX_CONSUMERS} registered consumers and queues, \
+                 the most it may have.",
+                stream.name
             )));
         }
+        let stream_created_ms = state.settings.created_ms;
+        let retention_ms = i64::from(state.settings.retention_hours) * 3_600_000;
+        let earliest_readable_ms = stream_created_ms.max(now - retention_ms);
+        drop(state);
+        let (start, starting_timestamp_ms) = match kind.as_str() {
+            "TRIM_HORIZON" => (Start::AfterCounter(0), earliest_readable_ms),
+            "AT_TIMESTAMP" => {
+                let requested = (position.timestamp.unwrap_or_default() * 1000.0).round() as i64;
+                (
+                    Start::ArrivedFrom(requested),
+                    requested.max(earliest_readable_ms),
+                )
+            }
+            _ => (Start::AfterCounter(store.last_assigned_counter()), now),
+        };
+        let queue = QueueMeta {
+            arn: format!(
+                "arn:aws:kinesis:{}:{}:queue/{id}",
+                store.config.region, store.config.account_id
+            ),
+            name,
+            id,
+            serial: store.next_serial(),
+            created_ms: now,
+            creating_until: now + store.config.create_delay.as_millis() as i64,
+            updating_until: None,
+            deleting_until: None,
+            stream_name: stream.name.clone(),
+            stream_arn: stream.arn.clone(),
+            stream_created_ms,
+            timestamp_requested: kind == "AT_TIMESTAMP",
+            starting_position: kind,
+            starting_timestamp_ms,
+            start,
+            visibility_timeout_secs: attributes
+                .visibility_timeout_secs
+                .unwrap_or(DEFAULT_VISIBILITY_TIMEOUT_SECS),
+            max_receive_count: attributes
+                .max_receive_count
+                .unwrap_or(Some(DEFAULT_MAX_RECEIVE_COUNT)),
+            tags,
+            resource_policy: None,
+            delivery: Default::default(),
+        };
         queues.push(queue.clone());
-    }
+        queue
+    };
     store.save_meta()?;
     Ok(DescriptionOutput {
         queue_description: describe_queue_meta(&queue),
@@ -591,7 +590,6 @@ async fn receive_on(
         let (delivered, stream) =
             receive_once(store, arn, path, limit, input.visibility_timeout_seconds)?;
         if !delivered.is_empty() {
-            store.save_meta()?;
             return Ok(ReceiveOutput {
                 queue_records: delivered
                     .into_iter()
@@ -627,8 +625,11 @@ fn receive_once(
     // Resolve the stream before taking the queues' lock: the lookup may purge deleted
     // streams, which saves metadata, which takes that lock.
     let stream = store.stream(&queue.stream_name)?;
-    let source = ShardsSource(stream.lock().shards.clone());
-    let delivered = with_queue(store, arn, |queue, now| {
+    let (delivered, before) = with_queue(store, arn, |queue, now| {
+        // The shard list is read under the queues' lock, so no receive works from a list
+        // older than the delivery state it changes.
+        let source = ShardsSource(stream.lock().shards.clone());
+        let before = store.is_durable().then(|| queue.delivery.clone());
         let visibility_secs =
             visibility_override.unwrap_or(i64::from(queue.visibility_timeout_secs));
         let request = ReceiveRequest {
@@ -638,11 +639,15 @@ fn receive_once(
             queue_serial: queue.serial,
         };
         let max = queue.max_receive_count;
-        Ok(match path {
+        let delivered = match path {
             Path::Normal => queue.delivery.receive(&source, queue.start, max, &request),
             Path::DeadLetter => queue.delivery.receive_dead_letters(&source, max, &request),
-        })
+        };
+        Ok((delivered, before))
     })?;
+    if !delivered.is_empty() {
+        save_or_undo(store, arn, before)?;
+    }
     Ok((delivered, stream))
 }
 
@@ -770,15 +775,22 @@ fn batch(store: &KinesisStore, input: BatchInput, action: BatchAction) -> ApiRes
     }
     let queue = locate_queue(store, arn)?;
     let stream = store.stream(&queue.stream_name)?;
-    let source = ShardsSource(stream.lock().shards.clone());
     let mut output = BatchOutput {
         successful: Vec::new(),
         failed: Vec::new(),
     };
-    with_queue(store, arn, |queue, now| {
+    let before = with_queue(store, arn, |queue, now| {
+        let source = ShardsSource(stream.lock().shards.clone());
+        let before = store.is_durable().then(|| queue.delivery.clone());
+        queue.delivery.settle(now, queue.max_receive_count);
+        let deleting = queue.status(now) == QueueStatus::Deleting;
         for entry in entries {
             let text = entry.receipt_handle.clone().unwrap_or_default();
             let outcome = match ReceiptHandle::decode(&text) {
+                _ if deleting => Err(EntryError::Invalid(
+                    "The queue is being deleted: its receipt handles are no longer valid."
+                        .to_owned(),
+                )),
                 Some(handle) if handle.queue_serial == queue.serial => match action {
                     BatchAction::Acknowledge(path) => {
                         queue.delivery.acknowledge(&source, &handle, path)
@@ -815,10 +827,28 @@ fn batch(store: &KinesisStore, input: BatchInput, action: BatchAction) -> ApiRes
                 }),
             }
         }
-        Ok(())
+        Ok(before)
     })?;
     if !output.successful.is_empty() {
-        store.save_meta()?;
+        save_or_undo(store, arn, before)?;
     }
     Ok(output)
+}
+
+/// Saves the metadata after a change to `arn`'s delivery state; when the save fails, puts
+/// back the state from `before` so nothing is answered as done that was not kept.
+fn save_or_undo(store: &KinesisStore, arn: &str, before: Option<Delivery>) -> ApiResult<()> {
+    let Err(err) = store.save_meta() else {
+        return Ok(());
+    };
+    if let Some(before) = before {
+        let undone = with_queue(store, arn, |queue, _| {
+            queue.delivery = before;
+            Ok(())
+        });
+        if let Err(undo_err) = undone {
+            tracing::warn!(queue = arn, error = %undo_err, "undoing a delivery change failed");
+        }
+    }
+    Err(err)
 }

@@ -268,21 +268,32 @@ pub(crate) async fn update_stream_mode(
         name: None,
         arn: Some(input.stream_arn),
     };
-    if mode == "PROVISIONED" {
-        let resolved = stream.resolve(store)?;
-        let queues = store.queue_count(&resolved.arn);
+    if mode == "ON_DEMAND" {
+        return update_settings(store, &stream, true, |state| {
+            state.settings.mode = mode;
+            Ok(Empty {})
+        });
+    }
+    // Queues need ON_DEMAND. Their lock is held until the mode changes, so a queue being
+    // created at the same moment is either counted here or finds the stream PROVISIONED.
+    let stream = stream.resolve(store)?;
+    {
+        let queue_registry = store.queues();
+        let queues = crate::store::queues_reading(&queue_registry, &stream.arn);
         if queues > 0 {
             return Err(ApiError::in_use(format!(
                 "Stream {} has {queues} queue(s), which need ON_DEMAND capacity mode; delete \
                  them with DeleteQueue before switching to PROVISIONED.",
-                resolved.name
+                stream.name
             )));
         }
-    }
-    update_settings(store, &stream, true, |state| {
+        let mut state = stream.lock();
+        store.require_active(&stream, &state)?;
         state.settings.mode = mode;
-        Ok(Empty {})
-    })
+        store.start_update(&mut state);
+    }
+    store.save_meta()?;
+    Ok(Empty {})
 }
 
 #[derive(Debug, Deserialize)]

@@ -100,15 +100,6 @@ pub(crate) async fn delete_stream(
     input: DeleteStreamInput,
 ) -> ApiResult<Empty> {
     let stream = input.stream.resolve(store)?;
-    // Queues must be deleted one by one first, whatever EnforceConsumerDeletion says.
-    let queues = store.queue_count(&stream.arn);
-    if queues > 0 {
-        return Err(ApiError::in_use(format!(
-            "Stream {} under account {} has {queues} queue(s); delete them with DeleteQueue \
-             before deleting the stream.",
-            stream.name, store.config.account_id
-        )));
-    }
     // EnforceConsumerDeletion=true deletes the consumers with the stream; without it, a stream
     // with consumers cannot be deleted.
     store.delete_stream(&stream, !input.enforce_consumer_deletion.unwrap_or(false))?;

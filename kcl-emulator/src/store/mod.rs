@@ -500,6 +500,18 @@ impl KinesisStore {
         enforce_no_consumers: bool,
     ) -> ApiResult<()> {
         let now = now_ms();
+        // Queues must be deleted one by one first, whatever EnforceConsumerDeletion says. The
+        // queues' lock is held until the stream is marked, so a queue being created at the
+        // same moment either is counted here or finds the stream DELETING.
+        let queues = self.queues();
+        let reading = queues_reading(&queues, &stream.arn);
+        if reading > 0 {
+            return Err(ApiError::in_use(format!(
+                "Stream {} under account {} has {reading} queue(s); delete them with \
+                 DeleteQueue before deleting the stream.",
+                stream.name, self.config.account_id
+            )));
+        }
         let mut state = stream.lock();
         if state.status(now) == Status::Creating {
             return Err(ApiError::in_use(format!(
@@ -515,6 +527,7 @@ impl KinesisStore {
         }
         state.settings.deleting_until = Some(now + self.config.delete_delay.as_millis() as i64);
         drop(state);
+        drop(queues);
         self.save_meta()?;
         Ok(())
     }
@@ -853,11 +866,12 @@ impl KinesisStore {
 
     /// Live queues reading the stream `stream_arn`.
     pub(crate) fn queue_count(&self, stream_arn: &str) -> usize {
-        let now = now_ms();
-        self.queues()
-            .iter()
-            .filter(|q| q.stream_arn == stream_arn && !q.deleted(now))
-            .count()
+        queues_reading(&self.queues(), stream_arn)
+    }
+
+    /// Whether the store keeps its data on disk (metadata saves can then fail).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable.is_some()
     }
 
     /// Fails with `ResourceInUseException` unless the stream is ACTIVE (resharding and settings
@@ -880,6 +894,15 @@ impl KinesisStore {
         state.settings.updating_until =
             Some(now_ms() + self.config.update_delay.as_millis() as i64);
     }
+}
+
+/// Live queues in `queues` (the guard of [`KinesisStore::queues`]) reading `stream_arn`.
+pub(crate) fn queues_reading(queues: &[QueueMeta], stream_arn: &str) -> usize {
+    let now = now_ms();
+    queues
+        .iter()
+        .filter(|q| q.stream_arn == stream_arn && !q.deleted(now))
+        .count()
 }
 
 /// Error for an unknown shard of a known stream, worded as AWS words it.

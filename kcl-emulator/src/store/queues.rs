@@ -151,8 +151,9 @@ pub(crate) struct Pending {
     pub(crate) first_receive_ms: i64,
     /// Until when the record is in flight (invisible); visible again from then on.
     pub(crate) visible_at_ms: i64,
-    /// The receive the current receipt handle belongs to.
-    pub(crate) receive_id: u64,
+    /// The receive the current receipt handle belongs to; `None` once a restore has spent
+    /// the dead-letter handle and before the next receive.
+    pub(crate) receive_id: Option<u64>,
     /// The path of the current receipt handle.
     pub(crate) issued_on: Path,
     /// Set once the record has become a dead-letter record.
@@ -318,8 +319,9 @@ impl Delivery {
     }
 
     /// Turns records whose visibility lapsed after their last allowed receive into dead-letter
-    /// records.
-    fn settle(&mut self, now_ms: i64, max_receive_count: MaxReceiveCount) {
+    /// records. Every operation on the delivery state settles first, so whether a record is a
+    /// dead letter depends only on the clock.
+    pub(crate) fn settle(&mut self, now_ms: i64, max_receive_count: MaxReceiveCount) {
         let Some(max) = max_receive_count else {
             return;
         };
@@ -342,7 +344,7 @@ impl Delivery {
         let pending = self.pending.get_mut(&pending_key)?;
         pending.receive_count += 1;
         pending.visible_at_ms = request.now_ms + request.visibility_ms;
-        pending.receive_id = receive_id;
+        pending.receive_id = Some(receive_id);
         pending.issued_on = path;
         Some((
             pending.receive_count,
@@ -415,7 +417,7 @@ impl Delivery {
                             receive_count: 0,
                             first_receive_ms: request.now_ms,
                             visible_at_ms: request.now_ms,
-                            receive_id: 0,
+                            receive_id: None,
                             issued_on: Path::Normal,
                             dead: false,
                         },
@@ -509,7 +511,7 @@ impl Delivery {
                 "The record was already acknowledged or has left the stream.".to_owned(),
             )
         })?;
-        if pending.receive_id != handle.receive_id || pending.issued_on != path {
+        if pending.receive_id != Some(handle.receive_id) || pending.issued_on != path {
             return Err(EntryError::Invalid(match path {
                 Path::Normal if pending.issued_on == Path::DeadLetter => {
                     "The record is a dead-letter record: use the dead-letter operations with \
@@ -521,6 +523,13 @@ impl Delivery {
                 }
                 _ => "The receipt handle is stale: the record was received again since.".to_owned(),
             }));
+        }
+        if path == Path::Normal && pending.dead {
+            return Err(EntryError::Invalid(
+                "The record has become a dead-letter record: use the dead-letter operations \
+                 with the handle ReceiveDeadLetterQueueRecords returns."
+                    .to_owned(),
+            ));
         }
         Ok(pending)
     }
@@ -547,11 +556,6 @@ impl Delivery {
         visibility_ms: i64,
     ) -> Result<(), EntryError> {
         let pending = self.current(source, handle, path)?;
-        if path == Path::Normal && pending.dead {
-            return Err(EntryError::Invalid(
-                "The record has become a dead-letter record.".to_owned(),
-            ));
-        }
         pending.visible_at_ms = now_ms + visibility_ms;
         Ok(())
     }
@@ -569,7 +573,7 @@ impl Delivery {
         pending.visible_at_ms = now_ms;
         // The dead-letter handle is spent: the next receive issues a fresh one.
         pending.issued_on = Path::Normal;
-        pending.receive_id = 0;
+        pending.receive_id = None;
         Ok(())
     }
 }
@@ -722,6 +726,19 @@ mod tests {
             Err(EntryError::Invalid(_))
         ));
         delivery.restore(&source, &dead[0].handle, 250).unwrap();
+        // The spent dead-letter handle, and a forged one naming no receive, are refused.
+        assert!(matches!(
+            delivery.restore(&source, &dead[0].handle, 250),
+            Err(EntryError::Invalid(_))
+        ));
+        let forged = ReceiptHandle {
+            receive_id: 0,
+            ..dead[0].handle
+        };
+        assert!(matches!(
+            delivery.acknowledge(&source, &forged, Path::Normal),
+            Err(EntryError::Invalid(_))
+        ));
         let back = delivery.receive(&source, start, Some(2), &request(250, 1));
         assert_eq!(
             back[0].receive_count, 1,
@@ -733,6 +750,27 @@ mod tests {
         assert!(delivery
             .receive_dead_letters(&source, Some(2), &request(1_000, 1))
             .is_empty());
+    }
+
+    #[test]
+    fn a_record_that_became_a_dead_letter_is_not_acknowledged_on_the_normal_path() {
+        let source = Vectors::new(&[&[1]]);
+        let mut delivery = Delivery::default();
+        let start = Start::AfterCounter(0);
+        let got = delivery.receive(&source, start, Some(1), &request(0, 1));
+        // Its visibility lapsed after its one allowed receive: a dead letter from then on,
+        // whether or not any receive has run since.
+        delivery.settle(100, Some(1));
+        assert!(matches!(
+            delivery.acknowledge(&source, &got[0].handle, Path::Normal),
+            Err(EntryError::Invalid(_))
+        ));
+        assert_eq!(
+            delivery
+                .receive_dead_letters(&source, Some(1), &request(100, 1))
+                .len(),
+            1
+        );
     }
 
     #[test]
