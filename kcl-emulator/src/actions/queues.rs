@@ -160,11 +160,6 @@ pub(crate) fn with_queue<T>(
     }
 }
 
-/// A copy of the queue `arn` names (see [`with_queue`]).
-fn find_queue(store: &KinesisStore, arn: &str) -> ApiResult<QueueMeta> {
-    with_queue(store, arn, |q, _| Ok(q.clone()))
-}
-
 /// What most calls need of a queue, without copying its delivery state.
 pub(crate) struct Located {
     pub(crate) status: QueueStatus,
@@ -406,9 +401,9 @@ pub(crate) async fn describe(
     store: &KinesisStore,
     input: QueueRef,
 ) -> ApiResult<DescriptionOutput> {
-    let queue = find_queue(store, check_queue_arn(&input.queue_arn)?)?;
+    let arn = check_queue_arn(&input.queue_arn)?;
     Ok(DescriptionOutput {
-        queue_description: describe_queue_meta(&queue),
+        queue_description: with_queue(store, arn, |queue, _| Ok(describe_queue_meta(queue)))?,
     })
 }
 
@@ -443,7 +438,7 @@ pub(crate) async fn update(
 ) -> ApiResult<DescriptionOutput> {
     let arn = check_queue_arn(&input.queue_arn)?;
     let change = check_attributes(required(&input.queue_attributes, "queueAttributes")?)?;
-    let updated = with_queue(store, arn, |queue, now| {
+    let description = with_queue(store, arn, |queue, now| {
         let status = queue.status(now);
         if status != QueueStatus::Active {
             return Err(ApiError::in_use(format!(
@@ -460,11 +455,11 @@ pub(crate) async fn update(
             queue.max_receive_count = max;
         }
         queue.updating_until = Some(now + store.config.update_delay.as_millis() as i64);
-        Ok(queue.clone())
+        Ok(describe_queue_meta(queue))
     })?;
     store.save_meta()?;
     Ok(DescriptionOutput {
-        queue_description: describe_queue_meta(&updated),
+        queue_description: description,
     })
 }
 
