@@ -4,16 +4,22 @@
 //! The store holds streams by name. A stream holds its shards (open and closed, in creation
 //! order), tags, settings and enhanced fan-out consumers. A shard holds its records in memory
 //! in sequence order (the read path is a binary search), and, with a data directory, a
-//! [`log::ShardFiles`] that makes them durable. Stream, shard, consumer and channel metadata
-//! is written crash-safely (`meta.json` replaced by rename) on every change, before the change
-//! is answered. Channels and queues belong to the account, not to a stream, and sit beside the
-//! streams; a queue's delivery state is part of the snapshot too.
+//! [`log::ShardFiles`] that makes them durable. Stream, shard, consumer, channel and queue
+//! metadata is written crash-safely (`meta.json` replaced by rename) on every change, before
+//! the change is answered. Channels and queues belong to the account, not to a stream, and sit
+//! beside the streams; a queue's delivery state is part of the snapshot too.
 //!
 //! # Locking
 //! `streams` (the map) is read-locked on every request and write-locked only to add or remove a
 //! stream. Each stream's settings sit behind their own mutex; each shard's log behind its own,
 //! so puts to different shards do not contend. A shard's lock is never held across an `.await`:
 //! writers assign sequence numbers and queue their commit under it, then wait outside it.
+//!
+//! The queues' mutex comes before any stream's or shard's: a check that involves queues and a
+//! stream (the consumer limit they share, DeleteStream, a switch to PROVISIONED) holds it across
+//! the stream's check and change. The channels' and queues' mutexes are taken by a metadata
+//! save, so neither is held when saving or when looking a stream up (which may purge deleted
+//! streams and save).
 //!
 //! # Status transitions
 //! CREATING, UPDATING and DELETING are real but lazy: a stream records until when it stays in a
