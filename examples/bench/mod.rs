@@ -89,19 +89,21 @@ pub async fn create_stream(
         .shard_count(shards)
         .send()
         .await?;
+    wait_active(client, name).await?;
+    Ok(())
+}
+
+/// Waits until the stream `name` is ACTIVE and returns its ARN.
+pub async fn wait_active(client: &aws_sdk_kinesis::Client, name: &str) -> anyhow::Result<String> {
     for _ in 0..6000 {
         let summary = client
             .describe_stream_summary()
             .stream_name(name)
             .send()
             .await?;
-        if summary
-            .stream_description_summary()
-            .context("summary")?
-            .stream_status()
-            == &StreamStatus::Active
-        {
-            return Ok(());
+        let summary = summary.stream_description_summary().context("summary")?;
+        if summary.stream_status() == &StreamStatus::Active {
+            return Ok(summary.stream_arn().to_owned());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

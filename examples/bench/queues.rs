@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamMode, StreamModeDetails, StreamStatus};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamMode, StreamModeDetails};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
@@ -70,18 +70,7 @@ pub async fn drain(
         )
         .send()
         .await?;
-    let stream_arn = loop {
-        let summary = client
-            .describe_stream_summary()
-            .stream_name(&stream)
-            .send()
-            .await?;
-        let summary = summary.stream_description_summary().context("summary")?;
-        if summary.stream_status() == &StreamStatus::Active {
-            break summary.stream_arn().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let stream_arn = super::wait_active(&client, &stream).await?;
     let payload = Blob::new(vec![b'q'; 100]);
     for chunk in (0..records).collect::<Vec<_>>().chunks(500) {
         let entries = chunk

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::validate::{
-    alnum_or, arn_fields, check_count, check_enum, check_length, check_resource_arn, check_string,
-    is_account_id, lower_digit_or, new_resource_id, null, only, required, source_is_live,
+    alnum_or, arn_fields, check_count, check_enum, check_length, check_string, is_account_id,
+    lower_digit_or, new_resource_id, null, only, required, source_is_live, with_live,
     ListByStreamInput,
 };
 use super::{epoch_seconds, validate_name, StreamRef};
@@ -20,7 +20,7 @@ use crate::store::channels::{
     DeadLetterQueue, Destination, RecordConfig, S3Destination, S3Table, S3TablesDestination,
     StreamConfig,
 };
-use crate::store::{now_ms, ChannelMeta, KinesisStore};
+use crate::store::{now_ms, ChannelMeta, KinesisStore, Lifecycle};
 
 /// `DataFreshnessInSeconds` when the request leaves it out.
 const DEFAULT_DATA_FRESHNESS_SECONDS: i64 = 300;
@@ -486,7 +486,7 @@ fn describe_channel_meta(store: &KinesisStore, channel: &ChannelMeta) -> Channel
         channel_id: channel.id.clone(),
         channel_status: status.as_str(),
         channel_status_reason: reason,
-        channel_creation_timestamp: epoch_seconds(channel.created_ms),
+        channel_creation_timestamp: epoch_seconds(channel.lifecycle.created_ms),
         service_execution_role_arn: channel.role_arn.clone(),
         stream_configuration_list: channel
             .sources
@@ -508,7 +508,7 @@ fn summarize(store: &KinesisStore, channel: &ChannelMeta) -> ChannelSummary {
         channel_id: channel.id.clone(),
         channel_status: status.as_str(),
         channel_status_reason: reason,
-        channel_creation_timestamp: epoch_seconds(channel.created_ms),
+        channel_creation_timestamp: epoch_seconds(channel.lifecycle.created_ms),
         channel_destination_type: channel.destination.type_name(),
         streams: channel
             .sources
@@ -518,26 +518,19 @@ fn summarize(store: &KinesisStore, channel: &ChannelMeta) -> ChannelSummary {
     }
 }
 
-/// The channel `arn` names, unless its deletion has completed.
-///
-/// # Errors
-/// `ValidationException` for a malformed ARN, `ResourceNotFoundException` for an unknown one.
-pub(crate) fn find_channel(store: &KinesisStore, arn: &str) -> ApiResult<ChannelMeta> {
-    check_resource_arn(arn, "channel", "channelARN")?;
-    let now = now_ms();
-    store
-        .channels()
-        .iter()
-        .find(|c| c.arn == arn && !c.deleted(now))
-        .cloned()
-        .ok_or_else(|| channel_not_found(store, arn))
+/// Runs `act` on the channel `arn` names under the channels' lock (see [`with_live`]).
+pub(crate) fn with_channel<T>(
+    store: &KinesisStore,
+    arn: &str,
+    act: impl FnOnce(&mut ChannelMeta, i64) -> ApiResult<T>,
+) -> ApiResult<T> {
+    with_live(store, store.channels(), arn, act)
 }
 
-fn channel_not_found(store: &KinesisStore, arn: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "Channel {arn} under account {} not found.",
-        store.config.account_id
-    ))
+/// A copy of the channel `arn` names, for reading without its lock (its status looks the
+/// source stream up).
+fn find_channel(store: &KinesisStore, arn: &str) -> ApiResult<ChannelMeta> {
+    with_channel(store, arn, |channel, _| Ok(channel.clone()))
 }
 
 // CreateChannel.
@@ -656,10 +649,7 @@ pub(crate) async fn create(
         ),
         name,
         id,
-        created_ms: now,
-        creating_until: now + store.config.create_delay.as_millis() as i64,
-        updating_until: None,
-        deleting_until: None,
+        lifecycle: Lifecycle::new(now, store.config.create_delay.as_millis() as i64),
         role_arn: role_arn.clone(),
         sources: vec![ChannelSource {
             stream_arn: stream.arn.clone(),
@@ -712,15 +702,13 @@ pub(crate) async fn describe(
 pub(crate) struct DeleteOutput {}
 
 pub(crate) async fn delete(store: &KinesisStore, input: ChannelRef) -> ApiResult<DeleteOutput> {
-    let channel = find_channel(store, required(&input.channel_arn, "channelARN")?)?;
-    {
-        let mut channels = store.channels();
-        if let Some(entry) = channels.iter_mut().find(|c| c.arn == channel.arn) {
-            entry
-                .deleting_until
-                .get_or_insert(now_ms() + store.config.delete_delay.as_millis() as i64);
-        }
-    }
+    let arn = required(&input.channel_arn, "channelARN")?;
+    with_channel(store, arn, |channel, now| {
+        channel
+            .lifecycle
+            .begin_delete(now, store.config.delete_delay.as_millis() as i64);
+        Ok(())
+    })?;
     store.save_meta()?;
     Ok(DeleteOutput {})
 }
@@ -804,22 +792,21 @@ pub(crate) async fn update(
             status.as_str()
         )));
     }
-    updated.updating_until = Some(now_ms() + store.config.update_delay.as_millis() as i64);
-    {
-        let mut channels = store.channels();
-        match channels.iter_mut().find(|c| c.arn == channel.arn) {
-            // Another request changed or deleted the channel since it was read: that request
-            // won, and this one is refused as the service refuses a change to a busy channel.
-            Some(entry) if *entry == channel => *entry = updated.clone(),
-            Some(_) => {
-                return Err(ApiError::in_use(format!(
-                    "Channel {arn} under account {} is being changed by another request.",
-                    store.config.account_id
-                )))
-            }
-            None => return Err(channel_not_found(store, arn)),
+    updated
+        .lifecycle
+        .begin_update(now_ms(), store.config.update_delay.as_millis() as i64);
+    with_channel(store, arn, |entry, _| {
+        // Another request changed the channel since it was read: that request won, and this
+        // one is refused as the service refuses a change to a busy channel.
+        if *entry != channel {
+            return Err(ApiError::in_use(format!(
+                "Channel {arn} under account {} is being changed by another request.",
+                store.config.account_id
+            )));
         }
-    }
+        *entry = updated.clone();
+        Ok(())
+    })?;
     store.save_meta()?;
     Ok(DescriptionOutput {
         channel_description: describe_channel_meta(store, &updated),

@@ -15,15 +15,15 @@ use serde::{Deserialize, Serialize};
 use super::consumers::MAX_CONSUMERS;
 use super::validate::{
     check_count, check_enum, check_length, check_resource_arn, invalid, new_resource_id, null,
-    required, ListByStreamInput,
+    required, with_live, ListByStreamInput,
 };
 use super::{epoch_seconds, validate_name, validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::queues::{
-    Delivered, Delivery, EntryError, Path, QueueStatus, ReceiptHandle, ReceiveRequest,
-    ShardsSource, Start,
+    delivers, Delivered, Delivery, EntryError, Path, ReceiptHandle, ReceiveRequest, ShardsSource,
+    Start,
 };
-use crate::store::{now_ms, KinesisStore, QueueMeta, Stream};
+use crate::store::{now_ms, KinesisStore, Lifecycle, QueueMeta, Status, Stream};
 
 /// A queue's visibility timeout unless its attributes name one.
 const DEFAULT_VISIBILITY_TIMEOUT_SECS: u32 = 30;
@@ -133,36 +133,18 @@ fn check_queue_arn(arn: &Option<String>) -> ApiResult<&str> {
     Ok(arn)
 }
 
-fn queue_not_found(store: &KinesisStore, arn: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "Queue {arn} under account {} not found.",
-        store.config.account_id
-    ))
-}
-
-/// Runs `act` on the queue `arn` names, unless its deletion has completed, under the queues'
-/// lock (so `act` must not save metadata or look up streams), with the time it read.
-///
-/// # Errors
-/// `ValidationException` for a malformed ARN, `ResourceNotFoundException` for an unknown
-/// queue, or what `act` returns.
+/// Runs `act` on the queue `arn` names under the queues' lock (see [`with_live`]).
 pub(crate) fn with_queue<T>(
     store: &KinesisStore,
     arn: &str,
     act: impl FnOnce(&mut QueueMeta, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    check_resource_arn(arn, "queue", "queueARN")?;
-    let now = now_ms();
-    let mut queues = store.queues();
-    match queues.iter_mut().find(|q| q.arn == arn && !q.deleted(now)) {
-        Some(queue) => act(queue, now),
-        None => Err(queue_not_found(store, arn)),
-    }
+    with_live(store, store.queues(), arn, act)
 }
 
 /// What most calls need of a queue, without copying its delivery state.
 pub(crate) struct Located {
-    pub(crate) status: QueueStatus,
+    pub(crate) status: Status,
     pub(crate) stream_name: String,
 }
 
@@ -194,13 +176,13 @@ fn describe_queue_meta(queue: &QueueMeta) -> QueueDescription {
     let status = queue.status(now_ms());
     // The resolved start time is reported once the queue is ACTIVE; before that, only a time
     // the request named.
-    let timestamp = (queue.timestamp_requested || status != QueueStatus::Creating)
+    let timestamp = (queue.timestamp_requested || status != Status::Creating)
         .then(|| epoch_seconds(queue.starting_timestamp_ms));
     QueueDescription {
         queue_name: queue.name.clone(),
         queue_arn: queue.arn.clone(),
         queue_status: status.as_str(),
-        queue_creation_timestamp: epoch_seconds(queue.created_ms),
+        queue_creation_timestamp: epoch_seconds(queue.lifecycle.created_ms),
         stream_configuration_list: vec![QueueStreamConfig {
             stream_arn: Some(queue.stream_arn.clone()),
             starting_position: Some(StartingPosition {
@@ -358,10 +340,7 @@ pub(crate) async fn create(
             name,
             id,
             serial: store.next_serial(),
-            created_ms: now,
-            creating_until: now + store.config.create_delay.as_millis() as i64,
-            updating_until: None,
-            deleting_until: None,
+            lifecycle: Lifecycle::new(now, store.config.create_delay.as_millis() as i64),
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
             stream_created_ms,
@@ -416,8 +395,8 @@ pub(crate) async fn delete(store: &KinesisStore, input: QueueRef) -> ApiResult<D
         // In-flight records are not delivered again and every receipt handle stops working:
         // the queue's delivery state goes with it.
         queue
-            .deleting_until
-            .get_or_insert(now + store.config.delete_delay.as_millis() as i64);
+            .lifecycle
+            .begin_delete(now, store.config.delete_delay.as_millis() as i64);
         Ok(())
     })?;
     store.save_meta()?;
@@ -440,7 +419,7 @@ pub(crate) async fn update(
     let change = check_attributes(required(&input.queue_attributes, "queueAttributes")?)?;
     let description = with_queue(store, arn, |queue, now| {
         let status = queue.status(now);
-        if status != QueueStatus::Active {
+        if status != Status::Active {
             return Err(ApiError::in_use(format!(
                 "Queue {arn} under account {} not ACTIVE, instead in state {}.",
                 store.config.account_id,
@@ -454,7 +433,9 @@ pub(crate) async fn update(
         if let Some(max) = change.max_receive_count {
             queue.max_receive_count = max;
         }
-        queue.updating_until = Some(now + store.config.update_delay.as_millis() as i64);
+        queue
+            .lifecycle
+            .begin_update(now, store.config.update_delay.as_millis() as i64);
         Ok(describe_queue_meta(queue))
     })?;
     store.save_meta()?;
@@ -509,7 +490,7 @@ pub(crate) async fn list(store: &KinesisStore, input: ListByStreamInput) -> ApiR
             queue_name: q.name.clone(),
             queue_arn: q.arn.clone(),
             queue_status: q.status(now).as_str(),
-            queue_creation_timestamp: epoch_seconds(q.created_ms),
+            queue_creation_timestamp: epoch_seconds(q.lifecycle.created_ms),
             streams: vec![StreamIdentifier {
                 stream_arn: q.stream_arn.clone(),
                 stream_creation_timestamp: epoch_seconds(q.stream_created_ms),
@@ -611,7 +592,7 @@ fn receive_once(
 ) -> ApiResult<(Vec<Delivered>, Arc<Stream>)> {
     let queue = locate_queue(store, arn)?;
     let status = queue.status;
-    if !status.delivers() {
+    if !delivers(status) {
         return Err(ApiError::invalid_argument(format!(
             "Queue {arn} is {}; it delivers records only while ACTIVE.",
             status.as_str()
@@ -778,7 +759,7 @@ fn batch(store: &KinesisStore, input: BatchInput, action: BatchAction) -> ApiRes
         let source = ShardsSource(stream.lock().shards.clone());
         let before = store.is_durable().then(|| queue.delivery.clone());
         queue.delivery.settle(now, queue.max_receive_count);
-        let deleting = queue.status(now) == QueueStatus::Deleting;
+        let deleting = queue.status(now) == Status::Deleting;
         for entry in entries {
             let text = entry.receipt_handle.clone().unwrap_or_default();
             let outcome = match ReceiptHandle::decode(&text) {

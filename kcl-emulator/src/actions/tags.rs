@@ -83,15 +83,11 @@ fn on_resource<T>(
     change: impl FnOnce(ResourceAttributes<'_>) -> ApiResult<T>,
 ) -> ApiResult<T> {
     if arn.contains(":channel/") {
-        let channel = super::channels::find_channel(store, arn)?;
-        let mut channels = store.channels();
-        let entry = channels
-            .iter_mut()
-            .find(|c| c.arn == channel.arn)
-            .ok_or_else(|| ApiError::not_found(format!("Channel {arn} not found.")))?;
-        return change(ResourceAttributes {
-            tags: &mut entry.tags,
-            policy: &mut entry.resource_policy,
+        return super::channels::with_channel(store, arn, |channel, _| {
+            change(ResourceAttributes {
+                tags: &mut channel.tags,
+                policy: &mut channel.resource_policy,
+            })
         });
     }
     if arn.contains(":queue/") {

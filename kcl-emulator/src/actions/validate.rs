@@ -132,6 +132,68 @@ pub(super) fn check_resource_arn(arn: &str, kind: &str, member: &str) -> ApiResu
     check_string(arn, (1, 2048), matches, &pattern, member)
 }
 
+/// A resource the account holds beside its streams (a channel or a queue), found by ARN.
+pub(super) trait AccountResource {
+    /// `channel` or `queue`: the ARN's resource type and the member name's stem.
+    const KIND: &'static str;
+    fn arn(&self) -> &str;
+    fn deleted(&self, now: i64) -> bool;
+}
+
+impl AccountResource for crate::store::ChannelMeta {
+    const KIND: &'static str = "channel";
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+    fn deleted(&self, now: i64) -> bool {
+        self.lifecycle.deleted(now)
+    }
+}
+
+impl AccountResource for crate::store::QueueMeta {
+    const KIND: &'static str = "queue";
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+    fn deleted(&self, now: i64) -> bool {
+        self.lifecycle.deleted(now)
+    }
+}
+
+/// `ResourceNotFoundException` for the `R` that `arn` names.
+pub(super) fn not_found<R: AccountResource>(store: &KinesisStore, arn: &str) -> ApiError {
+    let mut kind = R::KIND.to_owned();
+    kind[..1].make_ascii_uppercase();
+    ApiError::not_found(format!(
+        "{kind} {arn} under account {} not found.",
+        store.config.account_id
+    ))
+}
+
+/// Runs `act` on the resource of `registry` (a locked list from the store) that `arn` names,
+/// unless its deletion has completed, with the time it read. The lock is held throughout, so
+/// `act` must not save metadata or look up streams.
+///
+/// # Errors
+/// `ValidationException` for a malformed ARN, `ResourceNotFoundException` for an unknown
+/// resource, or what `act` returns.
+pub(super) fn with_live<R: AccountResource, T>(
+    store: &KinesisStore,
+    mut registry: std::sync::MutexGuard<'_, Vec<R>>,
+    arn: &str,
+    act: impl FnOnce(&mut R, i64) -> ApiResult<T>,
+) -> ApiResult<T> {
+    check_resource_arn(arn, R::KIND, &format!("{}ARN", R::KIND))?;
+    let now = crate::store::now_ms();
+    match registry
+        .iter_mut()
+        .find(|r| r.arn() == arn && !r.deleted(now))
+    {
+        Some(resource) => act(resource, now),
+        None => Err(not_found::<R>(store, arn)),
+    }
+}
+
 /// Whether the stream `stream_arn` still exists as the incarnation created at `created_ms`
 /// (a stream deleted and created again under its name is another stream).
 pub(super) fn source_is_live(store: &KinesisStore, stream_arn: &str, created_ms: i64) -> bool {

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::{Lifecycle, Status};
+
 /// How a source stream's records are read: `RecordConfiguration`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -184,7 +186,7 @@ pub(crate) struct ChannelSource {
     pub(crate) record_configuration: RecordConfig,
 }
 
-/// A channel's lifecycle state as the API spells it.
+/// A channel's state as the API spells it: a resource's lifecycle, plus FAILED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChannelStatus {
     Creating,
@@ -212,10 +214,8 @@ pub(crate) struct ChannelMeta {
     pub(crate) name: String,
     pub(crate) id: String,
     pub(crate) arn: String,
-    pub(crate) created_ms: i64,
-    pub(crate) creating_until: i64,
-    pub(crate) updating_until: Option<i64>,
-    pub(crate) deleting_until: Option<i64>,
+    #[serde(flatten)]
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) role_arn: String,
     pub(crate) sources: Vec<ChannelSource>,
     pub(crate) destination: Destination,
@@ -229,22 +229,18 @@ pub(crate) struct ChannelMeta {
 impl ChannelMeta {
     /// The state at `now`, given whether every source stream still exists.
     pub(crate) fn status(&self, now: i64, sources_exist: bool) -> ChannelStatus {
-        if self.deleting_until.is_some() {
-            ChannelStatus::Deleting
-        } else if !sources_exist {
-            ChannelStatus::Failed
-        } else if now < self.creating_until {
-            ChannelStatus::Creating
-        } else if self.updating_until.is_some_and(|until| now < until) {
-            ChannelStatus::Updating
-        } else {
-            ChannelStatus::Active
+        match self.lifecycle.status(now) {
+            Status::Deleting => ChannelStatus::Deleting,
+            _ if !sources_exist => ChannelStatus::Failed,
+            Status::Creating => ChannelStatus::Creating,
+            Status::Updating => ChannelStatus::Updating,
+            Status::Active => ChannelStatus::Active,
         }
     }
 
     /// Whether the channel's deletion has completed.
     pub(crate) fn deleted(&self, now: i64) -> bool {
-        self.deleting_until.is_some_and(|until| now >= until)
+        self.lifecycle.deleted(now)
     }
 }
 
@@ -257,10 +253,7 @@ mod tests {
             name: "c".to_owned(),
             id: "id".to_owned(),
             arn: "arn".to_owned(),
-            created_ms: 0,
-            creating_until: 100,
-            updating_until: None,
-            deleting_until: None,
+            lifecycle: Lifecycle::new(0, 100),
             role_arn: "role".to_owned(),
             sources: Vec::new(),
             destination: Destination::S3(S3Destination::default()),
@@ -277,10 +270,10 @@ mod tests {
         assert_eq!(c.status(50, true), ChannelStatus::Creating);
         assert_eq!(c.status(100, true), ChannelStatus::Active);
         assert_eq!(c.status(100, false), ChannelStatus::Failed);
-        c.updating_until = Some(200);
+        c.lifecycle.updating_until = Some(200);
         assert_eq!(c.status(150, true), ChannelStatus::Updating);
         assert_eq!(c.status(200, true), ChannelStatus::Active);
-        c.deleting_until = Some(300);
+        c.lifecycle.deleting_until = Some(300);
         assert_eq!(c.status(250, false), ChannelStatus::Deleting);
         assert!(!c.deleted(299));
         assert!(c.deleted(300));

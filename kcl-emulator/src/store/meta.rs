@@ -29,19 +29,83 @@ pub(crate) struct ConsumerMeta {
     pub(crate) resource_policy: Option<String>,
 }
 
-impl ConsumerMeta {
-    pub(crate) fn status(&self, now: i64) -> Status {
-        if self.deleting_until.is_some() {
-            Status::Deleting
-        } else if now < self.creating_until {
-            Status::Creating
-        } else {
-            Status::Active
+/// The state at `now` of a resource that is CREATING until `creating_until`, UPDATING until
+/// `updating_until` and DELETING from the moment `deleting_until` is set: the one rule every
+/// resource's lifecycle follows.
+fn status_at(
+    now: i64,
+    creating_until: i64,
+    updating_until: Option<i64>,
+    deleting_until: Option<i64>,
+) -> Status {
+    if deleting_until.is_some() {
+        Status::Deleting
+    } else if now < creating_until {
+        Status::Creating
+    } else if updating_until.is_some_and(|until| now < until) {
+        Status::Updating
+    } else {
+        Status::Active
+    }
+}
+
+/// Whether a deletion that ends at `deleting_until` has completed by `now`.
+fn deleted_at(now: i64, deleting_until: Option<i64>) -> bool {
+    deleting_until.is_some_and(|until| now >= until)
+}
+
+/// When an account-level resource (a channel or a queue) was created and until when it is
+/// CREATING, UPDATING and DELETING. Stored flattened, as the fields of the resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Lifecycle {
+    pub(crate) created_ms: i64,
+    pub(crate) creating_until: i64,
+    pub(crate) updating_until: Option<i64>,
+    pub(crate) deleting_until: Option<i64>,
+}
+
+impl Lifecycle {
+    /// A resource created at `now`, CREATING for `create_delay_ms`.
+    pub(crate) fn new(now: i64, create_delay_ms: i64) -> Lifecycle {
+        Lifecycle {
+            created_ms: now,
+            creating_until: now + create_delay_ms,
+            updating_until: None,
+            deleting_until: None,
         }
     }
 
+    pub(crate) fn status(&self, now: i64) -> Status {
+        status_at(
+            now,
+            self.creating_until,
+            self.updating_until,
+            self.deleting_until,
+        )
+    }
+
     pub(crate) fn deleted(&self, now: i64) -> bool {
-        self.deleting_until.is_some_and(|until| now >= until)
+        deleted_at(now, self.deleting_until)
+    }
+
+    /// UPDATING for `delay_ms` from `now`.
+    pub(crate) fn begin_update(&mut self, now: i64, delay_ms: i64) {
+        self.updating_until = Some(now + delay_ms);
+    }
+
+    /// DELETING from `now`, gone `delay_ms` later; a deletion already under way keeps its end.
+    pub(crate) fn begin_delete(&mut self, now: i64, delay_ms: i64) {
+        self.deleting_until.get_or_insert(now + delay_ms);
+    }
+}
+
+impl ConsumerMeta {
+    pub(crate) fn status(&self, now: i64) -> Status {
+        status_at(now, self.creating_until, None, self.deleting_until)
+    }
+
+    pub(crate) fn deleted(&self, now: i64) -> bool {
+        deleted_at(now, self.deleting_until)
     }
 }
 
@@ -97,19 +161,16 @@ impl StreamSettings {
     }
 
     pub(crate) fn status(&self, now: i64) -> Status {
-        if self.deleting_until.is_some() {
-            Status::Deleting
-        } else if now < self.creating_until {
-            Status::Creating
-        } else if self.updating_until.is_some_and(|until| now < until) {
-            Status::Updating
-        } else {
-            Status::Active
-        }
+        status_at(
+            now,
+            self.creating_until,
+            self.updating_until,
+            self.deleting_until,
+        )
     }
 
     pub(crate) fn deleted(&self, now: i64) -> bool {
-        self.deleting_until.is_some_and(|until| now >= until)
+        deleted_at(now, self.deleting_until)
     }
 }
 

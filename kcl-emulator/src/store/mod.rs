@@ -46,7 +46,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::Config;
 pub(crate) use channels::ChannelMeta;
 use keys::SequenceParts;
-pub(crate) use meta::{ConsumerMeta, StreamSettings};
+pub(crate) use meta::{ConsumerMeta, Lifecycle, StreamSettings};
 pub(crate) use queues::QueueMeta;
 
 /// Milliseconds since the Unix epoch. The one place the store reads the wall clock.
@@ -69,7 +69,7 @@ pub(crate) struct Record {
     pub(crate) data: Bytes,
 }
 
-/// The lifecycle state of a stream or consumer, as the API spells it.
+/// The lifecycle state of a stream, consumer, channel or queue, as the API spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Status {
     Creating,

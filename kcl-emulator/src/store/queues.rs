@@ -26,35 +26,15 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::{Record, Shard};
+use super::{Lifecycle, Record, Shard, Status};
 
 /// Most records a queue holds in flight; past it, receives return only redeliveries.
 pub(crate) const MAX_IN_FLIGHT: usize = 120_000;
 
-/// A queue's lifecycle state as the API spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum QueueStatus {
-    Creating,
-    Active,
-    Updating,
-    Deleting,
-}
-
-impl QueueStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            QueueStatus::Creating => "CREATING",
-            QueueStatus::Active => "ACTIVE",
-            QueueStatus::Updating => "UPDATING",
-            QueueStatus::Deleting => "DELETING",
-        }
-    }
-
-    /// Whether records are delivered in this state (the service keeps delivering while a
-    /// queue's attributes are being updated).
-    pub(crate) fn delivers(self) -> bool {
-        matches!(self, QueueStatus::Active | QueueStatus::Updating)
-    }
+/// Whether a queue in `status` delivers records (the service keeps delivering while a queue's
+/// attributes are being updated).
+pub(crate) fn delivers(status: Status) -> bool {
+    matches!(status, Status::Active | Status::Updating)
 }
 
 /// Where in the stream a queue starts.
@@ -101,10 +81,8 @@ pub(crate) struct QueueMeta {
     /// Distinguishes this queue's receipt handles from those of any other queue, including
     /// an earlier queue of the same name.
     pub(crate) serial: u64,
-    pub(crate) created_ms: i64,
-    pub(crate) creating_until: i64,
-    pub(crate) updating_until: Option<i64>,
-    pub(crate) deleting_until: Option<i64>,
+    #[serde(flatten)]
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) stream_name: String,
     pub(crate) stream_arn: String,
     pub(crate) stream_created_ms: i64,
@@ -124,21 +102,13 @@ pub(crate) struct QueueMeta {
 }
 
 impl QueueMeta {
-    pub(crate) fn status(&self, now: i64) -> QueueStatus {
-        if self.deleting_until.is_some() {
-            QueueStatus::Deleting
-        } else if now < self.creating_until {
-            QueueStatus::Creating
-        } else if self.updating_until.is_some_and(|until| now < until) {
-            QueueStatus::Updating
-        } else {
-            QueueStatus::Active
-        }
+    pub(crate) fn status(&self, now: i64) -> Status {
+        self.lifecycle.status(now)
     }
 
     /// Whether the queue's deletion has completed.
     pub(crate) fn deleted(&self, now: i64) -> bool {
-        self.deleting_until.is_some_and(|until| now >= until)
+        self.lifecycle.deleted(now)
     }
 }
 
@@ -368,20 +338,7 @@ impl Delivery {
         request: &ReceiveRequest,
     ) -> Vec<Delivered> {
         self.settle(request.now_ms, max_receive_count);
-        let mut delivered = Vec::new();
-        let mut visible: Vec<(i64, (u32, u64))> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| !p.dead && p.visible_at_ms <= request.now_ms)
-            .map(|(key, p)| (p.visible_at_ms, *key))
-            .collect();
-        visible.sort_unstable();
-        for (_, key) in visible {
-            if delivered.len() == request.limit {
-                break;
-            }
-            self.redeliver(source, key, request, Path::Normal, &mut delivered);
-        }
+        let mut delivered = self.redeliver_visible(source, request, Path::Normal);
         if self.in_flight(request.now_ms) >= MAX_IN_FLIGHT {
             return delivered;
         }
@@ -454,10 +411,22 @@ impl Delivery {
         request: &ReceiveRequest,
     ) -> Vec<Delivered> {
         self.settle(request.now_ms, max_receive_count);
+        self.redeliver_visible(source, request, Path::DeadLetter)
+    }
+
+    /// Hands out again up to `request.limit` pending records of `path` (dead letters or not)
+    /// that are visible, those visible longest first.
+    fn redeliver_visible(
+        &mut self,
+        source: &dyn RecordSource,
+        request: &ReceiveRequest,
+        path: Path,
+    ) -> Vec<Delivered> {
+        let dead = path == Path::DeadLetter;
         let mut visible: Vec<(i64, (u32, u64))> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.dead && p.visible_at_ms <= request.now_ms)
+            .filter(|(_, p)| p.dead == dead && p.visible_at_ms <= request.now_ms)
             .map(|(key, p)| (p.visible_at_ms, *key))
             .collect();
         visible.sort_unstable();
@@ -466,7 +435,7 @@ impl Delivery {
             if delivered.len() == request.limit {
                 break;
             }
-            self.redeliver(source, key, request, Path::DeadLetter, &mut delivered);
+            self.redeliver(source, key, request, path, &mut delivered);
         }
         delivered
     }
