@@ -204,6 +204,18 @@ impl RecordProcessor for Recorder {
     }
 }
 
+/// A lease table named `table` in the DynamoDB that `dynamodb` talks to, with default settings.
+pub fn lease_store(
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: impl Into<String>,
+) -> Arc<dyn LeaseStore> {
+    Arc::new(kcl_lease::DynamoDbLeaseStore::new(
+        dynamodb,
+        table,
+        kcl_lease::TableConfig::default(),
+    ))
+}
+
 /// Settings that keep tests fast: short failover, no idle wait to speak of.
 pub fn fast_builder(
     application: &str,

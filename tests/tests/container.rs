@@ -11,16 +11,16 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
-use kcl_core::{DynamoDbLeaseStore, LeaseStore};
+use kcl_core::LeaseStore;
 use kcl_emulator::testcontainers::{KclEmulator, KclEmulatorContainer, DATA_DIR};
 use kcl_integration_tests::container::{
     docker_engine_api_version, health_status, prepare, volume_exists, DockerVolume,
 };
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, fast_builder, put_records, spawn, Journal, Recorder,
+    assert_ordered_per_shard, fast_builder, lease_store, put_records, spawn, Journal, Recorder,
 };
 use kcl_integration_tests::{create_active_stream, eventually, unique_name};
-use kcl_lease::{Lease, TableConfig};
+use kcl_lease::Lease;
 use testcontainers::core::Mount;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
@@ -36,12 +36,11 @@ async fn start(
         .expect("the kcl-emulator container starts")
 }
 
-async fn lease_store(container: &ContainerAsync<KclEmulator>, table: &str) -> Arc<dyn LeaseStore> {
-    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
-        container.dynamodb_client().await.unwrap(),
-        table,
-        TableConfig::default(),
-    ));
+async fn initialized_lease_store(
+    container: &ContainerAsync<KclEmulator>,
+    table: &str,
+) -> Arc<dyn LeaseStore> {
+    let store = lease_store(container.dynamodb_client().await.unwrap(), table);
     store.initialize().await.unwrap();
     store
 }
@@ -117,7 +116,7 @@ async fn a_two_worker_fleet_processes_every_record_in_order() {
     let kinesis = container.kinesis_client().await.unwrap();
     let stream = unique_name("container-fleet");
     create_active_stream(&kinesis, &stream, 4).await;
-    let store = lease_store(&container, &unique_name("container-fleet-app")).await;
+    let store = initialized_lease_store(&container, &unique_name("container-fleet-app")).await;
 
     let journal = Arc::new(Journal::default());
     let worker = |id: &str| {
@@ -209,7 +208,7 @@ async fn streams_and_lease_tables_survive_a_restart_on_the_same_volume() {
     create_active_stream(&kinesis, &stream, 2).await;
     put_records(&kinesis, &stream, "before", 500).await;
     // A worker processes everything and leaves checkpoints in the lease table.
-    let store = lease_store(&first, &table).await;
+    let store = initialized_lease_store(&first, &table).await;
     let journal = Arc::new(Journal::default());
     let scheduler = fast_builder(
         "durable-app",
@@ -256,7 +255,7 @@ async fn streams_and_lease_tables_survive_a_restart_on_the_same_volume() {
         records_before,
         "records survive"
     );
-    let store = lease_store(&second, &table).await;
+    let store = initialized_lease_store(&second, &table).await;
     assert_eq!(sorted_leases(&store).await, leases_before, "leases survive");
 
     // A new worker resumes from the recovered checkpoints: only new records arrive.
@@ -345,7 +344,7 @@ async fn two_containers_do_not_share_anything() {
     assert_eq!(shards(b_kinesis.clone()).await, 3);
 
     // DynamoDB too.
-    let a_store = lease_store(&a, "lease-table").await;
+    let a_store = initialized_lease_store(&a, "lease-table").await;
     a_store
         .create_lease_if_absent(&Lease::new(
             "shardId-000000000000",

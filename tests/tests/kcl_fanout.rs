@@ -7,17 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::ConsumerStatus;
-use kcl_core::{DynamoDbLeaseStore, FanOutConfig, LeaseStore};
+use kcl_core::FanOutConfig;
 use kcl_emulator::Config;
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, assert_parents_before_children, fast_builder, put_records, spawn,
-    Journal, Recorder,
+    assert_ordered_per_shard, assert_parents_before_children, fast_builder, lease_store,
+    put_records, spawn, Journal, Recorder,
 };
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator_with,
     unique_name, wait_for_active,
 };
-use kcl_lease::TableConfig;
 
 /// Subscriptions end after this long, so every test outlives several of them.
 const SUBSCRIPTION_LIFETIME: Duration = Duration::from_secs(2);
@@ -44,11 +43,10 @@ async fn fan_out_fleet_keeps_every_record_across_split_merge_and_subscription_ex
     let stream = unique_name("efo-fleet");
     create_active_stream(&kinesis, &stream, 4).await;
     let application = unique_name("efo-app");
-    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
+    let store = lease_store(
         dynamodb_client(&emulator.endpoint_url()),
         application.clone(),
-        TableConfig::default(),
-    ));
+    );
     let journal = Arc::new(Journal::default());
     let workers: Vec<_> = ["efo-w1", "efo-w2"]
         .iter()
@@ -198,11 +196,7 @@ async fn two_fan_out_applications_each_read_the_whole_stream() {
         .iter()
         .zip(&journals)
         .map(|(application, journal)| {
-            let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
-                dynamodb.clone(),
-                application.clone(),
-                TableConfig::default(),
-            ));
+            let store = lease_store(dynamodb.clone(), application.clone());
             fast_builder(
                 application,
                 &stream,

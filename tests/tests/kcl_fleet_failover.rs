@@ -5,15 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use kcl_core::{DynamoDbLeaseStore, LeaseStore};
+use kcl_core::LeaseStore;
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, fast_builder, put_records, spawn, Journal, Recorder,
+    assert_ordered_per_shard, fast_builder, lease_store, put_records, spawn, Journal, Recorder,
 };
 use kcl_integration_tests::python::MotoServer;
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator, unique_name,
 };
-use kcl_lease::TableConfig;
 
 async fn owners(store: &Arc<dyn LeaseStore>) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
@@ -34,11 +33,7 @@ async fn three_workers_balance_survive_a_crash_and_hand_over_gracefully() {
     let kinesis = kinesis_client(&emulator.endpoint_url());
     let stream = unique_name("fleet");
     create_active_stream(&kinesis, &stream, 12).await;
-    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
-        dynamodb_client(moto.endpoint()),
-        unique_name("fleet-app"),
-        TableConfig::default(),
-    ));
+    let store = lease_store(dynamodb_client(moto.endpoint()), unique_name("fleet-app"));
     store.initialize().await.unwrap();
     let journal = Arc::new(Journal::default());
     let worker = |id: &str| {

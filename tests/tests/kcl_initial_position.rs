@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use kcl_core::{DynamoDbLeaseStore, InitialPosition, LeaseStore};
-use kcl_integration_tests::kcl::{fast_builder, put_records, spawn, Journal, Recorder};
+use kcl_core::{InitialPosition, LeaseStore};
+use kcl_integration_tests::kcl::{
+    fast_builder, lease_store, put_records, spawn, Journal, Recorder,
+};
 use kcl_integration_tests::python::MotoServer;
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator, unique_name,
 };
-use kcl_lease::TableConfig;
 
 /// Runs an application until it has seen `expect` records, then shuts it down gracefully.
 async fn run_app(
@@ -65,13 +66,7 @@ async fn each_initial_position_starts_where_it_says_and_checkpoints_win() {
     let kinesis = kinesis_client(&emulator.endpoint_url());
     let stream = unique_name("positions");
     create_active_stream(&kinesis, &stream, 2).await;
-    let table = |name: &str| -> Arc<dyn LeaseStore> {
-        Arc::new(DynamoDbLeaseStore::new(
-            dynamodb_client(moto.endpoint()),
-            unique_name(name),
-            TableConfig::default(),
-        ))
-    };
+    let table = |name: &str| lease_store(dynamodb_client(moto.endpoint()), unique_name(name));
     put_records(&kinesis, &stream, "old", 50).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let cut = SystemTime::now();

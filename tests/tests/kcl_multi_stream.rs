@@ -4,16 +4,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kcl_core::{DynamoDbLeaseStore, LeaseStore};
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, assert_parents_before_children, fast_builder, put_records, spawn,
-    Journal, Recorder,
+    assert_ordered_per_shard, assert_parents_before_children, fast_builder, lease_store,
+    put_records, spawn, Journal, Recorder,
 };
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator, unique_name,
     wait_for_active,
 };
-use kcl_lease::{MultiStreamKey, TableConfig};
+use kcl_lease::MultiStreamKey;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_two_streams_and_follow_a_split() {
@@ -24,11 +23,10 @@ async fn two_workers_share_two_streams_and_follow_a_split() {
     create_active_stream(&kinesis, &orders, 2).await;
     create_active_stream(&kinesis, &clicks, 1).await;
     let application = unique_name("multi-app");
-    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
+    let store = lease_store(
         dynamodb_client(&emulator.endpoint_url()),
         application.clone(),
-        TableConfig::default(),
-    ));
+    );
     let journal = Arc::new(Journal::default());
     let workers: Vec<_> = ["ms-w1", "ms-w2"]
         .iter()
@@ -154,11 +152,10 @@ async fn a_multi_stream_application_reads_by_fan_out_with_a_consumer_per_stream(
     create_active_stream(&kinesis, &first, 1).await;
     create_active_stream(&kinesis, &second, 2).await;
     let application = unique_name("multi-efo");
-    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
+    let store = lease_store(
         dynamodb_client(&emulator.endpoint_url()),
         application.clone(),
-        TableConfig::default(),
-    ));
+    );
     let journal = Arc::new(Journal::default());
     let scheduler = fast_builder(
         &application,

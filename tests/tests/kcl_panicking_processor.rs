@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use kcl_core::{DynamoDbLeaseStore, LeaseStore, PollingConfig};
-use kcl_integration_tests::kcl::{fast_builder, put_records, spawn, Journal, Recorder};
+use kcl_core::PollingConfig;
+use kcl_integration_tests::kcl::{
+    fast_builder, lease_store, put_records, spawn, Journal, Recorder,
+};
 use kcl_integration_tests::python::MotoServer;
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator, unique_name,
 };
-use kcl_lease::TableConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_processor_is_restarted_and_the_stream_completes() {
@@ -23,11 +24,7 @@ async fn a_panicking_processor_is_restarted_and_the_stream_completes() {
     let stream = unique_name("panics");
     create_active_stream(&kinesis, &stream, 2).await;
     put_records(&kinesis, &stream, "r", 2000).await;
-    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
-        dynamodb_client(moto.endpoint()),
-        unique_name("panic-app"),
-        TableConfig::default(),
-    ));
+    let store = lease_store(dynamodb_client(moto.endpoint()), unique_name("panic-app"));
     let journal = Arc::new(Journal::default());
     journal.panics_left.store(3, Ordering::SeqCst);
     // Small batches so that there are many of them to panic in.

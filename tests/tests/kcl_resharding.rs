@@ -5,17 +5,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kcl_core::{DynamoDbLeaseStore, LeaseStore};
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, assert_parents_before_children, fast_builder, put_records, spawn,
-    Journal, Recorder,
+    assert_ordered_per_shard, assert_parents_before_children, fast_builder, lease_store,
+    put_records, spawn, Journal, Recorder,
 };
 use kcl_integration_tests::python::MotoServer;
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator, unique_name,
     wait_for_active,
 };
-use kcl_lease::TableConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_and_merge_keep_every_record_and_parents_before_children() {
@@ -26,11 +24,7 @@ async fn split_and_merge_keep_every_record_and_parents_before_children() {
     let kinesis = kinesis_client(&emulator.endpoint_url());
     let stream = unique_name("reshard");
     create_active_stream(&kinesis, &stream, 2).await;
-    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
-        dynamodb_client(moto.endpoint()),
-        unique_name("reshard-app"),
-        TableConfig::default(),
-    ));
+    let store = lease_store(dynamodb_client(moto.endpoint()), unique_name("reshard-app"));
     let journal = Arc::new(Journal::default());
     let workers: Vec<_> = ["w1", "w2"]
         .iter()

@@ -3,15 +3,13 @@
 
 use std::sync::Arc;
 
-use kcl_core::{DynamoDbLeaseStore, LeaseStore};
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, fast_builder, put_records, spawn, Journal, Recorder,
+    assert_ordered_per_shard, fast_builder, lease_store, put_records, spawn, Journal, Recorder,
 };
 use kcl_integration_tests::python::MotoServer;
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator, unique_name,
 };
-use kcl_lease::TableConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_worker_processes_every_record_once_and_restarts_from_checkpoints() {
@@ -23,11 +21,7 @@ async fn one_worker_processes_every_record_once_and_restarts_from_checkpoints() 
     let stream = unique_name("single");
     create_active_stream(&kinesis, &stream, 4).await;
     put_records(&kinesis, &stream, "r", 10_000).await;
-    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(
-        dynamodb_client(moto.endpoint()),
-        unique_name("app"),
-        TableConfig::default(),
-    ));
+    let store = lease_store(dynamodb_client(moto.endpoint()), unique_name("app"));
 
     let journal = Arc::new(Journal::default());
     let scheduler = fast_builder(
