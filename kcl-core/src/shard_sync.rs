@@ -133,7 +133,35 @@ pub(crate) fn new_lease(
     lease
 }
 
+/// Which listed shards are finished because a descendant of theirs (child, grandchild, ...)
+/// already has a lease: a child lease only exists once its parent reached its end (the parent's
+/// consumer creates it at SHARD_END), or was created after the parent by a sync that saw both.
+/// Such a shard must never get a lease again, even when its own lease was deleted by cleanup:
+/// a new lease would start at TRIM_HORIZON or AT_TIMESTAMP and replay the whole shard.
+///
+/// `shards` is in ListShards order (creation order, so parents come before their children);
+/// walking it backwards decides every child before its parents, without recursion.
+fn finished_by_descendants(shards: &[Shard], leased: &dyn Fn(&str) -> bool) -> HashSet<String> {
+    let mut finished: HashSet<String> = HashSet::new();
+    for shard in shards.iter().rev() {
+        let id = shard.shard_id();
+        if leased(id) || finished.contains(id) {
+            for parent in shard
+                .parent_shard_id()
+                .into_iter()
+                .chain(shard.adjacent_parent_shard_id())
+            {
+                finished.insert(parent.to_owned());
+            }
+        }
+    }
+    finished
+}
+
 /// Creates the missing leases. Returns how many were created.
+///
+/// A shard gets no lease when it has one, when a descendant has one (it is finished, see
+/// [`finished_by_descendants`]), or when the initial position is LATEST and it is closed.
 pub(crate) async fn sync_leases(
     client: &aws_sdk_kinesis::Client,
     stream: &StreamTarget,
@@ -147,19 +175,21 @@ pub(crate) async fn sync_leases(
         .into_iter()
         .map(|l| l.lease_key)
         .collect();
+    let finished = finished_by_descendants(&shards, &|id| leased.contains(&stream.lease_key(id)));
     let listed: HashSet<&str> = shards.iter().map(Shard::shard_id).collect();
     let mut created = 0;
-    // ListShards returns shards in creation order, so parents come before their children.
     for shard in &shards {
         let key = stream.lease_key(shard.shard_id());
-        if leased.contains(&key) {
+        if leased.contains(&key) || finished.contains(shard.shard_id()) {
             continue;
         }
+        // A parent no longer listed (trimmed past retention) still counts while its lease
+        // exists: the child waits for it, and its consumer finds the shard gone and ends it.
         let parents: BTreeSet<String> = shard
             .parent_shard_id()
             .into_iter()
             .chain(shard.adjacent_parent_shard_id())
-            .filter(|p| listed.contains(p))
+            .filter(|p| listed.contains(p) || leased.contains(&stream.lease_key(p)))
             .map(str::to_owned)
             .collect();
         let open = shard
