@@ -131,3 +131,19 @@ impl Default for LifecycleConfig {
         }
     }
 }
+
+/// What a multi-stream application does with the leases of streams it no longer reads: streams
+/// removed from its configuration, and configured streams that were deleted. Such leases are
+/// never taken (reading them from another stream would be wrong); this decides whether they
+/// stay in the table. The Java KCL's `FormerStreamsLeasesDeletionStrategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FormerStreamsPolicy {
+    /// Leave them in the table, untouched (Java's `NoLeaseDeletionStrategy`). The default.
+    #[default]
+    Keep,
+    /// Delete them once this worker has seen them unread for this long, which leaves time for
+    /// a rolling configuration change to reach every worker (Java's
+    /// `AutoDetectionAndDeferredDeletionStrategy`).
+    DeleteAfter(Duration),
+}

@@ -23,6 +23,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether Kinesis answered that the stream (or shard) does not exist.
+    pub fn is_resource_not_found(&self) -> bool {
+        matches!(self, Error::Kinesis { message, .. } if message.starts_with("ResourceNotFoundException"))
+    }
+
     /// Whether trying again may help.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -31,7 +31,10 @@ mod retrieval;
 mod scheduler;
 mod shard_sync;
 
-pub use config::{FanOutConfig, InitialPosition, LifecycleConfig, PollingConfig, RetrievalMode};
+pub use config::{
+    FanOutConfig, FormerStreamsPolicy, InitialPosition, LifecycleConfig, PollingConfig,
+    RetrievalMode,
+};
 pub use error::{Error, Result};
 pub use kcl_checkpoint::{
     CheckpointError, Checkpointer, ExtendedSequenceNumber, PreparedCheckpoint, SequenceNumber,

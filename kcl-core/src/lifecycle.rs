@@ -50,12 +50,10 @@ pub(crate) enum Retrieval {
 }
 
 impl ConsumerContext {
-    /// The index in `streams` of the stream a lease belongs to.
-    fn stream_of(&self, lease_key: &str) -> usize {
-        self.streams
-            .iter()
-            .position(|s| s.owns(lease_key))
-            .unwrap_or(0)
+    /// The index in `streams` of the stream a lease belongs to; `None` for a lease of a stream
+    /// this application does not read (the coordinator never takes those).
+    fn stream_of(&self, lease_key: &str) -> Option<usize> {
+        self.streams.iter().position(|s| s.owns(lease_key))
     }
 }
 
@@ -158,6 +156,12 @@ async fn run_once(
     lease_key: &str,
     signals: &Signals,
 ) -> Result<Outcome, ProcessorError> {
+    let Some(stream) = ctx.stream_of(lease_key) else {
+        // Reading it from another stream would checkpoint foreign positions into this row.
+        return Err(
+            format!("lease {lease_key} belongs to no stream this application reads").into(),
+        );
+    };
     let Some(lease) = ctx.coordinator.held_lease(lease_key).await else {
         return Ok(Outcome::LeaseLost);
     };
@@ -185,8 +189,8 @@ async fn run_once(
     let mut processor = ctx.factory.create(&shard_id);
     let result = process(
         ctx,
+        stream,
         &lease,
-        &shard_id,
         checkpoint,
         &checkpointer,
         processor.as_mut(),
@@ -199,13 +203,14 @@ async fn run_once(
 
 async fn process(
     ctx: &ConsumerContext,
+    stream: usize,
     lease: &Lease,
-    shard_id: &str,
     checkpoint: ExtendedSequenceNumber,
     checkpointer: &Checkpointer,
     processor: &mut dyn RecordProcessor,
     signals: &Signals,
 ) -> Result<Outcome, ProcessorError> {
+    let shard_id = lease.shard_id();
     guarded(
         processor.initialize(InitializationInput {
             shard_id: shard_id.to_owned(),
@@ -220,7 +225,7 @@ async fn process(
     )
     .await?;
     let start = StartingPoint::from_checkpoint(&checkpoint, ctx.initial_position);
-    let stream = ctx.stream_of(&lease.lease_key);
+
     let mut fetcher = match &ctx.retrieval {
         Retrieval::Polling(config) => polling::start(
             ctx.kinesis.clone(),

@@ -1,6 +1,6 @@
 //! The worker: shard sync, the lease coordinator, and one shard consumer per held lease.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{FanOutConfig, InitialPosition, LifecycleConfig, PollingConfig, RetrievalMode};
+use crate::config::{
+    FanOutConfig, FormerStreamsPolicy, InitialPosition, LifecycleConfig, PollingConfig,
+    RetrievalMode,
+};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, ConsumerContext, Outcome, Retrieval, Signals};
 use crate::processor::{RecordProcessorFactory, SharedFactory};
@@ -34,6 +37,7 @@ pub struct SchedulerBuilder {
     lease: LeaseConfig,
     retrieval: RetrievalMode,
     lifecycle: LifecycleConfig,
+    former_streams: FormerStreamsPolicy,
 }
 
 impl std::fmt::Debug for SchedulerBuilder {
@@ -69,6 +73,7 @@ impl SchedulerBuilder {
             lease: LeaseConfig::default(),
             retrieval: RetrievalMode::default(),
             lifecycle: LifecycleConfig::default(),
+            former_streams: FormerStreamsPolicy::default(),
         }
     }
 
@@ -87,6 +92,13 @@ impl SchedulerBuilder {
             .map(|s| StreamTarget::parse(s.into()))
             .collect();
         self.multi_stream = true;
+        self
+    }
+
+    /// What a multi-stream application does with the leases of streams it does not read (no
+    /// longer configured, or deleted). Default [`FormerStreamsPolicy::Keep`].
+    pub fn former_streams(mut self, policy: FormerStreamsPolicy) -> Self {
+        self.former_streams = policy;
         self
     }
 
@@ -211,6 +223,7 @@ impl SchedulerBuilder {
             lease: self.lease,
             retrieval: self.retrieval,
             lifecycle: self.lifecycle,
+            former_streams: self.former_streams,
         })
     }
 }
@@ -298,6 +311,7 @@ pub struct Scheduler {
     lease: LeaseConfig,
     retrieval: RetrievalMode,
     lifecycle: LifecycleConfig,
+    former_streams: FormerStreamsPolicy,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -430,10 +444,16 @@ impl Scheduler {
                 }
             }
         };
-        let (coordinator, mut events) = LeaseCoordinator::new(
+        // Only leases of the streams this application reads: a lease of another stream (a former
+        // stream of a multi-stream application) must never be read from one of ours.
+        let lease_streams = streams.clone();
+        let (coordinator, mut events) = LeaseCoordinator::with_filter(
             Arc::clone(&self.store),
             self.worker_id.clone(),
             self.lease.clone(),
+            Arc::new(move |lease: &kcl_lease::Lease| {
+                lease_streams.iter().any(|s| s.owns(&lease.lease_key))
+            }),
         );
         let ctx = Arc::new(ConsumerContext {
             kinesis: self.kinesis.clone(),
@@ -451,6 +471,7 @@ impl Scheduler {
         )));
         let mut consumers: HashMap<String, Running> = HashMap::new();
         let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
+        let mut former = FormerStreams::default();
         let mut sync = tokio::time::interval(self.lifecycle.shard_sync_interval);
         sync.tick().await;
         tracing::info!(worker = %self.worker_id, application = %self.application_name, "scheduler running");
@@ -492,12 +513,21 @@ impl Scheduler {
                     }
                 }
                 _ = sync.tick() => {
-                    for stream in &ctx.streams {
-                        if let Err(err) = shard_sync::sync_leases(&self.kinesis, stream, self.store.as_ref(), self.initial_position).await {
-                            tracing::warn!(error = %err, "shard sync failed");
+                    let mut deleted = HashSet::new();
+                    for (index, stream) in ctx.streams.iter().enumerate() {
+                        match shard_sync::sync_leases(&self.kinesis, stream, self.store.as_ref(), self.initial_position).await {
+                            Ok(_) => {}
+                            Err(err) if err.is_resource_not_found() => {
+                                tracing::warn!(stream = ?stream.name.as_ref().or(stream.arn.as_ref()), "the stream no longer exists; its leases are not read");
+                                deleted.insert(index);
+                            }
+                            Err(err) => tracing::warn!(error = %err, "shard sync failed"),
                         }
                     }
                     self.cleanup(&coordinator).await;
+                    if self.multi_stream {
+                        former.apply(self.former_streams, &ctx.streams, &deleted, self.store.as_ref()).await;
+                    }
                 }
             }
             metrics::gauge!("kcl_leases_held").set(coordinator.held_keys().len() as f64);
@@ -555,6 +585,57 @@ impl Scheduler {
                     tracing::warn!(lease = %lease.lease_key, error = %err, "deleting a finished parent lease failed");
                 } else {
                     tracing::info!(lease = %lease.lease_key, "deleted the finished parent lease");
+                }
+            }
+        }
+    }
+}
+
+/// The leases of streams a multi-stream application does not read, and since when this worker
+/// has seen each, for [`FormerStreamsPolicy::DeleteAfter`].
+#[derive(Debug, Default)]
+struct FormerStreams {
+    first_seen: HashMap<String, tokio::time::Instant>,
+}
+
+impl FormerStreams {
+    /// Notes the leases that belong to no configured stream, or to one of the `deleted` ones
+    /// (indexes into `streams`), and deletes those the policy says have waited long enough.
+    async fn apply(
+        &mut self,
+        policy: FormerStreamsPolicy,
+        streams: &[StreamTarget],
+        deleted: &HashSet<usize>,
+        store: &dyn LeaseStore,
+    ) {
+        let FormerStreamsPolicy::DeleteAfter(wait) = policy else {
+            return;
+        };
+        let Ok(leases) = store.list_leases().await else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        let former: HashSet<String> = leases
+            .into_iter()
+            .map(|l| l.lease_key)
+            .filter(|key| match streams.iter().position(|s| s.owns(key)) {
+                None => true,
+                Some(index) => deleted.contains(&index),
+            })
+            .collect();
+        self.first_seen.retain(|key, _| former.contains(key));
+        for key in former {
+            let seen = *self.first_seen.entry(key.clone()).or_insert(now);
+            if now.duration_since(seen) < wait {
+                continue;
+            }
+            match store.delete_lease(&key).await {
+                Ok(()) => {
+                    tracing::info!(lease = %key, "deleted the lease of a former stream");
+                    self.first_seen.remove(&key);
+                }
+                Err(err) => {
+                    tracing::warn!(lease = %key, error = %err, "deleting a former stream's lease failed")
                 }
             }
         }

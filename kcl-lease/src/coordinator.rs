@@ -111,10 +111,14 @@ struct Observed {
     changed_at: Instant,
 }
 
+/// Which leases of the table a worker may take. Leases it rejects are invisible to its taker:
+/// never taken, and not counted when it works out its share.
+pub type LeaseFilter = Arc<dyn Fn(&Lease) -> bool + Send + Sync>;
+
 /// Keeps this worker's leases: see the module documentation.
-#[derive(Debug)]
 pub struct LeaseCoordinator {
     store: Arc<dyn LeaseStore>,
+    filter: LeaseFilter,
     worker_id: String,
     config: LeaseConfig,
     held: Mutex<BTreeMap<String, Arc<Held>>>,
@@ -127,15 +131,37 @@ pub struct LeaseCoordinator {
     tie_break: Mutex<StdRng>,
 }
 
+impl std::fmt::Debug for LeaseCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseCoordinator")
+            .field("worker_id", &self.worker_id)
+            .field("config", &self.config)
+            .field("held", &self.held_keys())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Capacity of the event channel; the worker drains it continuously.
 const EVENT_BUFFER: usize = 4096;
 
 impl LeaseCoordinator {
-    /// A coordinator for `worker_id` on `store`, and the receiver of its events.
+    /// A coordinator for `worker_id` on `store` that may take any lease of the table, and the
+    /// receiver of its events.
     pub fn new(
         store: Arc<dyn LeaseStore>,
         worker_id: impl Into<String>,
         config: LeaseConfig,
+    ) -> (Arc<LeaseCoordinator>, mpsc::Receiver<LeaseEvent>) {
+        LeaseCoordinator::with_filter(store, worker_id, config, Arc::new(|_: &Lease| true))
+    }
+
+    /// A coordinator that only takes the leases `filter` accepts (for example those of the
+    /// streams this application reads), and the receiver of its events.
+    pub fn with_filter(
+        store: Arc<dyn LeaseStore>,
+        worker_id: impl Into<String>,
+        config: LeaseConfig,
+        filter: LeaseFilter,
     ) -> (Arc<LeaseCoordinator>, mpsc::Receiver<LeaseEvent>) {
         let (events, receiver) = mpsc::channel(EVENT_BUFFER);
         let worker_id = worker_id.into();
@@ -143,6 +169,7 @@ impl LeaseCoordinator {
         worker_id.hash(&mut hasher);
         let coordinator = LeaseCoordinator {
             store,
+            filter,
             tie_break: Mutex::new(StdRng::seed_from_u64(hasher.finish())),
             worker_id,
             config,
@@ -272,7 +299,8 @@ impl LeaseCoordinator {
     /// # Errors
     /// When the table cannot be listed.
     pub async fn take_leases(&self) -> Result<Vec<String>> {
-        let leases = self.store.list_leases().await?;
+        let mut leases = self.store.list_leases().await?;
+        leases.retain(|lease| (self.filter)(lease));
         let now = Instant::now();
         let held_keys: HashSet<String> = self.held_map().keys().cloned().collect();
         let mut expired: Vec<Lease> = Vec::new();

@@ -344,7 +344,7 @@ impl LeaseStore for DynamoDbLeaseStore {
                     .map_err(|err| sdk_error("list_leases", err))
             })
             .await?;
-            for item in page.items() {
+            for item in page.items().iter().filter(|i| Lease::is_lease_item(i)) {
                 leases.push(Lease::from_item(item)?);
             }
             match page.last_evaluated_key() {
@@ -366,7 +366,10 @@ impl LeaseStore for DynamoDbLeaseStore {
                 .map_err(|err| sdk_error("get_lease", err))
         })
         .await?;
-        out.item().map(Lease::from_item).transpose()
+        out.item()
+            .filter(|item| Lease::is_lease_item(item))
+            .map(Lease::from_item)
+            .transpose()
     }
 
     async fn renew_lease(&self, lease: &Lease) -> Result<bool> {

@@ -181,7 +181,30 @@ impl Lease {
                 AttributeValue::S(owner.clone()),
             );
         }
+        // Java's multi-stream leases also carry their stream (as "streamName", though it holds
+        // the whole stream identifier) and shard id, and Java filters on them.
+        if let Some(key) = MultiStreamKey::parse(&self.lease_key) {
+            item.insert(
+                "streamName".to_owned(),
+                AttributeValue::S(key.stream_identifier()),
+            );
+            item.insert(
+                "shardId".to_owned(),
+                AttributeValue::S(key.shard_id.to_owned()),
+            );
+        }
         item
+    }
+
+    /// Whether a lease-table item is a lease. Since Java KCL 3.5 the lease table also holds
+    /// worker metrics, the leader lock and migration state, told apart by `entityType`; an item
+    /// without it is a lease (every item of a 2.x table).
+    pub fn is_lease_item(item: &HashMap<String, AttributeValue>) -> bool {
+        match item.get("entityType") {
+            None => true,
+            Some(AttributeValue::S(kind)) => kind == "LEASE",
+            Some(_) => false,
+        }
     }
 
     /// Reads an item written by this library or by the Java KCL.
@@ -310,6 +333,14 @@ impl<'a> MultiStreamKey<'a> {
             creation_epoch,
             shard_id,
         })
+    }
+
+    /// The stream part, `<account>:<stream>:<creationEpoch>` (Java's stream identifier).
+    pub fn stream_identifier(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.account_id, self.stream_name, self.creation_epoch
+        )
     }
 
     /// The lease key text.

@@ -21,7 +21,7 @@ mod lease;
 mod store;
 
 pub use backoff::{retry, BackoffConfig};
-pub use coordinator::{LeaseConfig, LeaseCoordinator, LeaseEvent};
+pub use coordinator::{LeaseConfig, LeaseCoordinator, LeaseEvent, LeaseFilter};
 pub use dynamodb::{BillingModeConfig, DynamoDbLeaseStore, TableConfig, OWNER_INDEX};
 pub use error::{LeaseError, Result};
 pub use lease::{Lease, MultiStreamKey, StoredCheckpoint};

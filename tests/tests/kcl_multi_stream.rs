@@ -197,3 +197,104 @@ async fn a_multi_stream_application_reads_by_fan_out_with_a_consumer_per_stream(
         assert_eq!(names, vec![application.as_str()], "{stream}");
     }
 }
+
+/// A lease of a stream the application does not read (here: a stream dropped from its
+/// configuration) is never taken, so nothing is read from the wrong stream or checkpointed into
+/// its row; with `FormerStreamsPolicy::DeleteAfter` it is deleted once it has waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_of_former_streams_are_left_alone_then_deleted_by_policy() {
+    use kcl_core::FormerStreamsPolicy;
+    use kcl_lease::{Lease, StoredCheckpoint};
+
+    let emulator = start_emulator().await;
+    let kinesis = kinesis_client(&emulator.endpoint_url());
+    let orders = unique_name("orders");
+    create_active_stream(&kinesis, &orders, 1).await;
+    let application = unique_name("former-app");
+    let store = lease_store(
+        dynamodb_client(&emulator.endpoint_url()),
+        application.clone(),
+    );
+    store.initialize().await.unwrap();
+    // A stream this application read once: its lease names another stream and holds a
+    // checkpoint that means nothing in `orders`.
+    let foreign_key = "000000000000:retired-stream:1700000000:shardId-000000000000";
+    let mut foreign = Lease::new(foreign_key, StoredCheckpoint::new("49000000000000000000"));
+    foreign.lease_counter = 7;
+    assert!(store.create_lease_if_absent(&foreign).await.unwrap());
+
+    let journal = Arc::new(Journal::default());
+    let keep = |id: &str, policy: FormerStreamsPolicy| {
+        fast_builder(
+            &application,
+            &orders,
+            kinesis.clone(),
+            Arc::clone(&store),
+            Recorder::factory(Arc::clone(&journal)),
+            id,
+        )
+        .streams([orders.clone()])
+        .former_streams(policy)
+        .build()
+        .unwrap()
+    };
+    let worker = keep("keeper", FormerStreamsPolicy::Keep);
+    let handle = worker.handle();
+    let task = spawn(worker);
+    put_records(&kinesis, &orders, "order", 300).await;
+    eventually("the configured stream's records", || async {
+        (journal.payloads().len() == 300).then_some(())
+    })
+    .await;
+    // Several taker runs and shard syncs later, the foreign lease is untouched.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let untouched = store.get_lease(foreign_key).await.unwrap().unwrap();
+    assert_eq!(untouched.lease_owner, None, "a foreign lease was taken");
+    assert_eq!(untouched.lease_counter, 7);
+    assert_eq!(untouched.checkpoint, foreign.checkpoint);
+    assert!(handle.shutdown().await);
+    task.await.unwrap().unwrap();
+
+    // The worker's own leases carry Java's multi-stream attributes.
+    let item = dynamodb_client(&emulator.endpoint_url())
+        .scan()
+        .table_name(&application)
+        .send()
+        .await
+        .unwrap();
+    let own = item
+        .items()
+        .iter()
+        .find(|i| {
+            i.get("leaseKey")
+                .and_then(|k| k.as_s().ok())
+                .is_some_and(|k| k.contains(&orders))
+        })
+        .expect("a lease of the configured stream");
+    let stream_id = own["streamName"].as_s().unwrap();
+    assert!(stream_id.starts_with("000000000000:") && stream_id.contains(&orders));
+    assert_eq!(own["shardId"].as_s().unwrap(), "shardId-000000000000");
+
+    let worker = keep(
+        "cleaner",
+        FormerStreamsPolicy::DeleteAfter(std::time::Duration::from_secs(1)),
+    );
+    let handle = worker.handle();
+    let task = spawn(worker);
+    eventually("the former stream's lease to be deleted", || async {
+        store
+            .get_lease(foreign_key)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(handle.shutdown().await);
+    task.await.unwrap().unwrap();
+    assert!(
+        journal.duplicates().is_empty(),
+        "{:?}",
+        journal.duplicates()
+    );
+}

@@ -197,3 +197,67 @@ async fn dynamodb_store_meets_the_contract_on_the_emulator() {
         Some(kcl_lease::OWNER_INDEX)
     );
 }
+
+/// Puts the items a Java KCL 3.5 fleet keeps in its lease table besides leases (REFERENCE-KCL3
+/// §0-3), then checks the store reads only the leases.
+async fn skips_java_non_lease_items(client: aws_sdk_dynamodb::Client, store: &DynamoDbLeaseStore) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    store.initialize().await.unwrap();
+    assert!(store
+        .create_lease_if_absent(&lease("shardId-000000000007"))
+        .await
+        .unwrap());
+    let items = [
+        vec![
+            ("leaseKey", S("worker-1".into())),
+            ("entityType", S("WORKER_METRIC_STATS".into())),
+            ("lut", N("1700000000".into())),
+        ],
+        vec![
+            ("leaseKey", S("Leader".into())),
+            ("entityType", S("LEADER".into())),
+            ("ownerName", S("worker-1".into())),
+            ("leaseDuration", S("120000".into())),
+            ("recordVersionNumber", S("3f1c".into())),
+        ],
+        vec![
+            ("leaseKey", S("Migration3.0".into())),
+            ("entityType", S("CLIENT_VERSION_MIGRATION".into())),
+            ("cv", S("CLIENT_VERSION_3X".into())),
+        ],
+    ];
+    for item in items {
+        client
+            .put_item()
+            .table_name(store.table_name())
+            .set_item(Some(
+                item.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+    let keys: Vec<String> = store
+        .list_leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.lease_key)
+        .collect();
+    assert_eq!(keys, ["shardId-000000000007"]);
+    assert_eq!(store.get_lease("Leader").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_non_lease_items_are_skipped_on_moto_and_the_emulator() {
+    let moto = tokio::task::spawn_blocking(MotoServer::start)
+        .await
+        .unwrap();
+    let emulator = kcl_integration_tests::start_emulator().await;
+    for endpoint in [moto.endpoint().to_owned(), emulator.endpoint_url()] {
+        let client = dynamodb_client(&endpoint);
+        let store =
+            DynamoDbLeaseStore::new(client.clone(), unique_name("mixed"), TableConfig::default());
+        skips_java_non_lease_items(client, &store).await;
+    }
+}

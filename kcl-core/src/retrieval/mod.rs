@@ -111,11 +111,15 @@ impl StreamTarget {
         }
     }
 
-    /// Whether `lease_key` belongs to this stream (always, for a single-stream application).
+    /// Whether `lease_key` names a shard of this stream: a key with this stream's prefix in a
+    /// multi-stream application, a plain shard id otherwise.
     pub(crate) fn owns(&self, lease_key: &str) -> bool {
-        self.lease_prefix
-            .as_ref()
-            .is_none_or(|prefix| lease_key.starts_with(prefix.as_str()))
+        match &self.lease_prefix {
+            Some(prefix) => lease_key
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|shard| !shard.is_empty()),
+            None => kcl_lease::MultiStreamKey::parse(lease_key).is_none(),
+        }
     }
 }
 
