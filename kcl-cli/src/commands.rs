@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{explain, has_code, Clients, Target};
 use crate::kinesis::{self, Backlog, StreamRef};
-use crate::observe::{columns, epoch_millis, human_millis, short_checkpoint, Observer};
+use crate::observe::{checkpoint_label, columns, epoch_millis, human_millis, Observer};
 use crate::table::{self, Entry, Snapshot};
 use crate::{CheckpointCommand, Cli, Command, Global};
 
@@ -254,7 +254,7 @@ async fn leases(
                 lease.lease_key.clone(),
                 owner,
                 lease.lease_counter.to_string(),
-                short_checkpoint(lease.checkpoint.as_ref()),
+                checkpoint_label(lease.checkpoint.as_ref()),
                 lineage(lease),
                 observer.renewal_age(lease, now).label(),
                 observer.checkpoint_age(lease, now).label(),
@@ -511,7 +511,7 @@ async fn lag(
                 vec![
                     l.lease.lease_key.clone(),
                     l.lease.lease_owner.clone().unwrap_or_else(|| "-".into()),
-                    short_checkpoint(l.lease.checkpoint.as_ref()),
+                    checkpoint_label(l.lease.checkpoint.as_ref()),
                     l.backlog.as_ref().map_or("-".into(), records_label),
                     l.backlog
                         .as_ref()
@@ -1046,7 +1046,7 @@ impl FleetView<'_> {
                 vec![
                     l.lease.lease_key.clone(),
                     l.lease.lease_owner.clone().unwrap_or_else(|| "-".into()),
-                    short_checkpoint(l.lease.checkpoint.as_ref()),
+                    checkpoint_label(l.lease.checkpoint.as_ref()),
                     l.backlog.as_ref().map_or("-".into(), records_label),
                     l.backlog
                         .as_ref()

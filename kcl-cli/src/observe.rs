@@ -74,6 +74,7 @@ pub struct Observer {
     started: Instant,
     seen: HashMap<String, Seen>,
     moves: VecDeque<Move>,
+    scans: u32,
 }
 
 impl Observer {
@@ -83,11 +84,13 @@ impl Observer {
             started: now,
             seen: HashMap::new(),
             moves: VecDeque::new(),
+            scans: 0,
         }
     }
 
     /// Takes in a scan made at `now`.
     pub fn observe(&mut self, snapshot: &Snapshot, now: Instant) {
+        self.scans += 1;
         for lease in snapshot.leases() {
             match self.seen.get_mut(&lease.lease_key) {
                 None => {
@@ -142,7 +145,8 @@ impl Observer {
     fn age(&self, at: Option<Instant>, now: Instant) -> Age {
         match at {
             Some(at) => Age::Seen(now.saturating_duration_since(at)),
-            None if now > self.started => Age::Over(now - self.started),
+            // One scan shows no change, whatever the time since it.
+            None if self.scans >= 2 => Age::Over(now.saturating_duration_since(self.started)),
             None => Age::Unknown,
         }
     }
@@ -186,18 +190,13 @@ pub fn columns(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// A checkpoint for a table cell: sentinels as they are, long sequence numbers shortened to
-/// their last digits (`--json` has them whole).
-pub fn short_checkpoint(checkpoint: Option<&StoredCheckpoint>) -> String {
+/// A checkpoint for a table cell, whole so that it can be pasted into `checkpoint set`;
+/// `/n` marks a sub-sequence number (a KPL sub-record).
+pub fn checkpoint_label(checkpoint: Option<&StoredCheckpoint>) -> String {
     match checkpoint {
         None => "-".to_owned(),
-        Some(cp) if cp.sequence_number.len() > 16 => {
-            let tail = &cp.sequence_number[cp.sequence_number.len() - 12..];
-            if cp.sub_sequence_number > 0 {
-                format!("…{tail}/{}", cp.sub_sequence_number)
-            } else {
-                format!("…{tail}")
-            }
+        Some(cp) if cp.sub_sequence_number > 0 => {
+            format!("{}/{}", cp.sequence_number, cp.sub_sequence_number)
         }
         Some(cp) => cp.sequence_number.clone(),
     }
@@ -233,6 +232,7 @@ mod tests {
         observer.observe(&scan(&lease), start);
         assert_eq!(observer.renewal_age(&lease, start), Age::Unknown);
         let later = start + Duration::from_secs(2);
+        observer.observe(&scan(&lease), later);
         assert_eq!(
             observer.renewal_age(&lease, later),
             Age::Over(Duration::from_secs(2))
