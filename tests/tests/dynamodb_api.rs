@@ -7,9 +7,9 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeAction, AttributeDefinition, AttributeValue as AV, AttributeValueUpdate, BillingMode,
     ConditionCheck, ExpectedAttributeValue, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, Select, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
-    WriteRequest,
+    LocalSecondaryIndex, Projection, ProjectionType, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TableStatus,
+    TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use kcl_integration_tests::{dynamodb_client, eventually, start_emulator, unique_name};
 
@@ -688,4 +688,568 @@ async fn batches_transactions_scans_and_queries() {
         .await
         .unwrap();
     assert_eq!(odd.item().unwrap().len(), 1);
+}
+
+fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .unwrap()
+}
+
+/// A GSI `name` on `hash` + `range` with `projection` (`NonKeyAttributes` for INCLUDE).
+fn gsi(
+    name: &str,
+    hash: &str,
+    range: &str,
+    projection: ProjectionType,
+    include: &[&str],
+) -> GlobalSecondaryIndex {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key_element(hash, KeyType::Hash))
+        .key_schema(key_element(range, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(projection)
+                .set_non_key_attributes(
+                    (!include.is_empty()).then(|| include.iter().map(|a| a.to_string()).collect()),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Waits until table `name` is ACTIVE.
+async fn wait_active(client: &aws_sdk_dynamodb::Client, name: &str) {
+    eventually("table ACTIVE", || async {
+        let d = client.describe_table().table_name(name).send().await.ok()?;
+        (d.table()?.table_status() == Some(&TableStatus::Active)).then_some(())
+    })
+    .await;
+}
+
+/// Puts `items` with as few BatchWriteItem calls as DynamoDB allows (25 per call).
+async fn put_all(client: &aws_sdk_dynamodb::Client, name: &str, items: Vec<HashMap<String, AV>>) {
+    let writes: Vec<WriteRequest> = items
+        .into_iter()
+        .map(|item| {
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
+        })
+        .collect();
+    for chunk in writes.chunks(25) {
+        let out = client
+            .batch_write_item()
+            .request_items(name, chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(out.unprocessed_items().is_none_or(HashMap::is_empty));
+    }
+}
+
+fn sk_of(item: &HashMap<String, AV>) -> i64 {
+    item["sk"].as_n().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn reads_resume_after_a_start_key_whose_item_was_deleted() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let items = (0..12)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_owned(), s(if i % 2 == 0 { "even" } else { "odd" })),
+                ("sk".to_owned(), n(i)),
+                ("owner".to_owned(), s("w")),
+            ])
+        })
+        .collect();
+    put_all(&client, &name, items).await;
+    let delete = |key: HashMap<String, AV>| {
+        let client = client.clone();
+        let name = name.clone();
+        async move {
+            client
+                .delete_item()
+                .table_name(&name)
+                .key("pk", key["pk"].clone())
+                .key("sk", key["sk"].clone())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+
+    // Query: the page's last item goes away before the next page is asked for.
+    let query = |start: Option<HashMap<String, AV>>, index: Option<&str>| {
+        let mut q = client
+            .query()
+            .table_name(&name)
+            .limit(2)
+            .set_exclusive_start_key(start)
+            .set_index_name(index.map(str::to_owned));
+        q = match index {
+            Some(_) => q
+                .key_condition_expression("owner = :o")
+                .expression_attribute_values(":o", s("w")),
+            None => q
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", s("even")),
+        };
+        q.send()
+    };
+    let first = query(None, None).await.unwrap();
+    let start = first.last_evaluated_key().unwrap().clone();
+    assert_eq!(sk_of(&start), 2);
+    delete(start.clone()).await;
+    let next = query(Some(start), None).await.unwrap();
+    let sks: Vec<i64> = next.items().iter().map(sk_of).collect();
+    assert_eq!(sks, [4, 6]);
+    assert!(next.last_evaluated_key().is_some());
+
+    // The same through the GSI (its start key carries the table's and the index's keys).
+    let first = query(None, Some("byOwner")).await.unwrap();
+    let start = first.last_evaluated_key().unwrap().clone();
+    assert_eq!(sk_of(&start), 1);
+    delete(start.clone()).await;
+    let next = query(Some(start), Some("byOwner")).await.unwrap();
+    let sks: Vec<i64> = next.items().iter().map(sk_of).collect();
+    assert_eq!(sks, [3, 4]);
+
+    // Scans, whole-table and by segment, each page's last item deleted before the next page.
+    for segments in [None, Some(2)] {
+        let mut seen = Vec::new();
+        let mut deleted = 0;
+        for segment in 0..segments.unwrap_or(1) {
+            let mut start: Option<HashMap<String, AV>> = None;
+            loop {
+                let page = client
+                    .scan()
+                    .table_name(&name)
+                    .limit(3)
+                    .set_segment(segments.map(|_| segment))
+                    .set_total_segments(segments)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                seen.extend(page.items().iter().map(sk_of));
+                match page.last_evaluated_key() {
+                    Some(key) => {
+                        delete(key.clone()).await;
+                        deleted += 1;
+                        start = Some(key.clone());
+                    }
+                    None => break,
+                }
+            }
+        }
+        let left = client.scan().table_name(&name).send().await.unwrap();
+        assert_eq!(
+            seen.len(),
+            left.items().len() + deleted,
+            "every item is seen once ({segments:?} segments): {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn scans_order_number_and_binary_sort_keys_by_value() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let numbers = table(&client).await;
+    let items = [10, 2, -3, 1]
+        .into_iter()
+        .map(|i| HashMap::from([("pk".to_owned(), s("p")), ("sk".to_owned(), n(i))]))
+        .collect();
+    put_all(&client, &numbers, items).await;
+    let scanned = client.scan().table_name(&numbers).send().await.unwrap();
+    let sks: Vec<i64> = scanned.items().iter().map(sk_of).collect();
+    assert_eq!(sks, [-3, 1, 2, 10]);
+
+    let binary = unique_name("binary");
+    client
+        .create_table()
+        .table_name(&binary)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .key_schema(key_element("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("sk", ScalarAttributeType::B))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &binary).await;
+    // Base64 text sorts 0xff ("/w==") before 0x10 ("EA=="); bytes sort it after.
+    let blobs: [&[u8]; 4] = [&[0xff], &[0x10, 0x00], &[0x10], &[0x00, 0xff]];
+    let items = blobs
+        .iter()
+        .map(|b| {
+            HashMap::from([
+                ("pk".to_owned(), s("p")),
+                (
+                    "sk".to_owned(),
+                    AV::B(aws_sdk_dynamodb::primitives::Blob::new(*b)),
+                ),
+            ])
+        })
+        .collect();
+    put_all(&client, &binary, items).await;
+    let scanned = client.scan().table_name(&binary).send().await.unwrap();
+    let order: Vec<Vec<u8>> = scanned
+        .items()
+        .iter()
+        .map(|i| i["sk"].as_b().unwrap().as_ref().to_vec())
+        .collect();
+    assert_eq!(
+        order,
+        [vec![0x00, 0xff], vec![0x10], vec![0x10, 0x00], vec![0xff]]
+    );
+}
+
+#[tokio::test]
+async fn keys_only_and_include_indexes_return_only_their_projection() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = unique_name("projected");
+    client
+        .create_table()
+        .table_name(&name)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("owner", ScalarAttributeType::S))
+        .attribute_definitions(attribute("at", ScalarAttributeType::N))
+        .billing_mode(BillingMode::PayPerRequest)
+        .global_secondary_indexes(gsi("keys", "owner", "at", ProjectionType::KeysOnly, &[]))
+        .global_secondary_indexes(gsi(
+            "include",
+            "owner",
+            "at",
+            ProjectionType::Include,
+            &["color"],
+        ))
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &name).await;
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("owner", s("o"))
+        .item("at", n(1))
+        .item("color", s("red"))
+        .item("size", n(9))
+        .send()
+        .await
+        .unwrap();
+    let attributes = |index: &'static str, scan: bool| {
+        let client = client.clone();
+        let name = name.clone();
+        async move {
+            let items = if scan {
+                client
+                    .scan()
+                    .table_name(&name)
+                    .index_name(index)
+                    .send()
+                    .await
+                    .unwrap()
+                    .items
+            } else {
+                client
+                    .query()
+                    .table_name(&name)
+                    .index_name(index)
+                    .key_condition_expression("owner = :o")
+                    .expression_attribute_values(":o", s("o"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .items
+            };
+            let mut names: Vec<String> = items.unwrap()[0].keys().cloned().collect();
+            names.sort();
+            names
+        }
+    };
+    for scan in [false, true] {
+        assert_eq!(attributes("keys", scan).await, ["at", "owner", "pk"]);
+        assert_eq!(
+            attributes("include", scan).await,
+            ["at", "color", "owner", "pk"]
+        );
+    }
+
+    // Strongly consistent reads exist only on the table (and local indexes).
+    let consistent = client
+        .query()
+        .table_name(&name)
+        .index_name("keys")
+        .key_condition_expression("owner = :o")
+        .expression_attribute_values(":o", s("o"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&consistent), "ValidationException");
+    assert_eq!(
+        consistent.message(),
+        Some("Consistent reads are not supported on global secondary indexes")
+    );
+    let consistent_scan = client
+        .scan()
+        .table_name(&name)
+        .index_name("include")
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&consistent_scan.into_service_error()),
+        "ValidationException"
+    );
+}
+
+#[tokio::test]
+async fn pages_stop_at_one_megabyte_and_batch_gets_at_sixteen() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let big = |i: i64, bytes: usize| {
+        HashMap::from([
+            ("pk".to_owned(), s("p")),
+            ("sk".to_owned(), n(i)),
+            ("owner".to_owned(), s("w")),
+            ("blob".to_owned(), s(&"x".repeat(bytes))),
+        ])
+    };
+    // 45 items of 380 KB: 1 MB pages hold 3 of them, a 16 MB batch read 44.
+    put_all(
+        &client,
+        &name,
+        (0..45).map(|i| big(i, 380 * 1024)).collect(),
+    )
+    .await;
+    let mut start = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = client
+            .query()
+            .table_name(&name)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s("p"))
+            .set_exclusive_start_key(start.clone())
+            .send()
+            .await
+            .unwrap();
+        pages.push(page.items().len());
+        match page.last_evaluated_key() {
+            Some(key) => start = Some(key.clone()),
+            None => break,
+        }
+    }
+    assert_eq!(pages.iter().sum::<usize>(), 45);
+    assert!(pages.iter().all(|p| *p == 3), "{pages:?}");
+    let scanned = client
+        .scan()
+        .table_name(&name)
+        .index_name("byOwner")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scanned.count(), 3);
+    assert!(scanned.last_evaluated_key().is_some());
+
+    let keys = |range: std::ops::Range<i64>| {
+        let mut builder = aws_sdk_dynamodb::types::KeysAndAttributes::builder();
+        for i in range {
+            builder = builder.keys(HashMap::from([
+                ("pk".to_owned(), s("p")),
+                ("sk".to_owned(), n(i)),
+            ]));
+        }
+        builder.build().unwrap()
+    };
+    let got = client
+        .batch_get_item()
+        .request_items(&name, keys(0..45))
+        .send()
+        .await
+        .unwrap();
+    let returned = got.responses().unwrap()[&name].len();
+    let unprocessed = got.unprocessed_keys().unwrap()[&name].keys().len();
+    assert_eq!(returned + unprocessed, 45);
+    assert!(
+        unprocessed > 0 && returned > 0,
+        "{returned} + {unprocessed}"
+    );
+    let retried = client
+        .batch_get_item()
+        .set_request_items(got.unprocessed_keys().cloned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.responses().unwrap()[&name].len(), unprocessed);
+    assert!(retried.unprocessed_keys().is_none_or(HashMap::is_empty));
+
+    // Counts beyond 100 keys or 25 writes per call are refused.
+    let too_many = client
+        .batch_get_item()
+        .request_items(&name, keys(0..101))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&too_many.into_service_error()), "ValidationException");
+    let writes: Vec<WriteRequest> = (0..26)
+        .map(|i| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(big(100 + i, 1)))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect();
+    let too_many = client
+        .batch_write_item()
+        .request_items(&name, writes)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&too_many.into_service_error()), "ValidationException");
+}
+
+#[tokio::test]
+async fn local_secondary_indexes_are_described_queried_and_scanned() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let lsi = |name: &str, projection: ProjectionType| {
+        LocalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key_element("pk", KeyType::Hash))
+            .key_schema(key_element("at", KeyType::Range))
+            .projection(Projection::builder().projection_type(projection).build())
+            .build()
+            .unwrap()
+    };
+    let name = unique_name("local");
+    client
+        .create_table()
+        .table_name(&name)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .key_schema(key_element("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("sk", ScalarAttributeType::N))
+        .attribute_definitions(attribute("at", ScalarAttributeType::N))
+        .billing_mode(BillingMode::PayPerRequest)
+        .local_secondary_indexes(lsi("byAt", ProjectionType::KeysOnly))
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &name).await;
+    let items = [(1, Some(30)), (2, Some(10)), (3, None), (4, Some(20))]
+        .into_iter()
+        .map(|(sk, at)| {
+            let mut item = HashMap::from([
+                ("pk".to_owned(), s("p")),
+                ("sk".to_owned(), n(sk)),
+                ("note".to_owned(), s("x")),
+            ]);
+            if let Some(at) = at {
+                item.insert("at".to_owned(), n(at));
+            }
+            item
+        })
+        .collect();
+    put_all(&client, &name, items).await;
+
+    let described = client
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let locals = described.table().unwrap().local_secondary_indexes();
+    assert_eq!(locals.len(), 1);
+    assert_eq!(locals[0].index_name(), Some("byAt"));
+    assert_eq!(locals[0].item_count(), Some(3));
+    assert!(described
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .is_empty());
+
+    // Local indexes read strongly consistent, in index order, only items with the index key.
+    let queried = client
+        .query()
+        .table_name(&name)
+        .index_name("byAt")
+        .key_condition_expression("pk = :p AND #at > :low")
+        .expression_attribute_names("#at", "at")
+        .expression_attribute_values(":p", s("p"))
+        .expression_attribute_values(":low", n(5))
+        .consistent_read(true)
+        .limit(2)
+        .send()
+        .await
+        .unwrap();
+    let sks: Vec<i64> = queried.items().iter().map(sk_of).collect();
+    assert_eq!(sks, [2, 4]);
+    assert!(queried.items().iter().all(|i| !i.contains_key("note")));
+    let start = queried.last_evaluated_key().unwrap();
+    let mut start_keys: Vec<&String> = start.keys().collect();
+    start_keys.sort();
+    assert_eq!(start_keys, ["at", "pk", "sk"]);
+    let rest = client
+        .query()
+        .table_name(&name)
+        .index_name("byAt")
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", s("p"))
+        .set_exclusive_start_key(Some(start.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.items().iter().map(sk_of).collect::<Vec<_>>(), [1]);
+    let scanned = client
+        .scan()
+        .table_name(&name)
+        .index_name("byAt")
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scanned.count(), 3);
+
+    // A local index needs a table with a sort key, and the table's partition key.
+    let no_range = client
+        .create_table()
+        .table_name(unique_name("local-bad"))
+        .key_schema(key_element("pk", KeyType::Hash))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("at", ScalarAttributeType::N))
+        .billing_mode(BillingMode::PayPerRequest)
+        .local_secondary_indexes(lsi("byAt", ProjectionType::All))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&no_range.into_service_error()), "ValidationException");
 }

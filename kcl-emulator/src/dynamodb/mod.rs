@@ -29,10 +29,14 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::now_ms;
 use crate::Config;
 use expr::{Cond, Path, Placeholders, Step, Update};
-use value::{compare, equal, type_of, Item};
+use value::{compare, item_size, type_of, Item};
 
 /// Largest item DynamoDB accepts.
 const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Most data one Query or Scan page reads.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
+/// Most data one BatchGetItem returns; the keys past it come back as UnprocessedKeys.
+const MAX_BATCH_GET_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct KeyDef {
@@ -48,6 +52,9 @@ struct IndexMeta {
     range: Option<KeyDef>,
     projection: Json,
     throughput: Option<Json>,
+    /// A local secondary index (same partition key as the table, strongly consistent reads).
+    #[serde(default)]
+    local: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,14 +208,6 @@ impl Table {
         }
         Ok(serde_json::to_string(&parts).expect("values serialize"))
     }
-
-    fn key_item(&self, item: &Item) -> Item {
-        self.meta
-            .key_names()
-            .iter()
-            .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-            .collect()
-    }
 }
 
 /// A condition from ConditionExpression or the legacy Expected form.
@@ -244,12 +243,6 @@ fn placeholders(body: &Json) -> ApiResult<Placeholders> {
         field(body, "ExpressionAttributeNames"),
         field(body, "ExpressionAttributeValues"),
     )
-}
-
-fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(k, v)| k.len() + v.to_string().len())
-        .sum()
 }
 
 /// What a mutation wrote, for the log.
@@ -422,23 +415,49 @@ impl DynamoDb {
             "BillingModeSummary": {"BillingMode": meta.billing_mode},
             "DeletionProtectionEnabled": meta.deletion_protection,
         });
-        if !meta.indexes.is_empty() {
-            desc["GlobalSecondaryIndexes"] = Json::Array(
-                meta.indexes
-                    .iter()
-                    .map(|i| {
-                        json!({
-                            "IndexName": i.name,
-                            "KeySchema": key_schema(&i.hash, &i.range),
-                            "Projection": i.projection,
-                            "IndexStatus": if meta.status(now) == "CREATING" { "CREATING" } else { "ACTIVE" },
-                            "IndexArn": format!("{}/index/{}", meta.arn, i.name),
-                            "ItemCount": table.items.values().filter(|it| it.contains_key(&i.hash.name)).count(),
-                            "ProvisionedThroughput": throughput(&i.throughput),
-                        })
-                    })
-                    .collect(),
-            );
+        let in_index = |i: &IndexMeta, item: &Item| {
+            item.contains_key(&i.hash.name)
+                && i.range.as_ref().is_none_or(|r| item.contains_key(&r.name))
+        };
+        for local in [false, true] {
+            let indexes: Vec<Json> = meta
+                .indexes
+                .iter()
+                .filter(|i| i.local == local)
+                .map(|i| {
+                    let entries: Vec<Item> = table
+                        .items
+                        .values()
+                        .filter(|item| in_index(i, item))
+                        .map(|item| index_entry(item, i, meta))
+                        .collect();
+                    let mut index = json!({
+                        "IndexName": i.name,
+                        "KeySchema": key_schema(&i.hash, &i.range),
+                        "Projection": i.projection,
+                        "IndexArn": format!("{}/index/{}", meta.arn, i.name),
+                        "ItemCount": entries.len(),
+                        "IndexSizeBytes": entries.iter().map(item_size).sum::<usize>(),
+                    });
+                    if !local {
+                        index["IndexStatus"] = json!(if meta.status(now) == "CREATING" {
+                            "CREATING"
+                        } else {
+                            "ACTIVE"
+                        });
+                        index["ProvisionedThroughput"] = throughput(&i.throughput);
+                    }
+                    index
+                })
+                .collect();
+            if !indexes.is_empty() {
+                let key = if local {
+                    "LocalSecondaryIndexes"
+                } else {
+                    "GlobalSecondaryIndexes"
+                };
+                desc[key] = Json::Array(indexes);
+            }
         }
         desc
     }
@@ -534,6 +553,40 @@ impl DynamoDb {
         {
             indexes.push(Self::index_meta(gsi, &definitions, &billing_mode)?);
         }
+        for lsi in field(body, "LocalSecondaryIndexes")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut index = Self::index_meta(lsi, &definitions, "PAY_PER_REQUEST")?;
+            if range.is_none() {
+                return Err(ApiError::validation("One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex"));
+            }
+            if index.hash.name != hash.name || index.range.is_none() {
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: Index KeySchema does not have the same leading hash key as table KeySchema for index: {}. index hash key: {}, table hash key: {}",
+                    index.name, index.hash.name, hash.name
+                )));
+            }
+            index.local = true;
+            index.throughput = None;
+            indexes.push(index);
+        }
+        if indexes.iter().filter(|i| i.local).count() > 5 {
+            return Err(ApiError::validation(
+                "One or more parameter values were invalid: Number of LocalSecondaryIndexes exceeds per-table limit of 5",
+            ));
+        }
+        let mut index_names = std::collections::BTreeSet::new();
+        if let Some(dup) = indexes
+            .iter()
+            .find(|i| !index_names.insert(i.name.as_str()))
+        {
+            return Err(ApiError::validation(format!(
+                "One or more parameter values were invalid: Duplicate index name: {}",
+                dup.name
+            )));
+        }
         let now = now_ms();
         let mut tags = BTreeMap::new();
         for tag in field(body, "Tags")
@@ -618,6 +671,7 @@ impl DynamoDb {
                 .cloned()
                 .unwrap_or_else(|| json!({"ProjectionType": "ALL"})),
             throughput,
+            local: false,
         })
     }
 
@@ -736,7 +790,7 @@ impl DynamoDb {
                         .get("IndexName")
                         .and_then(Json::as_str)
                         .unwrap_or_default();
-                    table.meta.indexes.retain(|i| i.name != index);
+                    table.meta.indexes.retain(|i| i.local || i.name != index);
                 }
             }
             table.meta.attribute_definitions = Json::Array(definitions);
@@ -1058,33 +1112,50 @@ impl DynamoDb {
             ));
         }
         let mut responses = Map::new();
+        let mut unprocessed = Map::new();
+        let mut response_bytes = 0;
         for (table_name, request) in requests {
             let mut placeholders = placeholders(request)?;
             let projection = projection(request, &mut placeholders)?;
             placeholders.check_all_used()?;
-            let mut found = Vec::new();
-            for key in request
+            let keys = request
                 .get("Keys")
                 .and_then(Json::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let key = validated_item(key)?;
+                .cloned()
+                .unwrap_or_default();
+            let mut found = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut left = Vec::new();
+            for raw_key in keys {
+                let key = validated_item(&raw_key)?;
                 self.with_table(table_name, |table| {
                     let canonical = table.key_of(&key, true)?;
-                    if let Some(item) = table.items.get(&canonical) {
-                        found.push(Json::Object(
-                            projection
-                                .as_ref()
-                                .map_or_else(|| item.clone(), |p| expr::project(item, p)),
+                    if !seen.insert(canonical.clone()) {
+                        return Err(ApiError::validation(
+                            "Provided list of item keys contains duplicates",
                         ));
+                    }
+                    // Past 16 MB of response, the remaining keys are handed back to retry.
+                    if response_bytes >= MAX_BATCH_GET_BYTES {
+                        left.push(raw_key);
+                    } else if let Some(item) = table.items.get(&canonical) {
+                        let item = projection
+                            .as_ref()
+                            .map_or_else(|| item.clone(), |p| expr::project(item, p));
+                        response_bytes += item_size(&item);
+                        found.push(Json::Object(item));
                     }
                     Ok(())
                 })?;
             }
+            if !left.is_empty() {
+                let mut request = request.clone();
+                request["Keys"] = Json::Array(left);
+                unprocessed.insert(table_name.clone(), request);
+            }
             responses.insert(table_name.clone(), Json::Array(found));
         }
-        Ok(json!({"Responses": responses, "UnprocessedKeys": {}}))
+        Ok(json!({"Responses": responses, "UnprocessedKeys": unprocessed}))
     }
 
     async fn batch_write(&self, body: &Json) -> ApiResult<Json> {
@@ -1344,6 +1415,7 @@ impl DynamoDb {
             Some(key) => Some(validated_item(key)?),
             None => None,
         };
+        let consistent = field(body, "ConsistentRead").and_then(Json::as_bool) == Some(true);
         self.with_table(&name, |table| {
             let index = match &index_name {
                 Some(index) => Some(
@@ -1361,11 +1433,24 @@ impl DynamoDb {
                 ),
                 None => None,
             };
+            if consistent && index.as_ref().is_some_and(|i| !i.local) {
+                return Err(ApiError::validation(
+                    "Consistent reads are not supported on global secondary indexes",
+                ));
+            }
             let (hash, range) = match &index {
                 Some(i) => (i.hash.clone(), i.range.clone()),
                 None => (table.meta.hash.clone(), table.meta.range.clone()),
             };
-            // Candidates in the order reads return them.
+            // Reads return items by partition key, then sort key, compared by type (numbers
+            // numerically, binary bytewise); index reads break ties by the table's key.
+            let order_keys: Vec<&KeyDef> = index
+                .iter()
+                .flat_map(|i| std::iter::once(&i.hash).chain(&i.range))
+                .chain(std::iter::once(&table.meta.hash))
+                .chain(&table.meta.range)
+                .collect();
+            let order = |a: &Item, b: &Item| read_order(a, b, &order_keys);
             let mut candidates: Vec<(&String, &Item)> = table
                 .items
                 .iter()
@@ -1383,85 +1468,63 @@ impl DynamoDb {
                 candidates
                     .retain(|(key, _)| u64::from(crc32fast::hash(key.as_bytes())) % total == seg);
             }
-            if query || index.is_some() {
-                candidates.sort_by(|(ka, a), (kb, b)| {
-                    let order = match &range {
-                        Some(r) => a
-                            .get(&r.name)
-                            .zip(b.get(&r.name))
-                            .and_then(|(x, y)| compare(x, y))
-                            .unwrap_or(Ordering::Equal),
-                        None => Ordering::Equal,
-                    };
-                    let hash_order = a
-                        .get(&hash.name)
-                        .zip(b.get(&hash.name))
-                        .and_then(|(x, y)| compare(x, y))
-                        .unwrap_or(Ordering::Equal);
-                    hash_order.then(order).then_with(|| ka.cmp(kb))
-                });
-                if !forward {
-                    candidates.reverse();
-                }
+            candidates.sort_by(|(_, a), (_, b)| order(a, b));
+            if !forward {
+                candidates.reverse();
             }
             if let Some(start) = &start {
-                let position = candidates.iter().position(|(_, item)| {
-                    table
-                        .meta
-                        .key_names()
-                        .into_iter()
-                        .chain(index.iter().flat_map(|i| {
-                            std::iter::once(i.hash.name.as_str())
-                                .chain(i.range.as_ref().map(|r| r.name.as_str()))
-                        }))
-                        .all(|k| match (item.get(k), start.get(k)) {
-                            (Some(a), Some(b)) => equal(a, b),
-                            (None, None) => true,
-                            _ => false,
-                        })
-                });
-                candidates = match position {
-                    Some(at) => candidates.split_off(at + 1),
-                    None => Vec::new(),
+                // Resume after where the start key sorts, whether or not its item still exists.
+                let past = if forward {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
                 };
+                candidates.retain(|(_, item)| order(item, start) == past);
             }
-            let scanned: Vec<(&String, &Item)> = match limit {
-                Some(limit) => candidates.iter().take(limit).copied().collect(),
-                None => candidates.clone(),
-            };
-            let more = scanned.len() < candidates.len();
-            let matching: Vec<&Item> = scanned
-                .iter()
-                .map(|(_, i)| *i)
+            // A page ends at Limit items or once 1 MB has been read, whichever comes first.
+            let mut scanned: Vec<Item> = Vec::new();
+            let mut read_bytes = 0;
+            let mut more = false;
+            for (_, item) in &candidates {
+                if limit.is_some_and(|limit| scanned.len() >= limit) || read_bytes >= MAX_PAGE_BYTES
+                {
+                    more = true;
+                    break;
+                }
+                let entry = match &index {
+                    Some(i) => index_entry(item, i, &table.meta),
+                    None => (*item).clone(),
+                };
+                read_bytes += item_size(&entry);
+                scanned.push(entry);
+            }
+            let mut out = json!({"ScannedCount": scanned.len()});
+            if more {
+                if let Some(last) = scanned.last() {
+                    let key: Item = order_keys
+                        .iter()
+                        .filter_map(|k| last.get(&k.name).map(|v| (k.name.clone(), v.clone())))
+                        .collect();
+                    out["LastEvaluatedKey"] = Json::Object(key);
+                }
+            }
+            let matching: Vec<Item> = scanned
+                .into_iter()
                 .filter(|i| filter.as_ref().is_none_or(|f| expr::evaluate(f, i)))
                 .collect();
-            let mut out = json!({"Count": matching.len(), "ScannedCount": scanned.len()});
+            out["Count"] = json!(matching.len());
             if !select_count {
                 out["Items"] = Json::Array(
                     matching
-                        .iter()
+                        .into_iter()
                         .map(|item| {
-                            Json::Object(
-                                projection
-                                    .as_ref()
-                                    .map_or_else(|| (*item).clone(), |p| expr::project(item, p)),
-                            )
+                            Json::Object(match &projection {
+                                Some(p) => expr::project(&item, p),
+                                None => item,
+                            })
                         })
                         .collect(),
                 );
-            }
-            if more {
-                if let Some((_, last)) = scanned.last() {
-                    let mut key = table.key_item(last);
-                    if let Some(i) = &index {
-                        for k in std::iter::once(&i.hash).chain(&i.range) {
-                            if let Some(v) = last.get(&k.name) {
-                                key.insert(k.name.clone(), v.clone());
-                            }
-                        }
-                    }
-                    out["LastEvaluatedKey"] = Json::Object(key);
-                }
             }
             Ok(out)
         })
@@ -1518,6 +1581,48 @@ impl DynamoDb {
         }
         Ok(())
     }
+}
+
+/// The order reads return items in, comparing the attributes of `keys` in turn by type.
+fn read_order(a: &Item, b: &Item, keys: &[&KeyDef]) -> Ordering {
+    keys.iter()
+        .map(|k| match (a.get(&k.name), b.get(&k.name)) {
+            (Some(x), Some(y)) => compare(x, y).unwrap_or(Ordering::Equal),
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// What an index holds of `item`: all of it, or its projection (the table's and the index's
+/// keys, plus the `NonKeyAttributes` of an INCLUDE projection).
+fn index_entry(item: &Item, index: &IndexMeta, table: &TableMeta) -> Item {
+    let kind = index
+        .projection
+        .get("ProjectionType")
+        .and_then(Json::as_str);
+    if !matches!(kind, Some("KEYS_ONLY" | "INCLUDE")) {
+        return item.clone();
+    }
+    let included: Vec<&str> = index
+        .projection
+        .get("NonKeyAttributes")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .collect();
+    item.iter()
+        .filter(|(name, _)| {
+            table.key_names().contains(&name.as_str())
+                || index.hash.name == **name
+                || index.range.as_ref().is_some_and(|r| r.name == **name)
+                || (kind == Some("INCLUDE") && included.contains(&name.as_str()))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Applies one log record during recovery.
