@@ -1253,3 +1253,91 @@ async fn local_secondary_indexes_are_described_queried_and_scanned() {
         .unwrap_err();
     assert_eq!(code(&no_range.into_service_error()), "ValidationException");
 }
+
+#[tokio::test]
+async fn list_removes_returned_values_and_legacy_list_adds_follow_dynamodb() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let letters = |l: &[&str]| AV::L(l.iter().map(|x| s(x)).collect());
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("sk", n(1))
+        .item("l", letters(&["a", "b", "c", "d"]))
+        .item(
+            "m",
+            AV::M(HashMap::from([
+                ("x".to_owned(), n(1)),
+                ("y".to_owned(), n(2)),
+            ])),
+        )
+        .send()
+        .await
+        .unwrap();
+    let update = |expression: &str| {
+        client
+            .update_item()
+            .table_name(&name)
+            .key("pk", s("a"))
+            .key("sk", n(1))
+            .update_expression(expression)
+    };
+
+    // Both indexes name elements of the list as it was.
+    let removed = update("REMOVE l[0], l[2]")
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.attributes().unwrap()["l"], letters(&["b", "d"]));
+
+    // UPDATED_NEW returns only the updated nested path, inside its map.
+    let nested = update("SET m.x = :v")
+        .expression_attribute_values(":v", n(5))
+        .return_values(ReturnValue::UpdatedNew)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        nested.attributes().unwrap(),
+        &HashMap::from([(
+            "m".to_owned(),
+            AV::M(HashMap::from([("x".to_owned(), n(5))]))
+        )])
+    );
+
+    // UPDATED_OLD of attributes that had no value returns no Attributes.
+    let fresh = update("SET fresh = :v")
+        .expression_attribute_values(":v", n(1))
+        .return_values(ReturnValue::UpdatedOld)
+        .send()
+        .await
+        .unwrap();
+    assert!(fresh.attributes().is_none(), "{:?}", fresh.attributes());
+
+    // The legacy ADD appends to a list, and creates a missing one.
+    for (attribute, expected) in [
+        ("l", letters(&["b", "d", "e"])),
+        ("new_list", letters(&["e"])),
+    ] {
+        let added = client
+            .update_item()
+            .table_name(&name)
+            .key("pk", s("a"))
+            .key("sk", n(1))
+            .attribute_updates(
+                attribute,
+                AttributeValueUpdate::builder()
+                    .action(AttributeAction::Add)
+                    .value(letters(&["e"]))
+                    .build(),
+            )
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(added.attributes().unwrap()[attribute], expected);
+    }
+}

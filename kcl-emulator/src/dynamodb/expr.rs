@@ -966,7 +966,11 @@ pub(crate) fn apply_update(item: &mut Item, update: &Update, key_names: &[&str])
     for (path, value) in sets {
         put_at(item, path, value)?;
     }
-    for path in &update.remove {
+    // Every REMOVE index refers to the list as it was: removing from the highest index
+    // down keeps the lower ones in place.
+    let mut removes: Vec<&Path> = update.remove.iter().collect();
+    removes.sort_by(|a, b| path_order(b, a));
+    for path in removes {
         remove_at(item, path)?;
     }
     for (path, value) in &update.add {
@@ -1028,6 +1032,22 @@ pub(crate) fn apply_update(item: &mut Item, update: &Update, key_names: &[&str])
         }
     }
     Ok(())
+}
+
+/// Orders paths step by step, list indexes numerically.
+fn path_order(a: &Path, b: &Path) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let order = match (x, y) {
+            (Step::Attr(x), Step::Attr(y)) => x.cmp(y),
+            (Step::Index(x), Step::Index(y)) => x.cmp(y),
+            (Step::Attr(_), Step::Index(_)) => Ordering::Less,
+            (Step::Index(_), Step::Attr(_)) => Ordering::Greater,
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Keeps only the projected paths of `item`.

@@ -925,26 +925,20 @@ impl DynamoDb {
         old: Option<&Item>,
         new: Option<&Item>,
         mode: Option<&str>,
-        updated: &[String],
+        updated: &[Path],
     ) -> ApiResult<Option<Item>> {
-        let pick = |item: Option<&Item>, only_updated: bool| {
-            item.map(|i| {
-                if only_updated {
-                    i.iter()
-                        .filter(|(k, _)| updated.contains(k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                } else {
-                    i.clone()
-                }
-            })
+        // UPDATED_* return just the updated paths (nested ones inside their enclosing maps),
+        // and no Attributes at all when none of them had a value.
+        let only_updated = |item: Option<&Item>| {
+            item.map(|i| expr::project(i, updated))
+                .filter(|projected| !projected.is_empty())
         };
         Ok(match mode.unwrap_or("NONE") {
             "NONE" => None,
-            "ALL_OLD" => pick(old, false),
-            "ALL_NEW" => pick(new, false),
-            "UPDATED_OLD" => pick(old, true),
-            "UPDATED_NEW" => pick(new, true),
+            "ALL_OLD" => old.cloned(),
+            "ALL_NEW" => new.cloned(),
+            "UPDATED_OLD" => only_updated(old),
+            "UPDATED_NEW" => only_updated(new),
             other => {
                 return Err(ApiError::validation(format!(
                     "Invalid ReturnValues: {other}"
@@ -1043,17 +1037,14 @@ impl DynamoDb {
                     "Item size to update has exceeded the maximum allowed size",
                 ));
             }
-            let updated: Vec<String> = update
+            let updated: Vec<Path> = update
                 .set
                 .iter()
                 .map(|(p, _)| p)
                 .chain(&update.remove)
                 .chain(update.add.iter().map(|(p, _)| p))
                 .chain(update.delete.iter().map(|(p, _)| p))
-                .filter_map(|p| match p.first() {
-                    Some(Step::Attr(a)) => Some(a.clone()),
-                    _ => None,
-                })
+                .cloned()
                 .collect();
             table.items.insert(canonical.clone(), item.clone());
             let waits = self.log(&name, vec![Change::Put(canonical, item.clone())]);
@@ -1774,6 +1765,18 @@ mod legacy {
                 ("PUT", Some(v)) => update
                     .set
                     .push((path(name), expr::SetValue::Operand(Operand::Value(v)))),
+                // The legacy ADD appends to a list (creating it), which expressions spell as
+                // list_append.
+                ("ADD", Some(v)) if type_of(&v) == Some("L") => update.set.push((
+                    path(name),
+                    expr::SetValue::ListAppend(
+                        Box::new(expr::SetValue::IfNotExists(
+                            path(name),
+                            Box::new(expr::SetValue::Operand(Operand::Value(json!({"L": []})))),
+                        )),
+                        Box::new(expr::SetValue::Operand(Operand::Value(v))),
+                    ),
+                )),
                 ("ADD", Some(v)) => update.add.push((path(name), v)),
                 ("DELETE", Some(v)) => update.delete.push((path(name), v)),
                 ("DELETE", None) => update.remove.push(path(name)),
