@@ -1341,3 +1341,138 @@ async fn list_removes_returned_values_and_legacy_list_adds_follow_dynamodb() {
         assert_eq!(added.attributes().unwrap()[attribute], expected);
     }
 }
+
+#[tokio::test]
+async fn oversized_keys_select_misuse_overlapping_projections_and_inconsistent_tables_are_refused()
+{
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let put = |pk: String, sk: AV| {
+        client
+            .put_item()
+            .table_name(&name)
+            .item("pk", s(&pk))
+            .item("sk", sk)
+            .send()
+    };
+    put("h".repeat(2048), n(1)).await.unwrap();
+    let long_hash = put("h".repeat(2049), n(1)).await.unwrap_err();
+    assert_eq!(code(&long_hash.into_service_error()), "ValidationException");
+    let binary = unique_name("bin-key");
+    client
+        .create_table()
+        .table_name(&binary)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .key_schema(key_element("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("sk", ScalarAttributeType::B))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &binary).await;
+    let put_blob = |len: usize| {
+        client
+            .put_item()
+            .table_name(&binary)
+            .item("pk", s("p"))
+            .item(
+                "sk",
+                AV::B(aws_sdk_dynamodb::primitives::Blob::new(vec![7; len])),
+            )
+            .send()
+    };
+    // Sort keys are measured in raw bytes: 1,024 fit though their base64 is longer.
+    put_blob(1024).await.unwrap();
+    let long_range = put_blob(1025).await.unwrap_err();
+    assert_eq!(
+        code(&long_range.into_service_error()),
+        "ValidationException"
+    );
+
+    let scan = || client.scan().table_name(&name);
+    let refused = [
+        scan()
+            .select(Select::SpecificAttributes)
+            .send()
+            .await
+            .unwrap_err(),
+        scan()
+            .select(Select::AllProjectedAttributes)
+            .send()
+            .await
+            .unwrap_err(),
+        scan()
+            .select(Select::Count)
+            .projection_expression("pk")
+            .send()
+            .await
+            .unwrap_err(),
+        scan()
+            .projection_expression("pk, pk")
+            .send()
+            .await
+            .unwrap_err(),
+        scan()
+            .projection_expression("m, m.x")
+            .send()
+            .await
+            .unwrap_err(),
+    ];
+    for error in refused {
+        assert_eq!(code(&error.into_service_error()), "ValidationException");
+    }
+    scan()
+        .select(Select::SpecificAttributes)
+        .projection_expression("pk, m.x, m.y")
+        .send()
+        .await
+        .unwrap();
+
+    let create = |defs: &[&str], with_throughput: bool, gsi_on: Option<&str>| {
+        let mut create = client
+            .create_table()
+            .table_name(unique_name("bad"))
+            .key_schema(key_element("pk", KeyType::Hash))
+            .billing_mode(BillingMode::PayPerRequest);
+        for def in defs {
+            create = create.attribute_definitions(attribute(def, ScalarAttributeType::S));
+        }
+        if with_throughput {
+            create = create.provisioned_throughput(
+                aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                    .read_capacity_units(1)
+                    .write_capacity_units(1)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        if let Some(attribute) = gsi_on {
+            create = create.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("g")
+                    .key_schema(key_element(attribute, KeyType::Hash))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+        }
+        create.send()
+    };
+    for refused in [
+        create(&["pk"], true, None).await,
+        create(&["pk", "unused"], false, None).await,
+        create(&["pk"], false, Some("undefined")).await,
+    ] {
+        assert_eq!(
+            code(&refused.unwrap_err().into_service_error()),
+            "ValidationException"
+        );
+    }
+    create(&["pk", "g"], false, Some("g")).await.unwrap();
+}

@@ -613,18 +613,7 @@ pub(crate) fn parse_update(text: &str, placeholders: &mut Placeholders) -> ApiRe
         .collect();
     paths.extend(update.add.iter().map(|(p, _)| p));
     paths.extend(update.delete.iter().map(|(p, _)| p));
-    for (i, a) in paths.iter().enumerate() {
-        for b in &paths[i + 1..] {
-            let n = a.len().min(b.len());
-            if a[..n] == b[..n] {
-                return Err(ApiError::validation(format!(
-                    "Invalid UpdateExpression: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: {}, path two: {}",
-                    display_path(a),
-                    display_path(b)
-                )));
-            }
-        }
-    }
+    check_no_overlap(&paths, "UpdateExpression")?;
     Ok(update)
 }
 
@@ -640,7 +629,25 @@ pub(crate) fn parse_projection(
         paths.push(parser.path()?);
     }
     parser.done()?;
+    check_no_overlap(&paths.iter().collect::<Vec<_>>(), "ProjectionExpression")?;
     Ok(paths)
+}
+
+/// Refuses two paths of one expression where one is the other or lies inside it.
+fn check_no_overlap(paths: &[&Path], expression: &str) -> ApiResult<()> {
+    for (i, a) in paths.iter().enumerate() {
+        for b in &paths[i + 1..] {
+            let n = a.len().min(b.len());
+            if a[..n] == b[..n] {
+                return Err(ApiError::validation(format!(
+                    "Invalid {expression}: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: {}, path two: {}",
+                    display_path(a),
+                    display_path(b)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn display_path(path: &Path) -> String {

@@ -33,6 +33,10 @@ use value::{compare, item_size, type_of, Item};
 
 /// Largest item DynamoDB accepts.
 const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Largest partition key value (UTF-8 or raw binary bytes).
+const MAX_HASH_KEY_BYTES: usize = 2048;
+/// Largest sort key value.
+const MAX_RANGE_KEY_BYTES: usize = 1024;
 /// Most data one Query or Scan page reads.
 const MAX_PAGE_BYTES: usize = 1024 * 1024;
 /// Most data one BatchGetItem returns; the keys past it come back as UnprocessedKeys.
@@ -203,6 +207,18 @@ impl Table {
                     "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: {}",
                     def.name
                 )));
+            }
+            let limit = if def.name == self.meta.hash.name {
+                MAX_HASH_KEY_BYTES
+            } else {
+                MAX_RANGE_KEY_BYTES
+            };
+            if value::key_size(value) > limit {
+                return Err(ApiError::validation(if limit == MAX_HASH_KEY_BYTES {
+                    format!("One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of {limit} bytes")
+                } else {
+                    format!("One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of {limit} bytes")
+                }));
             }
             parts.push(value.clone());
         }
@@ -545,6 +561,9 @@ impl DynamoDb {
         if billing_mode == "PROVISIONED" && throughput.is_none() {
             return Err(ApiError::validation("One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED"));
         }
+        if billing_mode == "PAY_PER_REQUEST" && throughput.is_some() {
+            return Err(ApiError::validation("One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST"));
+        }
         let mut indexes = Vec::new();
         for gsi in field(body, "GlobalSecondaryIndexes")
             .and_then(Json::as_array)
@@ -576,6 +595,23 @@ impl DynamoDb {
             return Err(ApiError::validation(
                 "One or more parameter values were invalid: Number of LocalSecondaryIndexes exceeds per-table limit of 5",
             ));
+        }
+        // Every defined attribute must be a key of the table or of an index.
+        let keys: std::collections::BTreeSet<&str> = std::iter::once(&hash)
+            .chain(&range)
+            .chain(
+                indexes
+                    .iter()
+                    .flat_map(|i| std::iter::once(&i.hash).chain(&i.range)),
+            )
+            .map(|k| k.name.as_str())
+            .collect();
+        let defined: std::collections::BTreeSet<&str> = definitions
+            .iter()
+            .filter_map(|d| d.get("AttributeName").and_then(Json::as_str))
+            .collect();
+        if defined != keys || defined.len() != definitions.len() {
+            return Err(ApiError::validation("One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions"));
         }
         let mut index_names = std::collections::BTreeSet::new();
         if let Some(dup) = indexes
@@ -1397,11 +1433,38 @@ impl DynamoDb {
             (None, None) => None,
             _ => return Err(ApiError::validation("The Segment parameter is required but was not present in the request when parameter TotalSegments is present, and must be less than TotalSegments")),
         };
-        let select_count = field(body, "Select").and_then(s) == Some("COUNT");
+        let select = field(body, "Select").and_then(s);
+        let index_name = field(body, "IndexName").and_then(s).map(str::to_owned);
+        match (select, &projection, &index_name) {
+            (Some("SPECIFIC_ATTRIBUTES"), None, _) => {
+                return Err(ApiError::validation("One or more parameter values were invalid: Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES"));
+            }
+            (Some("ALL_PROJECTED_ATTRIBUTES"), _, None) => {
+                return Err(ApiError::validation("One or more parameter values were invalid: ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName"));
+            }
+            (
+                Some(other @ ("COUNT" | "ALL_ATTRIBUTES" | "ALL_PROJECTED_ATTRIBUTES")),
+                Some(_),
+                _,
+            ) => {
+                return Err(ApiError::validation(format!("One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get {other}")));
+            }
+            (
+                None
+                | Some(
+                    "SPECIFIC_ATTRIBUTES" | "COUNT" | "ALL_ATTRIBUTES" | "ALL_PROJECTED_ATTRIBUTES",
+                ),
+                _,
+                _,
+            ) => {}
+            (Some(other), _, _) => {
+                return Err(ApiError::validation(format!("1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]")));
+            }
+        }
+        let select_count = select == Some("COUNT");
         let forward = field(body, "ScanIndexForward")
             .and_then(Json::as_bool)
             .unwrap_or(true);
-        let index_name = field(body, "IndexName").and_then(s).map(str::to_owned);
         let start = match field(body, "ExclusiveStartKey") {
             Some(key) => Some(validated_item(key)?),
             None => None,
@@ -1424,6 +1487,15 @@ impl DynamoDb {
                 ),
                 None => None,
             };
+            if let (Some("ALL_ATTRIBUTES"), Some(i)) = (select, &index) {
+                let kind = i.projection.get("ProjectionType").and_then(Json::as_str);
+                if !i.local && matches!(kind, Some("KEYS_ONLY" | "INCLUDE")) {
+                    return Err(ApiError::validation(format!(
+                        "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {} because its projection type is not ALL",
+                        i.name
+                    )));
+                }
+            }
             if consistent && index.as_ref().is_some_and(|i| !i.local) {
                 return Err(ApiError::validation(
                     "Consistent reads are not supported on global secondary indexes",

@@ -95,6 +95,12 @@ pub(crate) fn item_size(item: &Item) -> usize {
         .sum()
 }
 
+/// The size of a key value for the key size limits: UTF-8 bytes of a string, raw bytes of a
+/// binary, DynamoDB's stored size of a number.
+pub(crate) fn key_size(value: &AttrValue) -> usize {
+    value_size(value)
+}
+
 /// The size of one value, by the rules of DynamoDB's "Item sizes and formats" guide.
 fn value_size(value: &AttrValue) -> usize {
     let number = |n: &Json| {
