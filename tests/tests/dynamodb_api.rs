@@ -1476,3 +1476,89 @@ async fn oversized_keys_select_misuse_overlapping_projections_and_inconsistent_t
     }
     create(&["pk", "g"], false, Some("g")).await.unwrap();
 }
+
+#[tokio::test]
+async fn deeply_nested_expressions_and_values_are_refused_and_the_server_keeps_answering() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let conditional_put = |condition: String| {
+        client
+            .put_item()
+            .table_name(&name)
+            .item("pk", s("a"))
+            .item("sk", n(1))
+            .condition_expression(condition)
+            .expression_attribute_values(":v", n(1))
+            .send()
+    };
+    let parens = format!("{}sk = :v{}", "(".repeat(2000), ")".repeat(2000));
+    let nots = format!("{}sk = :v", "NOT ".repeat(10_000));
+    let long = vec!["sk = :v"; 600].join(" OR ");
+    for condition in [parens, nots, long] {
+        let refused = conditional_put(condition).await.unwrap_err();
+        assert_eq!(code(&refused.into_service_error()), "ValidationException");
+    }
+    let appends = format!(
+        "SET l = {}:v{}",
+        "list_append(:v, ".repeat(500),
+        ")".repeat(500)
+    );
+    let refused = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .update_expression(appends)
+        .expression_attribute_values(":v", AV::L(vec![]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused.into_service_error()), "ValidationException");
+    let mut deep = s("leaf");
+    for _ in 0..40 {
+        deep = AV::L(vec![deep]);
+    }
+    let refused = client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("sk", n(1))
+        .item("deep", deep)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused.into_service_error()), "ValidationException");
+
+    // Nesting within the limits works, and the server is still there.
+    conditional_put(format!(
+        "{}attribute_not_exists(sk) OR sk = :v{}",
+        "(".repeat(20),
+        ")".repeat(20)
+    ))
+    .await
+    .unwrap();
+    let mut nested = s("leaf");
+    for _ in 0..30 {
+        nested = AV::M(HashMap::from([("m".to_owned(), nested)]));
+    }
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("sk", n(2))
+        .item("nested", nested)
+        .send()
+        .await
+        .unwrap();
+    assert!(client
+        .get_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(2))
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .is_some());
+}

@@ -258,11 +258,20 @@ const RESERVED: &[&str] = &[
     "AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE",
 ];
 
+/// Longest expression string DynamoDB accepts (4 KB each).
+const MAX_EXPRESSION_BYTES: usize = 4096;
+/// Deepest nesting of parentheses, NOTs and functions the parser follows. Each level is a
+/// few stack frames (in parsing, evaluation and drop), so unbounded nesting would let one
+/// request overflow a server thread's stack; no sensible expression comes near this.
+const MAX_NESTING: usize = 64;
+
 struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     at: usize,
     placeholders: &'a mut Placeholders,
+    /// Current nesting depth, bounded by [`MAX_NESTING`].
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -272,12 +281,33 @@ impl<'a> Parser<'a> {
                 "Invalid expression: The expression can not be empty;",
             ));
         }
+        if text.len() > MAX_EXPRESSION_BYTES {
+            return Err(ApiError::validation(format!(
+                "Invalid expression: Expression size has exceeded the maximum allowed size of {MAX_EXPRESSION_BYTES} bytes; expression size: {}",
+                text.len()
+            )));
+        }
         Ok(Parser {
             text,
             tokens: tokenize(text)?,
             at: 0,
             placeholders,
+            depth: 0,
         })
+    }
+
+    /// Runs `parse` one nesting level deeper, refusing expressions nested too deep.
+    fn nested<T>(&mut self, parse: impl FnOnce(&mut Self) -> ApiResult<T>) -> ApiResult<T> {
+        if self.depth >= MAX_NESTING {
+            return Err(syntax(
+                self.text,
+                &format!("the expression is nested deeper than {MAX_NESTING} levels"),
+            ));
+        }
+        self.depth += 1;
+        let parsed = parse(self);
+        self.depth -= 1;
+        parsed
     }
 
     fn peek(&self) -> Option<&Token> {
@@ -428,7 +458,7 @@ impl<'a> Parser<'a> {
     fn not(&mut self) -> ApiResult<Cond> {
         if self.keyword("NOT") {
             self.at += 1;
-            return Ok(Cond::Not(Box::new(self.not()?)));
+            return Ok(Cond::Not(Box::new(self.nested(Self::not)?)));
         }
         self.primary()
     }
@@ -436,7 +466,7 @@ impl<'a> Parser<'a> {
     fn primary(&mut self) -> ApiResult<Cond> {
         if self.sym("(") {
             self.at += 1;
-            let inner = self.condition()?;
+            let inner = self.nested(Self::condition)?;
             self.expect_sym(")")?;
             return Ok(inner);
         }
@@ -526,15 +556,15 @@ impl<'a> Parser<'a> {
                 self.at += 2;
                 let path = self.path()?;
                 self.expect_sym(",")?;
-                let fallback = self.set_value()?;
+                let fallback = self.nested(Self::set_value)?;
                 self.expect_sym(")")?;
                 Ok(SetValue::IfNotExists(path, Box::new(fallback)))
             }
             Some("list_append") => {
                 self.at += 2;
-                let a = self.set_value()?;
+                let a = self.nested(Self::set_value)?;
                 self.expect_sym(",")?;
-                let b = self.set_value()?;
+                let b = self.nested(Self::set_value)?;
                 self.expect_sym(")")?;
                 Ok(SetValue::ListAppend(Box::new(a), Box::new(b)))
             }

@@ -21,8 +21,21 @@ pub(crate) fn type_of(value: &AttrValue) -> Option<&str> {
     map.keys().next().map(String::as_str)
 }
 
+/// Deepest nesting of lists and maps DynamoDB stores (32 levels).
+const MAX_NESTING: usize = 32;
+
 /// Checks that `value` is a well-formed attribute value, normalizing numbers.
 pub(crate) fn validate(value: &mut AttrValue) -> ApiResult<()> {
+    validate_nested(value, 0)
+}
+
+fn validate_nested(value: &mut AttrValue, depth: usize) -> ApiResult<()> {
+    if depth > MAX_NESTING {
+        return Err(ApiError::validation(
+            "Nesting Levels have exceeded supported limits",
+        ));
+    }
+    let nested = |v: &mut AttrValue| validate_nested(v, depth + 1);
     let invalid =
         |why: &str| ApiError::validation(format!("Supplied AttributeValue is invalid: {why}"));
     let Some(map) = value.as_object_mut() else {
@@ -45,8 +58,8 @@ pub(crate) fn validate(value: &mut AttrValue) -> ApiResult<()> {
             Ok(())
         }
         ("BOOL", Json::Bool(_)) | ("NULL", Json::Bool(true)) => Ok(()),
-        ("L", Json::Array(items)) => items.iter_mut().try_for_each(validate),
-        ("M", Json::Object(entries)) => entries.values_mut().try_for_each(validate),
+        ("L", Json::Array(items)) => items.iter_mut().try_for_each(nested),
+        ("M", Json::Object(entries)) => entries.values_mut().try_for_each(nested),
         ("SS" | "BS", Json::Array(items)) if !items.is_empty() => {
             if items.iter().any(|i| !i.is_string()) {
                 return Err(invalid("set members must be strings"));
