@@ -462,3 +462,54 @@ async fn channel_calls_validate_members_and_speak_cbor_timestamps() {
         Some("cbor-channel")
     );
 }
+
+#[tokio::test]
+async fn deeply_nested_bodies_are_refused_and_the_server_keeps_serving() {
+    let emulator = EmbeddedEmulator::start(Config::embedded()).await.unwrap();
+    active_stream(&emulator, "deep").await;
+    let depth = 100_000;
+    let deep_json = format!(
+        "{{\"StreamName\": {}1{}}}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    // CBOR arrays of one element, nested: 0x81 0x81 ... 0x00.
+    let mut deep_cbor = vec![0xa1, 0x6a];
+    deep_cbor.extend_from_slice(b"StreamName");
+    deep_cbor.extend(std::iter::repeat_n(0x81, depth));
+    deep_cbor.push(0x00);
+    let deep_item = format!(
+        "{{\"TableName\": \"t-deep\", \"Item\": {{\"pk\": {}{{\"S\": \"x\"}}{}}}}}",
+        "{\"M\": {\"a\": ".repeat(depth),
+        "}}".repeat(depth)
+    );
+    let cases = [
+        request(
+            Some("Kinesis_20131202.DescribeStream"),
+            "application/x-amz-json-1.1",
+            deep_json.into_bytes(),
+        ),
+        request(
+            Some("Kinesis_20131202.DescribeStream"),
+            "application/x-amz-cbor-1.1",
+            deep_cbor,
+        ),
+        request(
+            Some("DynamoDB_20120810.PutItem"),
+            "application/x-amz-json-1.0",
+            deep_item.into_bytes(),
+        ),
+    ];
+    for case in cases {
+        let reply = send_http1(&emulator, case).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        let kind = reply.json()["__type"].as_str().unwrap().to_owned();
+        assert!(kind.ends_with("SerializationException"), "{kind}");
+    }
+    let listed = send_http1(
+        &emulator,
+        json("Kinesis_20131202.ListStreams", serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK);
+}

@@ -7,9 +7,9 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeAction, AttributeDefinition, AttributeValue as AV, AttributeValueUpdate, BillingMode,
     ConditionCheck, ExpectedAttributeValue, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, Select, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
-    WriteRequest,
+    LocalSecondaryIndex, Projection, ProjectionType, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TableStatus,
+    TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use kcl_integration_tests::{dynamodb_client, eventually, start_emulator, unique_name};
 
@@ -688,4 +688,877 @@ async fn batches_transactions_scans_and_queries() {
         .await
         .unwrap();
     assert_eq!(odd.item().unwrap().len(), 1);
+}
+
+fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .unwrap()
+}
+
+/// A GSI `name` on `hash` + `range` with `projection` (`NonKeyAttributes` for INCLUDE).
+fn gsi(
+    name: &str,
+    hash: &str,
+    range: &str,
+    projection: ProjectionType,
+    include: &[&str],
+) -> GlobalSecondaryIndex {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key_element(hash, KeyType::Hash))
+        .key_schema(key_element(range, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(projection)
+                .set_non_key_attributes(
+                    (!include.is_empty()).then(|| include.iter().map(|a| a.to_string()).collect()),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Waits until table `name` is ACTIVE.
+async fn wait_active(client: &aws_sdk_dynamodb::Client, name: &str) {
+    eventually("table ACTIVE", || async {
+        let d = client.describe_table().table_name(name).send().await.ok()?;
+        (d.table()?.table_status() == Some(&TableStatus::Active)).then_some(())
+    })
+    .await;
+}
+
+/// Puts `items` with as few BatchWriteItem calls as DynamoDB allows (25 per call).
+async fn put_all(client: &aws_sdk_dynamodb::Client, name: &str, items: Vec<HashMap<String, AV>>) {
+    let writes: Vec<WriteRequest> = items
+        .into_iter()
+        .map(|item| {
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
+        })
+        .collect();
+    for chunk in writes.chunks(25) {
+        let out = client
+            .batch_write_item()
+            .request_items(name, chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(out.unprocessed_items().is_none_or(HashMap::is_empty));
+    }
+}
+
+fn sk_of(item: &HashMap<String, AV>) -> i64 {
+    item["sk"].as_n().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn reads_resume_after_a_start_key_whose_item_was_deleted() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let items = (0..12)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_owned(), s(if i % 2 == 0 { "even" } else { "odd" })),
+                ("sk".to_owned(), n(i)),
+                ("owner".to_owned(), s("w")),
+            ])
+        })
+        .collect();
+    put_all(&client, &name, items).await;
+    let delete = |key: HashMap<String, AV>| {
+        let client = client.clone();
+        let name = name.clone();
+        async move {
+            client
+                .delete_item()
+                .table_name(&name)
+                .key("pk", key["pk"].clone())
+                .key("sk", key["sk"].clone())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+
+    // Query: the page's last item goes away before the next page is asked for.
+    let query = |start: Option<HashMap<String, AV>>, index: Option<&str>| {
+        let mut q = client
+            .query()
+            .table_name(&name)
+            .limit(2)
+            .set_exclusive_start_key(start)
+            .set_index_name(index.map(str::to_owned));
+        q = match index {
+            Some(_) => q
+                .key_condition_expression("owner = :o")
+                .expression_attribute_values(":o", s("w")),
+            None => q
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", s("even")),
+        };
+        q.send()
+    };
+    let first = query(None, None).await.unwrap();
+    let start = first.last_evaluated_key().unwrap().clone();
+    assert_eq!(sk_of(&start), 2);
+    delete(start.clone()).await;
+    let next = query(Some(start), None).await.unwrap();
+    let sks: Vec<i64> = next.items().iter().map(sk_of).collect();
+    assert_eq!(sks, [4, 6]);
+    assert!(next.last_evaluated_key().is_some());
+
+    // The same through the GSI (its start key carries the table's and the index's keys).
+    let first = query(None, Some("byOwner")).await.unwrap();
+    let start = first.last_evaluated_key().unwrap().clone();
+    assert_eq!(sk_of(&start), 1);
+    delete(start.clone()).await;
+    let next = query(Some(start), Some("byOwner")).await.unwrap();
+    let sks: Vec<i64> = next.items().iter().map(sk_of).collect();
+    assert_eq!(sks, [3, 4]);
+
+    // Scans, whole-table and by segment, each page's last item deleted before the next page.
+    for segments in [None, Some(2)] {
+        let mut seen = Vec::new();
+        let mut deleted = 0;
+        for segment in 0..segments.unwrap_or(1) {
+            let mut start: Option<HashMap<String, AV>> = None;
+            loop {
+                let page = client
+                    .scan()
+                    .table_name(&name)
+                    .limit(3)
+                    .set_segment(segments.map(|_| segment))
+                    .set_total_segments(segments)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                seen.extend(page.items().iter().map(sk_of));
+                match page.last_evaluated_key() {
+                    Some(key) => {
+                        delete(key.clone()).await;
+                        deleted += 1;
+                        start = Some(key.clone());
+                    }
+                    None => break,
+                }
+            }
+        }
+        let left = client.scan().table_name(&name).send().await.unwrap();
+        assert_eq!(
+            seen.len(),
+            left.items().len() + deleted,
+            "every item is seen once ({segments:?} segments): {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn scans_order_number_and_binary_sort_keys_by_value() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let numbers = table(&client).await;
+    let items = [10, 2, -3, 1]
+        .into_iter()
+        .map(|i| HashMap::from([("pk".to_owned(), s("p")), ("sk".to_owned(), n(i))]))
+        .collect();
+    put_all(&client, &numbers, items).await;
+    let scanned = client.scan().table_name(&numbers).send().await.unwrap();
+    let sks: Vec<i64> = scanned.items().iter().map(sk_of).collect();
+    assert_eq!(sks, [-3, 1, 2, 10]);
+
+    let binary = unique_name("binary");
+    client
+        .create_table()
+        .table_name(&binary)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .key_schema(key_element("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("sk", ScalarAttributeType::B))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &binary).await;
+    // Base64 text sorts 0xff ("/w==") before 0x10 ("EA=="); bytes sort it after.
+    let blobs: [&[u8]; 4] = [&[0xff], &[0x10, 0x00], &[0x10], &[0x00, 0xff]];
+    let items = blobs
+        .iter()
+        .map(|b| {
+            HashMap::from([
+                ("pk".to_owned(), s("p")),
+                (
+                    "sk".to_owned(),
+                    AV::B(aws_sdk_dynamodb::primitives::Blob::new(*b)),
+                ),
+            ])
+        })
+        .collect();
+    put_all(&client, &binary, items).await;
+    let scanned = client.scan().table_name(&binary).send().await.unwrap();
+    let order: Vec<Vec<u8>> = scanned
+        .items()
+        .iter()
+        .map(|i| i["sk"].as_b().unwrap().as_ref().to_vec())
+        .collect();
+    assert_eq!(
+        order,
+        [vec![0x00, 0xff], vec![0x10], vec![0x10, 0x00], vec![0xff]]
+    );
+}
+
+#[tokio::test]
+async fn keys_only_and_include_indexes_return_only_their_projection() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = unique_name("projected");
+    client
+        .create_table()
+        .table_name(&name)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("owner", ScalarAttributeType::S))
+        .attribute_definitions(attribute("at", ScalarAttributeType::N))
+        .billing_mode(BillingMode::PayPerRequest)
+        .global_secondary_indexes(gsi("keys", "owner", "at", ProjectionType::KeysOnly, &[]))
+        .global_secondary_indexes(gsi(
+            "include",
+            "owner",
+            "at",
+            ProjectionType::Include,
+            &["color"],
+        ))
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &name).await;
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("owner", s("o"))
+        .item("at", n(1))
+        .item("color", s("red"))
+        .item("size", n(9))
+        .send()
+        .await
+        .unwrap();
+    let attributes = |index: &'static str, scan: bool| {
+        let client = client.clone();
+        let name = name.clone();
+        async move {
+            let items = if scan {
+                client
+                    .scan()
+                    .table_name(&name)
+                    .index_name(index)
+                    .send()
+                    .await
+                    .unwrap()
+                    .items
+            } else {
+                client
+                    .query()
+                    .table_name(&name)
+                    .index_name(index)
+                    .key_condition_expression("owner = :o")
+                    .expression_attribute_values(":o", s("o"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .items
+            };
+            let mut names: Vec<String> = items.unwrap()[0].keys().cloned().collect();
+            names.sort();
+            names
+        }
+    };
+    for scan in [false, true] {
+        assert_eq!(attributes("keys", scan).await, ["at", "owner", "pk"]);
+        assert_eq!(
+            attributes("include", scan).await,
+            ["at", "color", "owner", "pk"]
+        );
+    }
+
+    // Strongly consistent reads exist only on the table (and local indexes).
+    let consistent = client
+        .query()
+        .table_name(&name)
+        .index_name("keys")
+        .key_condition_expression("owner = :o")
+        .expression_attribute_values(":o", s("o"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&consistent), "ValidationException");
+    assert_eq!(
+        consistent.message(),
+        Some("Consistent reads are not supported on global secondary indexes")
+    );
+    let consistent_scan = client
+        .scan()
+        .table_name(&name)
+        .index_name("include")
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&consistent_scan.into_service_error()),
+        "ValidationException"
+    );
+}
+
+#[tokio::test]
+async fn pages_stop_at_one_megabyte_and_batch_gets_at_sixteen() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let big = |i: i64, bytes: usize| {
+        HashMap::from([
+            ("pk".to_owned(), s("p")),
+            ("sk".to_owned(), n(i)),
+            ("owner".to_owned(), s("w")),
+            ("blob".to_owned(), s(&"x".repeat(bytes))),
+        ])
+    };
+    // 45 items of 380 KB: 1 MB pages hold 3 of them, a 16 MB batch read 44.
+    put_all(
+        &client,
+        &name,
+        (0..45).map(|i| big(i, 380 * 1024)).collect(),
+    )
+    .await;
+    let mut start = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = client
+            .query()
+            .table_name(&name)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s("p"))
+            .set_exclusive_start_key(start.clone())
+            .send()
+            .await
+            .unwrap();
+        pages.push(page.items().len());
+        match page.last_evaluated_key() {
+            Some(key) => start = Some(key.clone()),
+            None => break,
+        }
+    }
+    assert_eq!(pages.iter().sum::<usize>(), 45);
+    assert!(pages.iter().all(|p| *p == 3), "{pages:?}");
+    let scanned = client
+        .scan()
+        .table_name(&name)
+        .index_name("byOwner")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scanned.count(), 3);
+    assert!(scanned.last_evaluated_key().is_some());
+
+    let keys = |range: std::ops::Range<i64>| {
+        let mut builder = aws_sdk_dynamodb::types::KeysAndAttributes::builder();
+        for i in range {
+            builder = builder.keys(HashMap::from([
+                ("pk".to_owned(), s("p")),
+                ("sk".to_owned(), n(i)),
+            ]));
+        }
+        builder.build().unwrap()
+    };
+    let got = client
+        .batch_get_item()
+        .request_items(&name, keys(0..45))
+        .send()
+        .await
+        .unwrap();
+    let returned = got.responses().unwrap()[&name].len();
+    let unprocessed = got.unprocessed_keys().unwrap()[&name].keys().len();
+    assert_eq!(returned + unprocessed, 45);
+    assert!(
+        unprocessed > 0 && returned > 0,
+        "{returned} + {unprocessed}"
+    );
+    let retried = client
+        .batch_get_item()
+        .set_request_items(got.unprocessed_keys().cloned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.responses().unwrap()[&name].len(), unprocessed);
+    assert!(retried.unprocessed_keys().is_none_or(HashMap::is_empty));
+
+    // Counts beyond 100 keys or 25 writes per call are refused.
+    let too_many = client
+        .batch_get_item()
+        .request_items(&name, keys(0..101))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&too_many.into_service_error()), "ValidationException");
+    let writes: Vec<WriteRequest> = (0..26)
+        .map(|i| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(big(100 + i, 1)))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect();
+    let too_many = client
+        .batch_write_item()
+        .request_items(&name, writes)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&too_many.into_service_error()), "ValidationException");
+}
+
+#[tokio::test]
+async fn local_secondary_indexes_are_described_queried_and_scanned() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let lsi = |name: &str, projection: ProjectionType| {
+        LocalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key_element("pk", KeyType::Hash))
+            .key_schema(key_element("at", KeyType::Range))
+            .projection(Projection::builder().projection_type(projection).build())
+            .build()
+            .unwrap()
+    };
+    let name = unique_name("local");
+    client
+        .create_table()
+        .table_name(&name)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .key_schema(key_element("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("sk", ScalarAttributeType::N))
+        .attribute_definitions(attribute("at", ScalarAttributeType::N))
+        .billing_mode(BillingMode::PayPerRequest)
+        .local_secondary_indexes(lsi("byAt", ProjectionType::KeysOnly))
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &name).await;
+    let items = [(1, Some(30)), (2, Some(10)), (3, None), (4, Some(20))]
+        .into_iter()
+        .map(|(sk, at)| {
+            let mut item = HashMap::from([
+                ("pk".to_owned(), s("p")),
+                ("sk".to_owned(), n(sk)),
+                ("note".to_owned(), s("x")),
+            ]);
+            if let Some(at) = at {
+                item.insert("at".to_owned(), n(at));
+            }
+            item
+        })
+        .collect();
+    put_all(&client, &name, items).await;
+
+    let described = client
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let locals = described.table().unwrap().local_secondary_indexes();
+    assert_eq!(locals.len(), 1);
+    assert_eq!(locals[0].index_name(), Some("byAt"));
+    assert_eq!(locals[0].item_count(), Some(3));
+    assert!(described
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .is_empty());
+
+    // Local indexes read strongly consistent, in index order, only items with the index key.
+    let queried = client
+        .query()
+        .table_name(&name)
+        .index_name("byAt")
+        .key_condition_expression("pk = :p AND #at > :low")
+        .expression_attribute_names("#at", "at")
+        .expression_attribute_values(":p", s("p"))
+        .expression_attribute_values(":low", n(5))
+        .consistent_read(true)
+        .limit(2)
+        .send()
+        .await
+        .unwrap();
+    let sks: Vec<i64> = queried.items().iter().map(sk_of).collect();
+    assert_eq!(sks, [2, 4]);
+    assert!(queried.items().iter().all(|i| !i.contains_key("note")));
+    let start = queried.last_evaluated_key().unwrap();
+    let mut start_keys: Vec<&String> = start.keys().collect();
+    start_keys.sort();
+    assert_eq!(start_keys, ["at", "pk", "sk"]);
+    let rest = client
+        .query()
+        .table_name(&name)
+        .index_name("byAt")
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", s("p"))
+        .set_exclusive_start_key(Some(start.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.items().iter().map(sk_of).collect::<Vec<_>>(), [1]);
+    let scanned = client
+        .scan()
+        .table_name(&name)
+        .index_name("byAt")
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scanned.count(), 3);
+
+    // A local index needs a table with a sort key, and the table's partition key.
+    let no_range = client
+        .create_table()
+        .table_name(unique_name("local-bad"))
+        .key_schema(key_element("pk", KeyType::Hash))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("at", ScalarAttributeType::N))
+        .billing_mode(BillingMode::PayPerRequest)
+        .local_secondary_indexes(lsi("byAt", ProjectionType::All))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&no_range.into_service_error()), "ValidationException");
+}
+
+#[tokio::test]
+async fn list_removes_returned_values_and_legacy_list_adds_follow_dynamodb() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let letters = |l: &[&str]| AV::L(l.iter().map(|x| s(x)).collect());
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("sk", n(1))
+        .item("l", letters(&["a", "b", "c", "d"]))
+        .item(
+            "m",
+            AV::M(HashMap::from([
+                ("x".to_owned(), n(1)),
+                ("y".to_owned(), n(2)),
+            ])),
+        )
+        .send()
+        .await
+        .unwrap();
+    let update = |expression: &str| {
+        client
+            .update_item()
+            .table_name(&name)
+            .key("pk", s("a"))
+            .key("sk", n(1))
+            .update_expression(expression)
+    };
+
+    // Both indexes name elements of the list as it was.
+    let removed = update("REMOVE l[0], l[2]")
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.attributes().unwrap()["l"], letters(&["b", "d"]));
+
+    // UPDATED_NEW returns only the updated nested path, inside its map.
+    let nested = update("SET m.x = :v")
+        .expression_attribute_values(":v", n(5))
+        .return_values(ReturnValue::UpdatedNew)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        nested.attributes().unwrap(),
+        &HashMap::from([(
+            "m".to_owned(),
+            AV::M(HashMap::from([("x".to_owned(), n(5))]))
+        )])
+    );
+
+    // UPDATED_OLD of attributes that had no value returns no Attributes.
+    let fresh = update("SET fresh = :v")
+        .expression_attribute_values(":v", n(1))
+        .return_values(ReturnValue::UpdatedOld)
+        .send()
+        .await
+        .unwrap();
+    assert!(fresh.attributes().is_none(), "{:?}", fresh.attributes());
+
+    // The legacy ADD appends to a list, and creates a missing one.
+    for (attribute, expected) in [
+        ("l", letters(&["b", "d", "e"])),
+        ("new_list", letters(&["e"])),
+    ] {
+        let added = client
+            .update_item()
+            .table_name(&name)
+            .key("pk", s("a"))
+            .key("sk", n(1))
+            .attribute_updates(
+                attribute,
+                AttributeValueUpdate::builder()
+                    .action(AttributeAction::Add)
+                    .value(letters(&["e"]))
+                    .build(),
+            )
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(added.attributes().unwrap()[attribute], expected);
+    }
+}
+
+#[tokio::test]
+async fn oversized_keys_select_misuse_overlapping_projections_and_inconsistent_tables_are_refused()
+{
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let put = |pk: String, sk: AV| {
+        client
+            .put_item()
+            .table_name(&name)
+            .item("pk", s(&pk))
+            .item("sk", sk)
+            .send()
+    };
+    put("h".repeat(2048), n(1)).await.unwrap();
+    let long_hash = put("h".repeat(2049), n(1)).await.unwrap_err();
+    assert_eq!(code(&long_hash.into_service_error()), "ValidationException");
+    let binary = unique_name("bin-key");
+    client
+        .create_table()
+        .table_name(&binary)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .key_schema(key_element("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("sk", ScalarAttributeType::B))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &binary).await;
+    let put_blob = |len: usize| {
+        client
+            .put_item()
+            .table_name(&binary)
+            .item("pk", s("p"))
+            .item(
+                "sk",
+                AV::B(aws_sdk_dynamodb::primitives::Blob::new(vec![7; len])),
+            )
+            .send()
+    };
+    // Sort keys are measured in raw bytes: 1,024 fit though their base64 is longer.
+    put_blob(1024).await.unwrap();
+    let long_range = put_blob(1025).await.unwrap_err();
+    assert_eq!(
+        code(&long_range.into_service_error()),
+        "ValidationException"
+    );
+
+    let scan = || client.scan().table_name(&name);
+    let refused = [
+        scan()
+            .select(Select::SpecificAttributes)
+            .send()
+            .await
+            .unwrap_err(),
+        scan()
+            .select(Select::AllProjectedAttributes)
+            .send()
+            .await
+            .unwrap_err(),
+        scan()
+            .select(Select::Count)
+            .projection_expression("pk")
+            .send()
+            .await
+            .unwrap_err(),
+        scan()
+            .projection_expression("pk, pk")
+            .send()
+            .await
+            .unwrap_err(),
+        scan()
+            .projection_expression("m, m.x")
+            .send()
+            .await
+            .unwrap_err(),
+    ];
+    for error in refused {
+        assert_eq!(code(&error.into_service_error()), "ValidationException");
+    }
+    scan()
+        .select(Select::SpecificAttributes)
+        .projection_expression("pk, m.x, m.y")
+        .send()
+        .await
+        .unwrap();
+
+    let create = |defs: &[&str], with_throughput: bool, gsi_on: Option<&str>| {
+        let mut create = client
+            .create_table()
+            .table_name(unique_name("bad"))
+            .key_schema(key_element("pk", KeyType::Hash))
+            .billing_mode(BillingMode::PayPerRequest);
+        for def in defs {
+            create = create.attribute_definitions(attribute(def, ScalarAttributeType::S));
+        }
+        if with_throughput {
+            create = create.provisioned_throughput(
+                aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                    .read_capacity_units(1)
+                    .write_capacity_units(1)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        if let Some(attribute) = gsi_on {
+            create = create.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("g")
+                    .key_schema(key_element(attribute, KeyType::Hash))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+        }
+        create.send()
+    };
+    for refused in [
+        create(&["pk"], true, None).await,
+        create(&["pk", "unused"], false, None).await,
+        create(&["pk"], false, Some("undefined")).await,
+    ] {
+        assert_eq!(
+            code(&refused.unwrap_err().into_service_error()),
+            "ValidationException"
+        );
+    }
+    create(&["pk", "g"], false, Some("g")).await.unwrap();
+}
+
+#[tokio::test]
+async fn deeply_nested_expressions_and_values_are_refused_and_the_server_keeps_answering() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let conditional_put = |condition: String| {
+        client
+            .put_item()
+            .table_name(&name)
+            .item("pk", s("a"))
+            .item("sk", n(1))
+            .condition_expression(condition)
+            .expression_attribute_values(":v", n(1))
+            .send()
+    };
+    let parens = format!("{}sk = :v{}", "(".repeat(2000), ")".repeat(2000));
+    let nots = format!("{}sk = :v", "NOT ".repeat(10_000));
+    let long = vec!["sk = :v"; 600].join(" OR ");
+    for condition in [parens, nots, long] {
+        let refused = conditional_put(condition).await.unwrap_err();
+        assert_eq!(code(&refused.into_service_error()), "ValidationException");
+    }
+    let appends = format!(
+        "SET l = {}:v{}",
+        "list_append(:v, ".repeat(500),
+        ")".repeat(500)
+    );
+    let refused = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .update_expression(appends)
+        .expression_attribute_values(":v", AV::L(vec![]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused.into_service_error()), "ValidationException");
+    let mut deep = s("leaf");
+    for _ in 0..40 {
+        deep = AV::L(vec![deep]);
+    }
+    let refused = client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("sk", n(1))
+        .item("deep", deep)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused.into_service_error()), "ValidationException");
+
+    // Nesting within the limits works, and the server is still there.
+    conditional_put(format!(
+        "{}attribute_not_exists(sk) OR sk = :v{}",
+        "(".repeat(20),
+        ")".repeat(20)
+    ))
+    .await
+    .unwrap();
+    let mut nested = s("leaf");
+    for _ in 0..30 {
+        nested = AV::M(HashMap::from([("m".to_owned(), nested)]));
+    }
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("sk", n(2))
+        .item("nested", nested)
+        .send()
+        .await
+        .unwrap();
+    assert!(client
+        .get_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(2))
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .is_some());
 }

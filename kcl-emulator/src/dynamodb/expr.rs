@@ -258,11 +258,20 @@ const RESERVED: &[&str] = &[
     "AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE",
 ];
 
+/// Longest expression string DynamoDB accepts (4 KB each).
+const MAX_EXPRESSION_BYTES: usize = 4096;
+/// Deepest nesting of parentheses, NOTs and functions the parser follows. Each level is a
+/// few stack frames (in parsing, evaluation and drop), so unbounded nesting would let one
+/// request overflow a server thread's stack; no sensible expression comes near this.
+const MAX_NESTING: usize = 64;
+
 struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     at: usize,
     placeholders: &'a mut Placeholders,
+    /// Current nesting depth, bounded by [`MAX_NESTING`].
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -272,12 +281,33 @@ impl<'a> Parser<'a> {
                 "Invalid expression: The expression can not be empty;",
             ));
         }
+        if text.len() > MAX_EXPRESSION_BYTES {
+            return Err(ApiError::validation(format!(
+                "Invalid expression: Expression size has exceeded the maximum allowed size of {MAX_EXPRESSION_BYTES} bytes; expression size: {}",
+                text.len()
+            )));
+        }
         Ok(Parser {
             text,
             tokens: tokenize(text)?,
             at: 0,
             placeholders,
+            depth: 0,
         })
+    }
+
+    /// Runs `parse` one nesting level deeper, refusing expressions nested too deep.
+    fn nested<T>(&mut self, parse: impl FnOnce(&mut Self) -> ApiResult<T>) -> ApiResult<T> {
+        if self.depth >= MAX_NESTING {
+            return Err(syntax(
+                self.text,
+                &format!("the expression is nested deeper than {MAX_NESTING} levels"),
+            ));
+        }
+        self.depth += 1;
+        let parsed = parse(self);
+        self.depth -= 1;
+        parsed
     }
 
     fn peek(&self) -> Option<&Token> {
@@ -428,7 +458,7 @@ impl<'a> Parser<'a> {
     fn not(&mut self) -> ApiResult<Cond> {
         if self.keyword("NOT") {
             self.at += 1;
-            return Ok(Cond::Not(Box::new(self.not()?)));
+            return Ok(Cond::Not(Box::new(self.nested(Self::not)?)));
         }
         self.primary()
     }
@@ -436,7 +466,7 @@ impl<'a> Parser<'a> {
     fn primary(&mut self) -> ApiResult<Cond> {
         if self.sym("(") {
             self.at += 1;
-            let inner = self.condition()?;
+            let inner = self.nested(Self::condition)?;
             self.expect_sym(")")?;
             return Ok(inner);
         }
@@ -526,15 +556,15 @@ impl<'a> Parser<'a> {
                 self.at += 2;
                 let path = self.path()?;
                 self.expect_sym(",")?;
-                let fallback = self.set_value()?;
+                let fallback = self.nested(Self::set_value)?;
                 self.expect_sym(")")?;
                 Ok(SetValue::IfNotExists(path, Box::new(fallback)))
             }
             Some("list_append") => {
                 self.at += 2;
-                let a = self.set_value()?;
+                let a = self.nested(Self::set_value)?;
                 self.expect_sym(",")?;
-                let b = self.set_value()?;
+                let b = self.nested(Self::set_value)?;
                 self.expect_sym(")")?;
                 Ok(SetValue::ListAppend(Box::new(a), Box::new(b)))
             }
@@ -613,18 +643,7 @@ pub(crate) fn parse_update(text: &str, placeholders: &mut Placeholders) -> ApiRe
         .collect();
     paths.extend(update.add.iter().map(|(p, _)| p));
     paths.extend(update.delete.iter().map(|(p, _)| p));
-    for (i, a) in paths.iter().enumerate() {
-        for b in &paths[i + 1..] {
-            let n = a.len().min(b.len());
-            if a[..n] == b[..n] {
-                return Err(ApiError::validation(format!(
-                    "Invalid UpdateExpression: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: {}, path two: {}",
-                    display_path(a),
-                    display_path(b)
-                )));
-            }
-        }
-    }
+    check_no_overlap(&paths, "UpdateExpression")?;
     Ok(update)
 }
 
@@ -640,7 +659,25 @@ pub(crate) fn parse_projection(
         paths.push(parser.path()?);
     }
     parser.done()?;
+    check_no_overlap(&paths.iter().collect::<Vec<_>>(), "ProjectionExpression")?;
     Ok(paths)
+}
+
+/// Refuses two paths of one expression where one is the other or lies inside it.
+fn check_no_overlap(paths: &[&Path], expression: &str) -> ApiResult<()> {
+    for (i, a) in paths.iter().enumerate() {
+        for b in &paths[i + 1..] {
+            let n = a.len().min(b.len());
+            if a[..n] == b[..n] {
+                return Err(ApiError::validation(format!(
+                    "Invalid {expression}: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: {}, path two: {}",
+                    display_path(a),
+                    display_path(b)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn display_path(path: &Path) -> String {
@@ -966,7 +1003,11 @@ pub(crate) fn apply_update(item: &mut Item, update: &Update, key_names: &[&str])
     for (path, value) in sets {
         put_at(item, path, value)?;
     }
-    for path in &update.remove {
+    // Every REMOVE index refers to the list as it was: removing from the highest index
+    // down keeps the lower ones in place.
+    let mut removes: Vec<&Path> = update.remove.iter().collect();
+    removes.sort_by(|a, b| path_order(b, a));
+    for path in removes {
         remove_at(item, path)?;
     }
     for (path, value) in &update.add {
@@ -1028,6 +1069,22 @@ pub(crate) fn apply_update(item: &mut Item, update: &Update, key_names: &[&str])
         }
     }
     Ok(())
+}
+
+/// Orders paths step by step, list indexes numerically.
+fn path_order(a: &Path, b: &Path) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let order = match (x, y) {
+            (Step::Attr(x), Step::Attr(y)) => x.cmp(y),
+            (Step::Index(x), Step::Index(y)) => x.cmp(y),
+            (Step::Attr(_), Step::Index(_)) => Ordering::Less,
+            (Step::Index(_), Step::Attr(_)) => Ordering::Greater,
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Keeps only the projected paths of `item`.

@@ -29,10 +29,18 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::now_ms;
 use crate::Config;
 use expr::{Cond, Path, Placeholders, Step, Update};
-use value::{compare, equal, type_of, Item};
+use value::{compare, item_size, type_of, Item};
 
 /// Largest item DynamoDB accepts.
 const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Largest partition key value (UTF-8 or raw binary bytes).
+const MAX_HASH_KEY_BYTES: usize = 2048;
+/// Largest sort key value.
+const MAX_RANGE_KEY_BYTES: usize = 1024;
+/// Most data one Query or Scan page reads.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
+/// Most data one BatchGetItem returns; the keys past it come back as UnprocessedKeys.
+const MAX_BATCH_GET_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct KeyDef {
@@ -48,6 +56,9 @@ struct IndexMeta {
     range: Option<KeyDef>,
     projection: Json,
     throughput: Option<Json>,
+    /// A local secondary index (same partition key as the table, strongly consistent reads).
+    #[serde(default)]
+    local: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,17 +208,21 @@ impl Table {
                     def.name
                 )));
             }
+            let limit = if def.name == self.meta.hash.name {
+                MAX_HASH_KEY_BYTES
+            } else {
+                MAX_RANGE_KEY_BYTES
+            };
+            if value::key_size(value) > limit {
+                return Err(ApiError::validation(if limit == MAX_HASH_KEY_BYTES {
+                    format!("One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of {limit} bytes")
+                } else {
+                    format!("One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of {limit} bytes")
+                }));
+            }
             parts.push(value.clone());
         }
         Ok(serde_json::to_string(&parts).expect("values serialize"))
-    }
-
-    fn key_item(&self, item: &Item) -> Item {
-        self.meta
-            .key_names()
-            .iter()
-            .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-            .collect()
     }
 }
 
@@ -244,12 +259,6 @@ fn placeholders(body: &Json) -> ApiResult<Placeholders> {
         field(body, "ExpressionAttributeNames"),
         field(body, "ExpressionAttributeValues"),
     )
-}
-
-fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(k, v)| k.len() + v.to_string().len())
-        .sum()
 }
 
 /// What a mutation wrote, for the log.
@@ -422,23 +431,49 @@ impl DynamoDb {
             "BillingModeSummary": {"BillingMode": meta.billing_mode},
             "DeletionProtectionEnabled": meta.deletion_protection,
         });
-        if !meta.indexes.is_empty() {
-            desc["GlobalSecondaryIndexes"] = Json::Array(
-                meta.indexes
-                    .iter()
-                    .map(|i| {
-                        json!({
-                            "IndexName": i.name,
-                            "KeySchema": key_schema(&i.hash, &i.range),
-                            "Projection": i.projection,
-                            "IndexStatus": if meta.status(now) == "CREATING" { "CREATING" } else { "ACTIVE" },
-                            "IndexArn": format!("{}/index/{}", meta.arn, i.name),
-                            "ItemCount": table.items.values().filter(|it| it.contains_key(&i.hash.name)).count(),
-                            "ProvisionedThroughput": throughput(&i.throughput),
-                        })
-                    })
-                    .collect(),
-            );
+        let in_index = |i: &IndexMeta, item: &Item| {
+            item.contains_key(&i.hash.name)
+                && i.range.as_ref().is_none_or(|r| item.contains_key(&r.name))
+        };
+        for local in [false, true] {
+            let indexes: Vec<Json> = meta
+                .indexes
+                .iter()
+                .filter(|i| i.local == local)
+                .map(|i| {
+                    let entries: Vec<Item> = table
+                        .items
+                        .values()
+                        .filter(|item| in_index(i, item))
+                        .map(|item| index_entry(item, i, meta))
+                        .collect();
+                    let mut index = json!({
+                        "IndexName": i.name,
+                        "KeySchema": key_schema(&i.hash, &i.range),
+                        "Projection": i.projection,
+                        "IndexArn": format!("{}/index/{}", meta.arn, i.name),
+                        "ItemCount": entries.len(),
+                        "IndexSizeBytes": entries.iter().map(item_size).sum::<usize>(),
+                    });
+                    if !local {
+                        index["IndexStatus"] = json!(if meta.status(now) == "CREATING" {
+                            "CREATING"
+                        } else {
+                            "ACTIVE"
+                        });
+                        index["ProvisionedThroughput"] = throughput(&i.throughput);
+                    }
+                    index
+                })
+                .collect();
+            if !indexes.is_empty() {
+                let key = if local {
+                    "LocalSecondaryIndexes"
+                } else {
+                    "GlobalSecondaryIndexes"
+                };
+                desc[key] = Json::Array(indexes);
+            }
         }
         desc
     }
@@ -526,6 +561,9 @@ impl DynamoDb {
         if billing_mode == "PROVISIONED" && throughput.is_none() {
             return Err(ApiError::validation("One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED"));
         }
+        if billing_mode == "PAY_PER_REQUEST" && throughput.is_some() {
+            return Err(ApiError::validation("One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST"));
+        }
         let mut indexes = Vec::new();
         for gsi in field(body, "GlobalSecondaryIndexes")
             .and_then(Json::as_array)
@@ -533,6 +571,57 @@ impl DynamoDb {
             .flatten()
         {
             indexes.push(Self::index_meta(gsi, &definitions, &billing_mode)?);
+        }
+        for lsi in field(body, "LocalSecondaryIndexes")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut index = Self::index_meta(lsi, &definitions, "PAY_PER_REQUEST")?;
+            if range.is_none() {
+                return Err(ApiError::validation("One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex"));
+            }
+            if index.hash.name != hash.name || index.range.is_none() {
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: Index KeySchema does not have the same leading hash key as table KeySchema for index: {}. index hash key: {}, table hash key: {}",
+                    index.name, index.hash.name, hash.name
+                )));
+            }
+            index.local = true;
+            index.throughput = None;
+            indexes.push(index);
+        }
+        if indexes.iter().filter(|i| i.local).count() > 5 {
+            return Err(ApiError::validation(
+                "One or more parameter values were invalid: Number of LocalSecondaryIndexes exceeds per-table limit of 5",
+            ));
+        }
+        // Every defined attribute must be a key of the table or of an index.
+        let keys: std::collections::BTreeSet<&str> = std::iter::once(&hash)
+            .chain(&range)
+            .chain(
+                indexes
+                    .iter()
+                    .flat_map(|i| std::iter::once(&i.hash).chain(&i.range)),
+            )
+            .map(|k| k.name.as_str())
+            .collect();
+        let defined: std::collections::BTreeSet<&str> = definitions
+            .iter()
+            .filter_map(|d| d.get("AttributeName").and_then(Json::as_str))
+            .collect();
+        if defined != keys || defined.len() != definitions.len() {
+            return Err(ApiError::validation("One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions"));
+        }
+        let mut index_names = std::collections::BTreeSet::new();
+        if let Some(dup) = indexes
+            .iter()
+            .find(|i| !index_names.insert(i.name.as_str()))
+        {
+            return Err(ApiError::validation(format!(
+                "One or more parameter values were invalid: Duplicate index name: {}",
+                dup.name
+            )));
         }
         let now = now_ms();
         let mut tags = BTreeMap::new();
@@ -618,6 +707,7 @@ impl DynamoDb {
                 .cloned()
                 .unwrap_or_else(|| json!({"ProjectionType": "ALL"})),
             throughput,
+            local: false,
         })
     }
 
@@ -736,7 +826,7 @@ impl DynamoDb {
                         .get("IndexName")
                         .and_then(Json::as_str)
                         .unwrap_or_default();
-                    table.meta.indexes.retain(|i| i.name != index);
+                    table.meta.indexes.retain(|i| i.local || i.name != index);
                 }
             }
             table.meta.attribute_definitions = Json::Array(definitions);
@@ -871,26 +961,20 @@ impl DynamoDb {
         old: Option<&Item>,
         new: Option<&Item>,
         mode: Option<&str>,
-        updated: &[String],
+        updated: &[Path],
     ) -> ApiResult<Option<Item>> {
-        let pick = |item: Option<&Item>, only_updated: bool| {
-            item.map(|i| {
-                if only_updated {
-                    i.iter()
-                        .filter(|(k, _)| updated.contains(k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                } else {
-                    i.clone()
-                }
-            })
+        // UPDATED_* return just the updated paths (nested ones inside their enclosing maps),
+        // and no Attributes at all when none of them had a value.
+        let only_updated = |item: Option<&Item>| {
+            item.map(|i| expr::project(i, updated))
+                .filter(|projected| !projected.is_empty())
         };
         Ok(match mode.unwrap_or("NONE") {
             "NONE" => None,
-            "ALL_OLD" => pick(old, false),
-            "ALL_NEW" => pick(new, false),
-            "UPDATED_OLD" => pick(old, true),
-            "UPDATED_NEW" => pick(new, true),
+            "ALL_OLD" => old.cloned(),
+            "ALL_NEW" => new.cloned(),
+            "UPDATED_OLD" => only_updated(old),
+            "UPDATED_NEW" => only_updated(new),
             other => {
                 return Err(ApiError::validation(format!(
                     "Invalid ReturnValues: {other}"
@@ -989,17 +1073,14 @@ impl DynamoDb {
                     "Item size to update has exceeded the maximum allowed size",
                 ));
             }
-            let updated: Vec<String> = update
+            let updated: Vec<Path> = update
                 .set
                 .iter()
                 .map(|(p, _)| p)
                 .chain(&update.remove)
                 .chain(update.add.iter().map(|(p, _)| p))
                 .chain(update.delete.iter().map(|(p, _)| p))
-                .filter_map(|p| match p.first() {
-                    Some(Step::Attr(a)) => Some(a.clone()),
-                    _ => None,
-                })
+                .cloned()
                 .collect();
             table.items.insert(canonical.clone(), item.clone());
             let waits = self.log(&name, vec![Change::Put(canonical, item.clone())]);
@@ -1058,33 +1139,50 @@ impl DynamoDb {
             ));
         }
         let mut responses = Map::new();
+        let mut unprocessed = Map::new();
+        let mut response_bytes = 0;
         for (table_name, request) in requests {
             let mut placeholders = placeholders(request)?;
             let projection = projection(request, &mut placeholders)?;
             placeholders.check_all_used()?;
-            let mut found = Vec::new();
-            for key in request
+            let keys = request
                 .get("Keys")
                 .and_then(Json::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let key = validated_item(key)?;
+                .cloned()
+                .unwrap_or_default();
+            let mut found = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut left = Vec::new();
+            for raw_key in keys {
+                let key = validated_item(&raw_key)?;
                 self.with_table(table_name, |table| {
                     let canonical = table.key_of(&key, true)?;
-                    if let Some(item) = table.items.get(&canonical) {
-                        found.push(Json::Object(
-                            projection
-                                .as_ref()
-                                .map_or_else(|| item.clone(), |p| expr::project(item, p)),
+                    if !seen.insert(canonical.clone()) {
+                        return Err(ApiError::validation(
+                            "Provided list of item keys contains duplicates",
                         ));
+                    }
+                    // Past 16 MB of response, the remaining keys are handed back to retry.
+                    if response_bytes >= MAX_BATCH_GET_BYTES {
+                        left.push(raw_key);
+                    } else if let Some(item) = table.items.get(&canonical) {
+                        let item = projection
+                            .as_ref()
+                            .map_or_else(|| item.clone(), |p| expr::project(item, p));
+                        response_bytes += item_size(&item);
+                        found.push(Json::Object(item));
                     }
                     Ok(())
                 })?;
             }
+            if !left.is_empty() {
+                let mut request = request.clone();
+                request["Keys"] = Json::Array(left);
+                unprocessed.insert(table_name.clone(), request);
+            }
             responses.insert(table_name.clone(), Json::Array(found));
         }
-        Ok(json!({"Responses": responses, "UnprocessedKeys": {}}))
+        Ok(json!({"Responses": responses, "UnprocessedKeys": unprocessed}))
     }
 
     async fn batch_write(&self, body: &Json) -> ApiResult<Json> {
@@ -1335,15 +1433,43 @@ impl DynamoDb {
             (None, None) => None,
             _ => return Err(ApiError::validation("The Segment parameter is required but was not present in the request when parameter TotalSegments is present, and must be less than TotalSegments")),
         };
-        let select_count = field(body, "Select").and_then(s) == Some("COUNT");
+        let select = field(body, "Select").and_then(s);
+        let index_name = field(body, "IndexName").and_then(s).map(str::to_owned);
+        match (select, &projection, &index_name) {
+            (Some("SPECIFIC_ATTRIBUTES"), None, _) => {
+                return Err(ApiError::validation("One or more parameter values were invalid: Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES"));
+            }
+            (Some("ALL_PROJECTED_ATTRIBUTES"), _, None) => {
+                return Err(ApiError::validation("One or more parameter values were invalid: ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName"));
+            }
+            (
+                Some(other @ ("COUNT" | "ALL_ATTRIBUTES" | "ALL_PROJECTED_ATTRIBUTES")),
+                Some(_),
+                _,
+            ) => {
+                return Err(ApiError::validation(format!("One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get {other}")));
+            }
+            (
+                None
+                | Some(
+                    "SPECIFIC_ATTRIBUTES" | "COUNT" | "ALL_ATTRIBUTES" | "ALL_PROJECTED_ATTRIBUTES",
+                ),
+                _,
+                _,
+            ) => {}
+            (Some(other), _, _) => {
+                return Err(ApiError::validation(format!("1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]")));
+            }
+        }
+        let select_count = select == Some("COUNT");
         let forward = field(body, "ScanIndexForward")
             .and_then(Json::as_bool)
             .unwrap_or(true);
-        let index_name = field(body, "IndexName").and_then(s).map(str::to_owned);
         let start = match field(body, "ExclusiveStartKey") {
             Some(key) => Some(validated_item(key)?),
             None => None,
         };
+        let consistent = field(body, "ConsistentRead").and_then(Json::as_bool) == Some(true);
         self.with_table(&name, |table| {
             let index = match &index_name {
                 Some(index) => Some(
@@ -1361,11 +1487,33 @@ impl DynamoDb {
                 ),
                 None => None,
             };
+            if let (Some("ALL_ATTRIBUTES"), Some(i)) = (select, &index) {
+                let kind = i.projection.get("ProjectionType").and_then(Json::as_str);
+                if !i.local && matches!(kind, Some("KEYS_ONLY" | "INCLUDE")) {
+                    return Err(ApiError::validation(format!(
+                        "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {} because its projection type is not ALL",
+                        i.name
+                    )));
+                }
+            }
+            if consistent && index.as_ref().is_some_and(|i| !i.local) {
+                return Err(ApiError::validation(
+                    "Consistent reads are not supported on global secondary indexes",
+                ));
+            }
             let (hash, range) = match &index {
                 Some(i) => (i.hash.clone(), i.range.clone()),
                 None => (table.meta.hash.clone(), table.meta.range.clone()),
             };
-            // Candidates in the order reads return them.
+            // Reads return items by partition key, then sort key, compared by type (numbers
+            // numerically, binary bytewise); index reads break ties by the table's key.
+            let order_keys: Vec<&KeyDef> = index
+                .iter()
+                .flat_map(|i| std::iter::once(&i.hash).chain(&i.range))
+                .chain(std::iter::once(&table.meta.hash))
+                .chain(&table.meta.range)
+                .collect();
+            let order = |a: &Item, b: &Item| read_order(a, b, &order_keys);
             let mut candidates: Vec<(&String, &Item)> = table
                 .items
                 .iter()
@@ -1383,85 +1531,63 @@ impl DynamoDb {
                 candidates
                     .retain(|(key, _)| u64::from(crc32fast::hash(key.as_bytes())) % total == seg);
             }
-            if query || index.is_some() {
-                candidates.sort_by(|(ka, a), (kb, b)| {
-                    let order = match &range {
-                        Some(r) => a
-                            .get(&r.name)
-                            .zip(b.get(&r.name))
-                            .and_then(|(x, y)| compare(x, y))
-                            .unwrap_or(Ordering::Equal),
-                        None => Ordering::Equal,
-                    };
-                    let hash_order = a
-                        .get(&hash.name)
-                        .zip(b.get(&hash.name))
-                        .and_then(|(x, y)| compare(x, y))
-                        .unwrap_or(Ordering::Equal);
-                    hash_order.then(order).then_with(|| ka.cmp(kb))
-                });
-                if !forward {
-                    candidates.reverse();
-                }
+            candidates.sort_by(|(_, a), (_, b)| order(a, b));
+            if !forward {
+                candidates.reverse();
             }
             if let Some(start) = &start {
-                let position = candidates.iter().position(|(_, item)| {
-                    table
-                        .meta
-                        .key_names()
-                        .into_iter()
-                        .chain(index.iter().flat_map(|i| {
-                            std::iter::once(i.hash.name.as_str())
-                                .chain(i.range.as_ref().map(|r| r.name.as_str()))
-                        }))
-                        .all(|k| match (item.get(k), start.get(k)) {
-                            (Some(a), Some(b)) => equal(a, b),
-                            (None, None) => true,
-                            _ => false,
-                        })
-                });
-                candidates = match position {
-                    Some(at) => candidates.split_off(at + 1),
-                    None => Vec::new(),
+                // Resume after where the start key sorts, whether or not its item still exists.
+                let past = if forward {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
                 };
+                candidates.retain(|(_, item)| order(item, start) == past);
             }
-            let scanned: Vec<(&String, &Item)> = match limit {
-                Some(limit) => candidates.iter().take(limit).copied().collect(),
-                None => candidates.clone(),
-            };
-            let more = scanned.len() < candidates.len();
-            let matching: Vec<&Item> = scanned
-                .iter()
-                .map(|(_, i)| *i)
+            // A page ends at Limit items or once 1 MB has been read, whichever comes first.
+            let mut scanned: Vec<Item> = Vec::new();
+            let mut read_bytes = 0;
+            let mut more = false;
+            for (_, item) in &candidates {
+                if limit.is_some_and(|limit| scanned.len() >= limit) || read_bytes >= MAX_PAGE_BYTES
+                {
+                    more = true;
+                    break;
+                }
+                let entry = match &index {
+                    Some(i) => index_entry(item, i, &table.meta),
+                    None => (*item).clone(),
+                };
+                read_bytes += item_size(&entry);
+                scanned.push(entry);
+            }
+            let mut out = json!({"ScannedCount": scanned.len()});
+            if more {
+                if let Some(last) = scanned.last() {
+                    let key: Item = order_keys
+                        .iter()
+                        .filter_map(|k| last.get(&k.name).map(|v| (k.name.clone(), v.clone())))
+                        .collect();
+                    out["LastEvaluatedKey"] = Json::Object(key);
+                }
+            }
+            let matching: Vec<Item> = scanned
+                .into_iter()
                 .filter(|i| filter.as_ref().is_none_or(|f| expr::evaluate(f, i)))
                 .collect();
-            let mut out = json!({"Count": matching.len(), "ScannedCount": scanned.len()});
+            out["Count"] = json!(matching.len());
             if !select_count {
                 out["Items"] = Json::Array(
                     matching
-                        .iter()
+                        .into_iter()
                         .map(|item| {
-                            Json::Object(
-                                projection
-                                    .as_ref()
-                                    .map_or_else(|| (*item).clone(), |p| expr::project(item, p)),
-                            )
+                            Json::Object(match &projection {
+                                Some(p) => expr::project(&item, p),
+                                None => item,
+                            })
                         })
                         .collect(),
                 );
-            }
-            if more {
-                if let Some((_, last)) = scanned.last() {
-                    let mut key = table.key_item(last);
-                    if let Some(i) = &index {
-                        for k in std::iter::once(&i.hash).chain(&i.range) {
-                            if let Some(v) = last.get(&k.name) {
-                                key.insert(k.name.clone(), v.clone());
-                            }
-                        }
-                    }
-                    out["LastEvaluatedKey"] = Json::Object(key);
-                }
             }
             Ok(out)
         })
@@ -1518,6 +1644,48 @@ impl DynamoDb {
         }
         Ok(())
     }
+}
+
+/// The order reads return items in, comparing the attributes of `keys` in turn by type.
+fn read_order(a: &Item, b: &Item, keys: &[&KeyDef]) -> Ordering {
+    keys.iter()
+        .map(|k| match (a.get(&k.name), b.get(&k.name)) {
+            (Some(x), Some(y)) => compare(x, y).unwrap_or(Ordering::Equal),
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// What an index holds of `item`: all of it, or its projection (the table's and the index's
+/// keys, plus the `NonKeyAttributes` of an INCLUDE projection).
+fn index_entry(item: &Item, index: &IndexMeta, table: &TableMeta) -> Item {
+    let kind = index
+        .projection
+        .get("ProjectionType")
+        .and_then(Json::as_str);
+    if !matches!(kind, Some("KEYS_ONLY" | "INCLUDE")) {
+        return item.clone();
+    }
+    let included: Vec<&str> = index
+        .projection
+        .get("NonKeyAttributes")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .collect();
+    item.iter()
+        .filter(|(name, _)| {
+            table.key_names().contains(&name.as_str())
+                || index.hash.name == **name
+                || index.range.as_ref().is_some_and(|r| r.name == **name)
+                || (kind == Some("INCLUDE") && included.contains(&name.as_str()))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Applies one log record during recovery.
@@ -1669,6 +1837,18 @@ mod legacy {
                 ("PUT", Some(v)) => update
                     .set
                     .push((path(name), expr::SetValue::Operand(Operand::Value(v)))),
+                // The legacy ADD appends to a list (creating it), which expressions spell as
+                // list_append.
+                ("ADD", Some(v)) if type_of(&v) == Some("L") => update.set.push((
+                    path(name),
+                    expr::SetValue::ListAppend(
+                        Box::new(expr::SetValue::IfNotExists(
+                            path(name),
+                            Box::new(expr::SetValue::Operand(Operand::Value(json!({"L": []})))),
+                        )),
+                        Box::new(expr::SetValue::Operand(Operand::Value(v))),
+                    ),
+                )),
                 ("ADD", Some(v)) => update.add.push((path(name), v)),
                 ("DELETE", Some(v)) => update.delete.push((path(name), v)),
                 ("DELETE", None) => update.remove.push(path(name)),

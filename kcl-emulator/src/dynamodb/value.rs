@@ -21,8 +21,21 @@ pub(crate) fn type_of(value: &AttrValue) -> Option<&str> {
     map.keys().next().map(String::as_str)
 }
 
+/// Deepest nesting of lists and maps DynamoDB stores (32 levels).
+const MAX_NESTING: usize = 32;
+
 /// Checks that `value` is a well-formed attribute value, normalizing numbers.
 pub(crate) fn validate(value: &mut AttrValue) -> ApiResult<()> {
+    validate_nested(value, 0)
+}
+
+fn validate_nested(value: &mut AttrValue, depth: usize) -> ApiResult<()> {
+    if depth > MAX_NESTING {
+        return Err(ApiError::validation(
+            "Nesting Levels have exceeded supported limits",
+        ));
+    }
+    let nested = |v: &mut AttrValue| validate_nested(v, depth + 1);
     let invalid =
         |why: &str| ApiError::validation(format!("Supplied AttributeValue is invalid: {why}"));
     let Some(map) = value.as_object_mut() else {
@@ -45,8 +58,8 @@ pub(crate) fn validate(value: &mut AttrValue) -> ApiResult<()> {
             Ok(())
         }
         ("BOOL", Json::Bool(_)) | ("NULL", Json::Bool(true)) => Ok(()),
-        ("L", Json::Array(items)) => items.iter_mut().try_for_each(validate),
-        ("M", Json::Object(entries)) => entries.values_mut().try_for_each(validate),
+        ("L", Json::Array(items)) => items.iter_mut().try_for_each(nested),
+        ("M", Json::Object(entries)) => entries.values_mut().try_for_each(nested),
         ("SS" | "BS", Json::Array(items)) if !items.is_empty() => {
             if items.iter().any(|i| !i.is_string()) {
                 return Err(invalid("set members must be strings"));
@@ -84,6 +97,62 @@ pub(crate) fn validate(value: &mut AttrValue) -> ApiResult<()> {
             "One or more parameter values were invalid: An string set  may not be empty",
         )),
         _ => Err(invalid(&format!("unknown or mistyped data type {kind}"))),
+    }
+}
+
+/// The size of an item as DynamoDB measures it for its limits (400 KB items, 1 MB pages,
+/// 16 MB batch reads): attribute names plus values, binary counted raw rather than base64.
+pub(crate) fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, v)| name.len() + value_size(v))
+        .sum()
+}
+
+/// The size of a key value for the key size limits: UTF-8 bytes of a string, raw bytes of a
+/// binary, DynamoDB's stored size of a number.
+pub(crate) fn key_size(value: &AttrValue) -> usize {
+    value_size(value)
+}
+
+/// The size of one value, by the rules of DynamoDB's "Item sizes and formats" guide.
+fn value_size(value: &AttrValue) -> usize {
+    let number = |n: &Json| {
+        let digits = n
+            .as_str()
+            .and_then(Decimal::parse)
+            .map_or(0, |d| d.digits.len());
+        digits.div_ceil(2) + 1
+    };
+    let binary = |b: &Json| {
+        use base64::Engine as _;
+        let text = b.as_str().unwrap_or_default();
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_or(text.len(), |raw| raw.len())
+    };
+    let Some(kind) = type_of(value) else {
+        return 0;
+    };
+    let inner = &value[kind];
+    let members = || inner.as_array().into_iter().flatten();
+    match kind {
+        "S" => inner.as_str().map_or(0, str::len),
+        "N" => number(inner),
+        "B" => binary(inner),
+        "SS" => members().map(|m| m.as_str().map_or(0, str::len)).sum(),
+        "NS" => members().map(number).sum(),
+        "BS" => members().map(binary).sum(),
+        // Lists and maps cost 3 bytes, and each element one more.
+        "L" => 3 + members().map(|v| 1 + value_size(v)).sum::<usize>(),
+        "M" => {
+            3 + inner.as_object().map_or(0, |entries| {
+                entries
+                    .iter()
+                    .map(|(k, v)| 1 + k.len() + value_size(v))
+                    .sum()
+            })
+        }
+        _ => 1,
     }
 }
 
