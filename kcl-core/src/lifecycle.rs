@@ -66,6 +66,9 @@ pub(crate) enum Outcome {
     LeaseLost,
     /// The worker shut down; the processor was told.
     Shutdown,
+    /// The stream was deleted: the processor was told to shut down, and the lease is kept
+    /// (renewed, not read) so that no other worker picks it up only to find the same.
+    StreamGone,
 }
 
 /// The signals a consumer watches between processor calls.
@@ -263,6 +266,23 @@ async fn process(
         };
         let prefetched = match next {
             Some(Ok(batch)) => batch,
+            Some(Err(err)) if err.not_found => match vanished(ctx, stream, shard_id).await? {
+                Some(Vanished::Stream) => {
+                    tracing::warn!(shard = %lease.lease_key, "the stream was deleted; this shard is no longer read");
+                    guarded(processor.shutdown_requested(ShutdownRequestedInput { checkpointer }))
+                        .await?;
+                    return Ok(Outcome::StreamGone);
+                }
+                Some(Vanished::Shard(children)) => {
+                    tracing::warn!(
+                        shard = %lease.lease_key,
+                        checkpoint = %checkpointer.last_checkpoint(),
+                        "the shard no longer exists (closed and trimmed past the stream's retention); it counts as ended"
+                    );
+                    return shard_end(ctx, lease, &children, checkpointer, processor).await;
+                }
+                None => return Err(Box::new(err)),
+            },
             Some(Err(err)) => return Err(Box::new(err)),
             None => return Err("the record fetcher stopped".into()),
         };
@@ -311,6 +331,54 @@ async fn process(
             return shard_end(ctx, lease, children, checkpointer, processor).await;
         }
     }
+}
+
+/// What is gone when Kinesis answers ResourceNotFoundException for a shard.
+enum Vanished {
+    /// The whole stream.
+    Stream,
+    /// The shard alone: closed, and trimmed once the retention period passed. Its children
+    /// (from the listing, where they still name it as parent) take over.
+    Shard(Vec<crate::processor::ChildShard>),
+}
+
+/// Finds out what a ResourceNotFoundException for `shard_id` meant; `None` when the stream and
+/// the shard both still exist (a fan-out consumer was deregistered, say).
+async fn vanished(
+    ctx: &ConsumerContext,
+    stream: usize,
+    shard_id: &str,
+) -> Result<Option<Vanished>, ProcessorError> {
+    let shards = match crate::shard_sync::list_shards(&ctx.kinesis, &ctx.streams[stream]).await {
+        Ok(shards) => shards,
+        Err(err) if err.is_resource_not_found() => return Ok(Some(Vanished::Stream)),
+        Err(err) => return Err(Box::new(err)),
+    };
+    if shards.iter().any(|s| s.shard_id() == shard_id) {
+        return Ok(None);
+    }
+    let children = shards
+        .iter()
+        .filter(|s| {
+            s.parent_shard_id() == Some(shard_id) || s.adjacent_parent_shard_id() == Some(shard_id)
+        })
+        .map(|s| crate::processor::ChildShard {
+            shard_id: s.shard_id().to_owned(),
+            parent_shards: s
+                .parent_shard_id()
+                .into_iter()
+                .chain(s.adjacent_parent_shard_id())
+                .map(str::to_owned)
+                .collect(),
+            hash_key_range: s.hash_key_range().map(|r| {
+                (
+                    r.starting_hash_key().to_owned(),
+                    r.ending_hash_key().to_owned(),
+                )
+            }),
+        })
+        .collect();
+    Ok(Some(Vanished::Shard(children)))
 }
 
 /// At the end of a closed shard: child leases first, then the children on the parent lease,

@@ -400,21 +400,29 @@ impl Scheduler {
 
     async fn run_inner(&self) -> Result<()> {
         self.store.initialize().await?;
-        let mut streams = self.streams.clone();
-        if self.multi_stream {
-            for stream in &mut streams {
-                stream.lease_prefix =
-                    Some(shard_sync::multi_stream_prefix(&self.kinesis, stream).await?);
+        let mut streams = Vec::with_capacity(self.streams.len());
+        for stream in &self.streams {
+            let mut stream = stream.clone();
+            if self.multi_stream {
+                // A deleted stream of a multi-stream application is not read; its leases no
+                // longer match a configured stream and follow the former-streams policy.
+                match shard_sync::multi_stream_prefix(&self.kinesis, &stream).await {
+                    Ok(prefix) => stream.lease_prefix = Some(prefix),
+                    Err(err) if err.is_resource_not_found() => {
+                        tracing::warn!(stream = ?stream.name.as_ref().or(stream.arn.as_ref()), "the stream does not exist; it is not read");
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                }
             }
-        }
-        for stream in &streams {
             shard_sync::sync_leases(
                 &self.kinesis,
-                stream,
+                &stream,
                 self.store.as_ref(),
                 self.initial_position,
             )
             .await?;
+            streams.push(stream);
         }
         let retrieval = match &self.retrieval {
             RetrievalMode::Polling(config) => Retrieval::Polling(config.clone()),

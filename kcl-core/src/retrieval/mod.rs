@@ -131,10 +131,15 @@ pub(crate) struct PrefetchedBatch {
     _bytes: Option<OwnedSemaphorePermit>,
 }
 
-/// A fetch that cannot go on (the stream, shard or consumer is gone).
+/// A fetch that cannot go on (the stream, shard or consumer is gone; bad arguments; no access).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct FetchError(pub(crate) String);
+#[error("{message}")]
+pub(crate) struct FetchError {
+    pub(crate) message: String,
+    /// Kinesis answered ResourceNotFoundException: the stream, the shard (trimmed past
+    /// retention) or the fan-out consumer no longer exists. The consumer finds out which.
+    pub(crate) not_found: bool,
+}
 
 /// The consumer's end of a shard's prefetch queue; dropping it stops the fetch task.
 #[derive(Debug)]
@@ -215,7 +220,9 @@ enum Failure {
     /// Another reader holds what this one needs (a subscription of the same consumer to the
     /// same shard): wait it out with back-off.
     InUse(String),
-    /// Retrying cannot help (no such stream, shard or consumer; bad arguments; no access).
+    /// The stream, shard or consumer does not exist.
+    NotFound(String),
+    /// Retrying cannot help (bad arguments; no access).
     Fatal(String),
     /// Anything else: retry with back-off.
     Transient(String),
@@ -233,9 +240,8 @@ fn sort<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
                 | "LimitExceededException"
                 | "ThrottlingException",
             ) => Failure::Throttled,
-            Some(
-                "ResourceNotFoundException" | "InvalidArgumentException" | "AccessDeniedException",
-            ) => Failure::Fatal(format!(
+            Some("ResourceNotFoundException") => Failure::NotFound(describe(service.err())),
+            Some("InvalidArgumentException" | "AccessDeniedException") => Failure::Fatal(format!(
                 "{}: {}",
                 service.err().code().unwrap_or_default(),
                 service.err().message().unwrap_or_default()
@@ -292,7 +298,22 @@ async fn retry_or_stop(
     match failure {
         Failure::Fatal(message) => {
             tracing::error!(shard = %shard_id, error = %message, "cannot read the shard");
-            let _ = sender.send(Err(FetchError(message))).await;
+            let _ = sender
+                .send(Err(FetchError {
+                    message,
+                    not_found: false,
+                }))
+                .await;
+            false
+        }
+        Failure::NotFound(message) => {
+            tracing::warn!(shard = %shard_id, error = %message, "the shard cannot be found");
+            let _ = sender
+                .send(Err(FetchError {
+                    message,
+                    not_found: true,
+                }))
+                .await;
             false
         }
         Failure::Expired => true,
