@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kcl_core::{FormerStreamsPolicy, LeaseStore};
+use kcl_core::FormerStreamsPolicy;
 use kcl_integration_tests::kcl::{
     fast_builder, lease_store, put_records, spawn, Journal, Recorder,
 };
