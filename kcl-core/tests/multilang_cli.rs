@@ -5,13 +5,19 @@
 use std::process::Command;
 
 fn run_with(properties: &str) -> (i32, String) {
+    run_logged(properties, "off")
+}
+
+/// Runs the daemon on `properties` with the log filter `log`; returns its exit code and stderr.
+fn run_logged(properties: &str, log: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.properties");
     std::fs::write(&file, properties).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_kcl-multilang"))
         .arg("--properties")
         .arg(&file)
-        .env("RUST_LOG", "off")
+        .env("RUST_LOG", log)
+        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     (
@@ -46,4 +52,63 @@ fn an_invalid_value_is_named_with_the_key() {
     assert_eq!(code, 2);
     assert!(stderr.contains("failoverTimeMillis"), "{stderr}");
     assert!(stderr.contains("soon"), "{stderr}");
+}
+
+/// The KCL 3 keys of the Java daemon's properties: accepted, each named at start as having no
+/// effect yet, none called unknown.
+#[test]
+fn kcl3_keys_are_accepted_and_named_as_without_effect() {
+    const KCL3_KEYS: &[&str] = &[
+        "failoverTimeMillis",
+        "leaseAssignmentIntervalMillis",
+        "clientVersionConfig",
+        "migrateAllEntitiesToLeaseTable",
+        "tableMigrationCompleteBakeTimeSeconds",
+        "gracefulLeaseHandoffTimeoutMillis",
+        "isGracefulLeaseHandoffEnabled",
+        "inMemoryWorkerMetricsCaptureFrequencyMillis",
+        "workerMetricsReporterFreqInMillis",
+        "noOfPersistedMetricsPerWorkerMetrics",
+        "disableWorkerMetrics",
+        "maxThroughputPerHostKBps",
+        "dampeningPercentage",
+        "reBalanceThresholdPercentage",
+        "allowThroughputOvershoot",
+        "varianceBalancingFrequency",
+        "workerMetricsEMAAlpha",
+        "staleWorkerMetricsEntryCleanupDuration",
+        "workerMetricsTableName",
+        "workerMetricsBillingMode",
+        "workerMetricsReadCapacity",
+        "workerMetricsWriteCapacity",
+        "workerMetricsPointInTimeRecoveryEnabled",
+        "workerMetricsDeletionProtectionEnabled",
+        "workerMetricsTags",
+        "coordinatorStateTableName",
+        "coordinatorStateBillingMode",
+        "coordinatorStateReadCapacity",
+        "coordinatorStateWriteCapacity",
+        "coordinatorStatePointInTimeRecoveryEnabled",
+        "coordinatorStateDeletionProtectionEnabled",
+        "coordinatorStateTags",
+    ];
+    // No executableName: the daemon reports the keys, then stops before connecting anywhere.
+    let mut properties = "streamName = s\napplicationName = a\n".to_owned();
+    for key in KCL3_KEYS {
+        properties.push_str(&format!("{key} = 1\n"));
+    }
+    let (code, stderr) = run_logged(&properties, "info");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("executableName"), "{stderr}");
+    assert!(!stderr.contains("unknown property"), "{stderr}");
+    // failoverTimeMillis is honoured; every other KCL 3 key says it has no effect yet.
+    for key in &KCL3_KEYS[1..] {
+        let named = format!("key=\"{key}\"");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(" INFO ") && l.contains(&named) && l.contains("no effect yet")),
+            "{key}:\n{stderr}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 pub mod container;
 pub mod kcl;
 pub mod multilang;
+pub mod prometheus;
 pub mod python;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -42,17 +42,29 @@ impl Daemon {
     /// test credentials in its (and so its children's) environment plus `env`. Its stderr
     /// goes to `dir/daemon.log`.
     pub fn start(dir: &Path, properties: &[(&str, String)], env: &[(&str, &OsStr)]) -> Daemon {
-        let file = dir.join("app.properties");
         let text: String = properties
             .iter()
             .map(|(k, v)| format!("{k} = {v}\n"))
             .collect();
+        Daemon::start_with_file(dir, &text, env, &[])
+    }
+
+    /// Like [`Daemon::start`], with the properties file's whole `text` and further
+    /// command-line `args`.
+    pub fn start_with_file(
+        dir: &Path,
+        text: &str,
+        env: &[(&str, &OsStr)],
+        args: &[&OsStr],
+    ) -> Daemon {
+        let file = dir.join("app.properties");
         std::fs::write(&file, text).expect("writing the properties file");
         let log = dir.join("daemon.log");
         let mut command = tokio::process::Command::new(daemon_binary());
         command
             .arg("--properties")
             .arg(&file)
+            .args(args)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_CONFIG_FILE", "/dev/null")

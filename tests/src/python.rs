@@ -29,17 +29,22 @@ const REQUIREMENTS: &[&str] = &[
 /// The amazon_kclpy release whose modules the MultiLangDaemon tests drive.
 const KCLPY_VERSION: &str = "3.2.0";
 
-/// Extracts the `amazon_kclpy` package from the downloaded sdist into site-packages.
+/// Extracts the `amazon_kclpy` package from the downloaded sdist into site-packages, and its
+/// `samples/` (the sample application and properties file) into the directory `argv[2]`.
 const INSTALL_KCLPY: &str = r#"
 import glob, os, site, sys, tarfile
 sdist = glob.glob(os.path.join(sys.argv[1], "amazon_kclpy-*.tar.gz"))[0]
 target = site.getsitepackages()[0]
+samples = sys.argv[2]
 with tarfile.open(sdist) as archive:
     for member in archive.getmembers():
         parts = member.name.split("/", 1)
         if len(parts) == 2 and parts[1].startswith("amazon_kclpy/") and member.isfile():
             member.name = parts[1]
             archive.extract(member, target)
+        elif len(parts) == 2 and parts[1].startswith("samples/") and member.isfile():
+            member.name = parts[1].split("/", 1)[1]
+            archive.extract(member, samples)
 import importlib
 sys.path.insert(0, target)
 importlib.import_module("amazon_kclpy.kcl")
@@ -61,6 +66,12 @@ impl PythonEnv {
     pub fn bin(&self, name: &str) -> PathBuf {
         self.root.join("bin").join(name)
     }
+
+    /// The directory holding amazon_kclpy's `samples/`, as shipped in its source distribution
+    /// (`sample_kclpy_app.py`, `sample.properties`).
+    pub fn kclpy_samples(&self) -> PathBuf {
+        self.root.join("kclpy-samples")
+    }
 }
 
 /// Returns the environment, creating it on first use.
@@ -77,7 +88,10 @@ pub fn python_env() -> PythonEnv {
         // The marker records what was installed: an environment made for older requirements
         // is made again rather than trusted.
         let ready = root.join(".ready");
-        let wanted = format!("{}\namazon_kclpy=={KCLPY_VERSION}", REQUIREMENTS.join("\n"));
+        let wanted = format!(
+            "{}\namazon_kclpy=={KCLPY_VERSION} with samples",
+            REQUIREMENTS.join("\n")
+        );
         if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
             create(&root);
             std::fs::write(&ready, &wanted).expect("marking the venv ready");
@@ -119,7 +133,8 @@ fn create(root: &Path) {
     run(
         Command::new(root.join("bin").join("python"))
             .args(["-c", INSTALL_KCLPY])
-            .arg(&sdist_dir),
+            .arg(&sdist_dir)
+            .arg(root.join("kclpy-samples")),
         "installing the amazon_kclpy modules",
     );
 }

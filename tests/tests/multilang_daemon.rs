@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use kcl_integration_tests::kcl::put_records;
 use kcl_integration_tests::multilang::{events, named, processed, records_per_child, Daemon};
+use kcl_integration_tests::prometheus::{free_local_addr, sample, scrape};
 use kcl_integration_tests::python::python_env;
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator, unique_name,
@@ -168,12 +169,20 @@ async fn an_unchanged_amazon_kclpy_application_runs_through_a_split_and_a_gracef
         }
     }
     let log = daemon.log();
-    assert!(log.contains("property not used by this daemon"), "{log}");
+    assert!(
+        log.contains("property has no effect in this daemon"),
+        "{log}"
+    );
 }
 
 /// Starts the scripted child in `mode` on a fresh 2-shard stream holding 200 records, waits
 /// until every record was processed, shuts the daemon down, and returns the children's events.
 async fn run_scripted(mode: &str, extra: &[(&'static str, &str)]) -> Vec<Value> {
+    run_scripted_with_log(mode, extra).await.0
+}
+
+/// [`run_scripted`], also returning the daemon's log.
+async fn run_scripted_with_log(mode: &str, extra: &[(&'static str, &str)]) -> (Vec<Value>, String) {
     let emulator = start_emulator().await;
     let endpoint = emulator.endpoint_url();
     let kinesis = kinesis_client(&endpoint);
@@ -216,7 +225,25 @@ async fn run_scripted(mode: &str, extra: &[(&'static str, &str)]) -> Vec<Value> 
         "graceful exit:\n{}",
         daemon.log()
     );
-    events(out.path())
+    (events(out.path()), daemon.log())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_child_writes_to_stderr_as_it_exits_is_logged_before_the_daemon_exits() {
+    let (events, log) = run_scripted_with_log("stderr_at_exit", &[]).await;
+    let children: BTreeSet<i64> = named(&events, "initialize")
+        .iter()
+        .map(|e| e["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(children.len(), 2, "{events:?}");
+    for pid in children {
+        assert!(
+            log.contains(&format!("child stderr: parting words of {pid}"))
+                && log.contains(&format!("child stderr: last words of {pid}")),
+            "the last stderr line of {pid}:\n{}",
+            log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,4 +299,122 @@ async fn a_hanging_child_is_killed_after_the_timeout_and_replaced() {
             .success();
         assert!(!alive, "the hung child {pid} was killed");
     }
+}
+
+/// amazon_kclpy's own sample, as shipped: its properties file unchanged but for the stream and
+/// the endpoints, its application unchanged. The file sets no retrieval mode and no polling
+/// key, so the daemon reads by fan-out as the Java one would; the sample writes its record
+/// lines to stderr without newlines, so most of them reach the log only as each child exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amazon_kclpys_sample_runs_unchanged_and_its_record_lines_reach_the_log() {
+    let emulator = start_emulator().await;
+    let endpoint = emulator.endpoint_url();
+    let kinesis = kinesis_client(&endpoint);
+    let dynamodb = dynamodb_client(&endpoint);
+    let python = tokio::task::spawn_blocking(python_env).await.unwrap();
+    let stream = unique_name("kclpysample");
+    create_active_stream(&kinesis, &stream, 2).await;
+    let stream_arn = kinesis
+        .describe_stream_summary()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary()
+        .unwrap()
+        .stream_arn()
+        .to_owned();
+    let records = 40;
+    put_records(&kinesis, &stream, "sample", records).await;
+
+    let samples = python.kclpy_samples();
+    let shipped = std::fs::read_to_string(samples.join("sample.properties")).unwrap();
+    let mut replaced = 0;
+    let mut text = String::new();
+    for line in shipped.lines() {
+        let line = match line.split([' ', '=']).next().unwrap_or_default() {
+            "streamArn" => format!("streamArn = {stream_arn}"),
+            "streamName" => format!("streamName = {stream}"),
+            _ => {
+                text.push_str(line);
+                text.push('\n');
+                continue;
+            }
+        };
+        replaced += 1;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    assert_eq!(replaced, 2, "the sample names its stream twice:\n{shipped}");
+    text.push_str(&format!(
+        "kinesisEndpoint = {endpoint}\ndynamoDBEndpoint = {endpoint}\n"
+    ));
+    let application = parse_key(&shipped, "applicationName");
+
+    // `executableName = sample_kclpy_app.py` is found on PATH, as from the samples directory,
+    // and its `#!/usr/bin/env python` finds the environment's Python.
+    let venv_bin = python.python().parent().unwrap().to_owned();
+    let path = std::env::join_paths([samples.clone(), venv_bin].into_iter().chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let metrics = free_local_addr();
+    let out = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start_with_file(
+        out.path(),
+        &text,
+        &[("PATH", path.as_os_str())],
+        &[
+            OsStr::new("--metrics-addr"),
+            OsStr::new(&metrics.to_string()),
+        ],
+    );
+    eventually("every record processed by the sample", || async {
+        let body = scrape(metrics).await?;
+        (sample(&body, "kcl_records_processed_total")? >= records as f64).then_some(())
+    })
+    .await;
+    assert!(
+        daemon.terminate(Duration::from_secs(30)).await,
+        "graceful exit:\n{}",
+        daemon.log()
+    );
+
+    let log = daemon.log();
+    for n in 0..records {
+        assert!(
+            log.contains(&format!("Record (Partition Key: pk-{n}, ")),
+            "the sample's line for record {n}:\n{log}"
+        );
+    }
+    assert!(!log.contains("unknown property"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+    // Fan-out, as the Java daemon reads with this file: the application's consumer exists.
+    let consumers = kinesis
+        .list_stream_consumers()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = consumers
+        .consumers()
+        .iter()
+        .map(|c| c.consumer_name())
+        .collect();
+    assert_eq!(names, [application.as_str()], "{log}");
+    // The sample checkpoints on shutdown.
+    for shard in ["shardId-000000000000", "shardId-000000000001"] {
+        let checkpoint = checkpoint_of(&dynamodb, &application, shard).await;
+        assert!(
+            checkpoint.bytes().all(|b| b.is_ascii_digit()) && !checkpoint.is_empty(),
+            "{shard}: {checkpoint:?}"
+        );
+    }
+}
+
+/// The value of `key` in a properties text of plain `key = value` lines.
+fn parse_key(text: &str, key: &str) -> String {
+    kcl_core::multilang::properties::parse(text)
+        .remove(key)
+        .unwrap_or_else(|| panic!("{key} in:\n{text}"))
 }

@@ -5,38 +5,14 @@ use std::sync::Arc;
 
 use kcl_core::{InMemoryLeaseStore, LeaseStore};
 use kcl_integration_tests::kcl::{fast_builder, put_records, spawn, Journal, Recorder};
+use kcl_integration_tests::prometheus::{free_local_addr, sample, scrape};
 use kcl_integration_tests::{
     create_active_stream, eventually, kinesis_client, start_emulator, unique_name,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// GETs `/metrics` from `addr` and returns the body.
-async fn scrape(addr: std::net::SocketAddr) -> Option<String> {
-    let mut socket = tokio::net::TcpStream::connect(addr).await.ok()?;
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .ok()?;
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-/// The value of an unlabelled sample `name` in a scrape.
-fn sample(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_shows_the_records_and_leases_of_a_worker() {
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let addr = free_local_addr();
     kcl_core::prometheus::serve(addr).unwrap();
 
     let emulator = start_emulator().await;

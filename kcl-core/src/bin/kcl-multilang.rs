@@ -15,10 +15,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use clap::Parser;
 use kcl_core::multilang::{self, MultiLangConfig};
+
+/// How long the daemon waits at exit for its children's stderr to end (a grandchild that
+/// inherited the pipe may hold it open indefinitely).
+const STDERR_AT_EXIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -107,6 +112,12 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     );
     let handle = scheduler.handle();
     let signals = tokio::spawn(kcl_core::shutdown_on_signal(handle));
-    scheduler.run().await?;
+    let outcome = scheduler.run().await;
+    // Children exit during the shutdown, some flushing a last stderr line as they go: let it
+    // reach the log before this process ends.
+    if !multilang::forward_remaining_stderr(STDERR_AT_EXIT).await {
+        tracing::warn!("some child's stderr was still open at exit; the rest of it is not logged");
+    }
+    outcome?;
     Ok(signals.await.unwrap_or(false))
 }

@@ -4,14 +4,19 @@
 //! takes longer than the configured timeout for one action is an error for that shard only
 //! (the caller kills it and restarts the shard from its checkpoint); lines on stdout that are
 //! not protocol messages are logged and skipped instead of wedging the shard; the child's
-//! stderr is forwarded to the log line by line with the shard id.
+//! stderr is forwarded to the log line by line with the shard id, including a last line
+//! without a newline (amazon_kclpy's sample writes all its lines that way), which is
+//! forwarded once the child closes stderr, before the daemon exits.
 
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use super::protocol::{parse_child_line, ChildMessage, DaemonMessage};
 
@@ -90,6 +95,73 @@ pub struct ChildProcess {
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
     timeout: Option<Duration>,
+    stderr: Option<JoinHandle<()>>,
+}
+
+/// The longest stderr text forwarded as one log event: a child writing without newlines is
+/// forwarded in pieces of about this size instead of being held in memory until it exits.
+const MAX_STDERR_EVENT: usize = 8 * 1024;
+
+/// How long stopping or killing a child waits for the rest of its stderr after it exited. Only
+/// a grandchild that inherited the pipe keeps it open longer; its output is then still
+/// forwarded in the background, and [`forward_remaining_stderr`] waits for it at exit.
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
+
+/// Every child's stderr forwarder, so that the daemon can wait for all of them before exiting.
+fn stderr_forwarders() -> &'static TaskTracker {
+    static FORWARDERS: OnceLock<TaskTracker> = OnceLock::new();
+    FORWARDERS.get_or_init(TaskTracker::new)
+}
+
+/// Waits up to `within` until the stderr of every child this process started has been
+/// forwarded to the log up to its end; returns whether it all was. The daemon calls this
+/// before it exits, so that a child's last words (often a line without a newline, flushed when
+/// the child exits) are not lost with the process.
+pub async fn forward_remaining_stderr(within: Duration) -> bool {
+    let forwarders = stderr_forwarders();
+    forwarders.close();
+    let done = tokio::time::timeout(within, forwarders.wait())
+        .await
+        .is_ok();
+    forwarders.reopen();
+    done
+}
+
+/// Copies `stderr` to the log, one event per line, until its end. A line is forwarded in
+/// pieces when it grows past [`MAX_STDERR_EVENT`], and what follows the last newline is
+/// forwarded at the end; bytes that are not UTF-8 are replaced, not a reason to stop.
+async fn forward_stderr(stderr: impl AsyncRead + Unpin, shard_id: String) {
+    let mut reader = BufReader::new(stderr);
+    let mut pending = Vec::new();
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok([]) => break,
+            Ok(available) => available,
+            Err(err) => {
+                tracing::debug!(%shard_id, error = %err, "reading the child's stderr");
+                break;
+            }
+        };
+        let (taken, line_ended) = match available.iter().position(|b| *b == b'\n') {
+            Some(newline) => (newline + 1, true),
+            None => (available.len(), false),
+        };
+        pending.extend_from_slice(&available[..taken]);
+        reader.consume(taken);
+        if line_ended || pending.len() >= MAX_STDERR_EVENT {
+            log_stderr(&shard_id, &pending);
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        log_stderr(&shard_id, &pending);
+    }
+}
+
+fn log_stderr(shard_id: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.trim_end_matches(['\n', '\r']);
+    tracing::warn!(shard_id, "child stderr: {line}");
 }
 
 impl ChildProcess {
@@ -119,21 +191,17 @@ impl ChildProcess {
             .map_err(spawn_error)?;
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-        if let Some(stderr) = child.stderr.take() {
-            let shard = shard_id.to_owned();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::warn!(shard_id = %shard, "child stderr: {line}");
-                }
-            });
-        }
+        let stderr = child
+            .stderr
+            .take()
+            .map(|stderr| stderr_forwarders().spawn(forward_stderr(stderr, shard_id.to_owned())));
         Ok(ChildProcess {
             shard_id: shard_id.to_owned(),
             child,
             stdin,
             stdout,
             timeout,
+            stderr,
         })
     }
 
@@ -218,7 +286,8 @@ impl ChildProcess {
         self.stdin.flush().await
     }
 
-    /// Closes the child's stdin and waits up to `grace` for it to exit, then kills it.
+    /// Closes the child's stdin and waits up to `grace` for it to exit, then kills it; returns
+    /// once what it wrote to stderr has been forwarded.
     pub async fn stop(mut self, grace: Duration) {
         drop(self.stdin);
         if tokio::time::timeout(grace, self.child.wait())
@@ -228,11 +297,23 @@ impl ChildProcess {
             tracing::warn!(shard_id = %self.shard_id, "child did not exit in time; killing it");
             let _ = self.child.kill().await;
         }
+        Self::drain_stderr(&self.shard_id, self.stderr.take()).await;
     }
 
-    /// Kills the child at once.
+    /// Kills the child at once; returns once what it wrote to stderr has been forwarded.
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
+        Self::drain_stderr(&self.shard_id, self.stderr.take()).await;
+    }
+
+    async fn drain_stderr(shard_id: &str, forwarder: Option<JoinHandle<()>>) {
+        let Some(forwarder) = forwarder else { return };
+        if tokio::time::timeout(STDERR_DRAIN, forwarder).await.is_err() {
+            tracing::debug!(
+                shard_id,
+                "the child's stderr is still open after it exited; forwarding it in the background"
+            );
+        }
     }
 }
 

@@ -30,11 +30,17 @@ pub fn scheduler_builder(
         idle_time_between_reads: config.idle_time_between_reads,
         ..PollingConfig::default()
     };
-    let lifecycle = LifecycleConfig {
+    let mut lifecycle = LifecycleConfig {
         shard_sync_interval: config.shard_sync_interval,
         shutdown_timeout: config.shutdown_grace,
         ..LifecycleConfig::default()
     };
+    if let Some(interval) = config.parent_shard_poll_interval {
+        lifecycle.parent_poll_interval = interval;
+    }
+    if let Some(backoff) = config.task_backoff {
+        lifecycle.restart_backoff = backoff;
+    }
     let mut builder = SchedulerBuilder::new(&config.application_name, stream, kinesis, factory)
         .dynamodb(dynamodb)
         .table_name(&config.table_name)
@@ -57,6 +63,10 @@ pub fn scheduler_builder(
     }
     match config.retrieval_mode {
         properties::RetrievalMode::Polling => builder.polling(polling),
-        properties::RetrievalMode::FanOut => builder.fan_out(FanOutConfig::default()),
+        properties::RetrievalMode::FanOut => builder.fan_out(FanOutConfig {
+            consumer_name: config.consumer_name.clone(),
+            consumer_arn: config.consumer_arn.clone(),
+            ..FanOutConfig::default()
+        }),
     }
 }

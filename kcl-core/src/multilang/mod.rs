@@ -13,7 +13,9 @@ pub mod processor;
 pub mod properties;
 pub mod protocol;
 
-pub use child::{CheckpointRequests, ChildError, ChildProcess, NoCheckpoints};
+pub use child::{
+    forward_remaining_stderr, CheckpointRequests, ChildError, ChildProcess, NoCheckpoints,
+};
 pub use daemon::scheduler_builder;
 pub use processor::{MultiLangFactory, MultiLangProcessor};
 pub use properties::{MultiLangConfig, PropertiesError};

@@ -173,47 +173,32 @@ pub struct MultiLangConfig {
     pub max_leases_for_worker: Option<u32>,
     /// Most leases taken from another worker at once.
     pub max_leases_to_steal_at_one_time: u32,
-    /// Polling or fan-out.
+    /// Polling or fan-out: as in the Java daemon, fan-out unless `retrievalMode` says
+    /// `POLLING`, or it is absent or `DEFAULT` and a polling key is set.
     pub retrieval_mode: RetrievalMode,
+    /// The fan-out consumer's name (`fanoutConfig.consumerName`); the application name when
+    /// absent.
+    pub consumer_name: Option<String>,
+    /// An already registered fan-out consumer (`fanoutConfig.consumerArn`).
+    pub consumer_arn: Option<String>,
     /// How long a child may take for one action before it is killed; `None` waits forever.
     pub timeout: Option<Duration>,
     /// How long a graceful shutdown may take.
     pub shutdown_grace: Duration,
     /// How often shards are re-listed.
     pub shard_sync_interval: Duration,
+    /// How often a shard waiting for its parents checks them; the worker's default when
+    /// absent.
+    pub parent_shard_poll_interval: Option<Duration>,
+    /// First delay before a failed shard is restarted (doubling after further failures); the
+    /// worker's default when absent.
+    pub task_backoff: Option<Duration>,
     /// Keys that were present and are not used by this daemon (logged at start).
     pub ignored_keys: Vec<String>,
 }
 
-/// Keys the Java daemon knows that change nothing here (credentials providers, metrics and
-/// JVM thread-pool settings): accepted, and reported as ignored.
-const KNOWN_UNUSED: &[&str] = &[
-    "AWSCredentialsProvider",
-    "AwsCredentialsProvider",
-    "AWSCredentialsProviderDynamoDB",
-    "AWSCredentialsProviderCloudWatch",
-    "AwsCredentialsProviderDynamoDB",
-    "AwsCredentialsProviderCloudWatch",
-    "processingLanguage",
-    "metricsLevel",
-    "metricsEnabledDimensions",
-    "metricsBufferTimeMillis",
-    "metricsMaxQueueSize",
-    "callProcessRecordsEvenForEmptyRecordList",
-    "parentShardPollIntervalMillis",
-    "cleanupLeasesUponShardCompletion",
-    "taskBackoffTimeMillis",
-    "validateSequenceNumberBeforeCheckpointing",
-    "maxActiveThreads",
-    "userAgent",
-    "cloudWatchEndpoint",
-    "cloudWatchRegionName",
-    "dynamoDBRegionName",
-    "kinesisRegionName",
-    "logLevel",
-];
-
-/// Keys this daemon reads.
+/// Keys this daemon reads. `pollingConfig.<key>` and `fanoutConfig.<key>` are the Java
+/// daemon's nested spelling of the same settings.
 const USED: &[&str] = &[
     "executableName",
     "streamName",
@@ -224,6 +209,7 @@ const USED: &[&str] = &[
     "kinesisEndpoint",
     "dynamoDBEndpoint",
     "workerId",
+    "workerIdentifier",
     "initialPositionInStream",
     "initialPositionInStreamExtended",
     "failoverTimeMillis",
@@ -235,7 +221,148 @@ const USED: &[&str] = &[
     "timeoutInSeconds",
     "shutdownGraceMillis",
     "shardSyncIntervalMillis",
+    "parentShardPollIntervalMillis",
+    "taskBackoffTimeMillis",
+    "pollingConfig.maxRecords",
+    "pollingConfig.idleTimeBetweenReadsInMillis",
+    "fanoutConfig.consumerName",
+    "fanoutConfig.consumerArn",
 ];
+
+/// The Java daemon's polling keys: with no `retrievalMode` (or `DEFAULT`), setting any of
+/// them to something other than 0 selects polling, as in Java.
+const POLLING_KEYS: &[&str] = &[
+    "maxRecords",
+    "idleTimeBetweenReadsInMillis",
+    "millisBehindLatestThresholdForReducedTps",
+    "retryGetRecordsInSeconds",
+    "maxGetRecordsThreadPool",
+];
+
+/// KCL 3 keys (lease assignment by worker utilization, graceful handoff, migration, the
+/// coordinator and worker-metrics tables). This daemon assigns leases the KCL 2 way, so they
+/// are accepted and have no effect yet.
+const KCL3: &[&str] = &[
+    "leaseAssignmentIntervalMillis",
+    "clientVersionConfig",
+    "migrateAllEntitiesToLeaseTable",
+    "tableMigrationCompleteBakeTimeSeconds",
+    "gracefulLeaseHandoffTimeoutMillis",
+    "isGracefulLeaseHandoffEnabled",
+    "inMemoryWorkerMetricsCaptureFrequencyMillis",
+    "workerMetricsReporterFreqInMillis",
+    "noOfPersistedMetricsPerWorkerMetrics",
+    "disableWorkerMetrics",
+    "maxThroughputPerHostKBps",
+    "dampeningPercentage",
+    "reBalanceThresholdPercentage",
+    "allowThroughputOvershoot",
+    "varianceBalancingFrequency",
+    "workerMetricsEMAAlpha",
+    "staleWorkerMetricsEntryCleanupDuration",
+    "workerMetricsTableName",
+    "workerMetricsBillingMode",
+    "workerMetricsReadCapacity",
+    "workerMetricsWriteCapacity",
+    "workerMetricsPointInTimeRecoveryEnabled",
+    "workerMetricsDeletionProtectionEnabled",
+    "workerMetricsTags",
+    "coordinatorStateTableName",
+    "coordinatorStateBillingMode",
+    "coordinatorStateReadCapacity",
+    "coordinatorStateWriteCapacity",
+    "coordinatorStatePointInTimeRecoveryEnabled",
+    "coordinatorStateDeletionProtectionEnabled",
+    "coordinatorStateTags",
+];
+
+/// CloudWatch metrics settings: nothing is published to CloudWatch (`--metrics-addr` serves
+/// Prometheus metrics instead).
+const CLOUDWATCH_METRICS: &[&str] = &[
+    "metricsLevel",
+    "metricsEnabledDimensions",
+    "metricsBufferTimeMillis",
+    "metricsMaxQueueSize",
+    "cloudWatchEndpoint",
+    "cloudWatchRegionName",
+];
+
+/// Other keys of the Java daemon (and of its KCL 1 predecessor) that tune parts this daemon
+/// does differently or not at all: JVM thread pools, lease-table provisioning, retry and
+/// logging knobs. Accepted, with no effect.
+const NO_EQUIVALENT: &[&str] = &[
+    "processingLanguage",
+    "maxActiveThreads",
+    "enablePriorityLeaseAssignment",
+    "leaseTableDeletionProtectionEnabled",
+    "leaseTablePitrEnabled",
+    "cleanupLeasesUponShardCompletion",
+    "ignoreUnexpectedChildShards",
+    "initialLeaseTableReadCapacity",
+    "initialLeaseTableWriteCapacity",
+    "leaseTableScanTotalSegments",
+    "maxLeaseRenewalThreads",
+    "listShardsBackoffTimeInMillis",
+    "maxListShardsRetryAttempts",
+    "callProcessRecordsEvenForEmptyRecordList",
+    "shardPrioritization",
+    "skipShardSyncAtWorkerInitializationIfLeasesExist",
+    "schedulerInitializationBackoffTimeMillis",
+    "logWarningForTaskAfterMillis",
+    "validateSequenceNumberBeforeCheckpointing",
+    "retryGetRecordsInSeconds",
+    "maxGetRecordsThreadPool",
+    "millisBehindLatestThresholdForReducedTps",
+    "userAgent",
+    "dynamoDBRegionName",
+    "kinesisRegionName",
+    "logLevel",
+];
+
+/// Prefixes of the Java daemon's nested keys (SDK client builders, the retrieval beans) that
+/// have no counterpart here beyond the keys in [`USED`].
+const NO_EQUIVALENT_PREFIXES: &[&str] = &[
+    "kinesisClient.",
+    "dynamoDbClient.",
+    "cloudWatchClient.",
+    "pollingConfig.",
+    "fanoutConfig.",
+];
+
+/// What the daemon does with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyUse {
+    /// Read and honoured.
+    Used,
+    /// A Java daemon key accepted without effect, and why.
+    NoEffect(&'static str),
+    /// Not a key the Java daemon knows.
+    Unknown,
+}
+
+/// Tells what the daemon does with `key`.
+pub fn key_use(key: &str) -> KeyUse {
+    if USED.contains(&key) {
+        KeyUse::Used
+    } else if key
+        .to_ascii_lowercase()
+        .starts_with("awscredentialsprovider")
+    {
+        // Java matches this family case-insensitively (AWSCredentialsProvider, ...DynamoDB).
+        KeyUse::NoEffect("credentials come from the default AWS chain")
+    } else if KCL3.contains(&key) {
+        KeyUse::NoEffect("KCL 3 lease assignment is not implemented yet; no effect yet")
+    } else if CLOUDWATCH_METRICS.contains(&key) {
+        KeyUse::NoEffect("no CloudWatch metrics are published (see --metrics-addr)")
+    } else if NO_EQUIVALENT.contains(&key)
+        || NO_EQUIVALENT_PREFIXES.iter().any(|p| key.starts_with(p))
+    {
+        KeyUse::NoEffect("no equivalent in this daemon")
+    } else {
+        KeyUse::Unknown
+    }
+}
 
 fn number<T: std::str::FromStr>(
     props: &BTreeMap<String, String>,
@@ -254,6 +381,17 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// A polling number under its plain key or the Java daemon's `pollingConfig.` spelling.
+fn polling_number<T: std::str::FromStr>(
+    props: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<T>, PropertiesError> {
+    match number(props, key)? {
+        Some(value) => Ok(Some(value)),
+        None => number(props, &format!("pollingConfig.{key}")),
+    }
+}
+
 fn text(props: &BTreeMap<String, String>, key: &str) -> Option<String> {
     props
         .get(key)
@@ -261,14 +399,103 @@ fn text(props: &BTreeMap<String, String>, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// `initialPositionInStreamExtended` is, as in Java, a timestamp in epoch seconds; this
+/// daemon also reads `AT_TIMESTAMP:<epoch milliseconds>`. `initialPositionInStream` is a name,
+/// in any case.
+fn initial_position(props: &BTreeMap<String, String>) -> Result<InitialPosition, PropertiesError> {
+    if let Some(value) = text(props, "initialPositionInStreamExtended") {
+        let invalid = || PropertiesError::Invalid {
+            key: "initialPositionInStreamExtended".to_owned(),
+            value: value.clone(),
+            reason: "expected a timestamp in epoch seconds (or AT_TIMESTAMP:<epoch milliseconds>)"
+                .to_owned(),
+        };
+        let millis = match value.strip_prefix("AT_TIMESTAMP") {
+            Some(rest) => rest
+                .trim_start_matches([':', ' '])
+                .parse::<i64>()
+                .map_err(|_| invalid())?,
+            None => value
+                .parse::<i64>()
+                .ok()
+                .and_then(|seconds| seconds.checked_mul(1000))
+                .ok_or_else(invalid)?,
+        };
+        return Ok(InitialPosition::AtTimestamp(millis));
+    }
+    match text(props, "initialPositionInStream").map(|v| v.to_ascii_uppercase()) {
+        None => Ok(InitialPosition::Latest),
+        Some(name) if name == "LATEST" => Ok(InitialPosition::Latest),
+        Some(name) if name == "TRIM_HORIZON" => Ok(InitialPosition::TrimHorizon),
+        Some(_) => Err(PropertiesError::Invalid {
+            key: "initialPositionInStream".to_owned(),
+            value: text(props, "initialPositionInStream").unwrap_or_default(),
+            reason: "expected LATEST or TRIM_HORIZON (a timestamp goes in \
+                     initialPositionInStreamExtended)"
+                .to_owned(),
+        }),
+    }
+}
+
+/// Java's rule: `POLLING` or `FANOUT` as written; otherwise (absent or `DEFAULT`) fan-out,
+/// unless a polling key is set to something other than 0.
+fn retrieval_mode(props: &BTreeMap<String, String>) -> Result<RetrievalMode, PropertiesError> {
+    let written = text(props, "retrievalMode");
+    match written.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some("POLLING") => return Ok(RetrievalMode::Polling),
+        Some("FANOUT") | Some("FAN_OUT") => return Ok(RetrievalMode::FanOut),
+        None | Some("DEFAULT") => {}
+        Some(_) => {
+            return Err(PropertiesError::Invalid {
+                key: "retrievalMode".to_owned(),
+                value: written.unwrap_or_default(),
+                reason: "expected FANOUT, POLLING or DEFAULT".to_owned(),
+            })
+        }
+    }
+    let mut polling_keys = Vec::new();
+    for key in POLLING_KEYS {
+        for spelled in [key.to_string(), format!("pollingConfig.{key}")] {
+            if number::<u64>(props, &spelled)?.is_some_and(|v| v != 0) {
+                polling_keys.push(spelled);
+            }
+        }
+    }
+    if polling_keys.is_empty() {
+        tracing::info!("reading by enhanced fan-out, the Java daemon's default (set retrievalMode = POLLING to poll)");
+        Ok(RetrievalMode::FanOut)
+    } else {
+        tracing::info!(
+            keys = ?polling_keys,
+            "polling properties are set, so reading by polling (set retrievalMode = FANOUT for fan-out)"
+        );
+        Ok(RetrievalMode::Polling)
+    }
+}
+
 impl MultiLangConfig {
-    /// Reads the daemon's settings from parsed properties.
+    /// Reads the daemon's settings from parsed properties. Every key without effect is logged
+    /// first (unknown ones as warnings), so a file that fails is fully reported.
     ///
     /// # Errors
     /// [`PropertiesError`] naming the first missing or invalid key.
     pub fn from_properties(
         props: &BTreeMap<String, String>,
     ) -> Result<MultiLangConfig, PropertiesError> {
+        let mut ignored_keys = Vec::new();
+        for key in props.keys() {
+            match key_use(key) {
+                KeyUse::Used => {}
+                KeyUse::NoEffect(why) => {
+                    tracing::info!(key, "property has no effect in this daemon: {why}");
+                    ignored_keys.push(key.clone());
+                }
+                KeyUse::Unknown => {
+                    tracing::warn!(key, "unknown property ignored");
+                    ignored_keys.push(key.clone());
+                }
+            }
+        }
         let executable: Vec<String> = text(props, "executableName")
             .ok_or(PropertiesError::Missing("executableName"))?
             .split(' ')
@@ -276,74 +503,23 @@ impl MultiLangConfig {
             .map(str::to_owned)
             .collect();
         let stream_arn = text(props, "streamArn");
-        let stream_name = text(props, "streamName").or_else(|| {
-            stream_arn
-                .as_ref()
-                .and_then(|arn| arn.split_once(":stream/").map(|(_, name)| name.to_owned()))
-        });
+        // As in Java, the ARN's stream name wins over streamName.
+        let stream_name = stream_arn
+            .as_ref()
+            .and_then(|arn| arn.split_once(":stream/").map(|(_, name)| name.to_owned()))
+            .or_else(|| text(props, "streamName"));
         if stream_name.is_none() {
             return Err(PropertiesError::Missing("streamName or streamArn"));
         }
         let application_name =
             text(props, "applicationName").ok_or(PropertiesError::Missing("applicationName"))?;
-        let initial_position = match text(props, "initialPositionInStreamExtended")
-            .or_else(|| text(props, "initialPositionInStream"))
-            .as_deref()
-        {
-            None | Some("LATEST") => InitialPosition::Latest,
-            Some("TRIM_HORIZON") => InitialPosition::TrimHorizon,
-            Some(other) => match other
-                .strip_prefix("AT_TIMESTAMP")
-                .map(|rest| rest.trim_start_matches([':', ' ']))
-            {
-                Some(millis) => InitialPosition::AtTimestamp(millis.parse().map_err(|_| {
-                    PropertiesError::Invalid {
-                        key: "initialPositionInStreamExtended".to_owned(),
-                        value: other.to_owned(),
-                        reason: "expected AT_TIMESTAMP:<epoch milliseconds>".to_owned(),
-                    }
-                })?),
-                None => {
-                    return Err(PropertiesError::Invalid {
-                        key: "initialPositionInStream".to_owned(),
-                        value: other.to_owned(),
-                        reason: "expected LATEST, TRIM_HORIZON or AT_TIMESTAMP".to_owned(),
-                    })
-                }
-            },
-        };
-        let retrieval_mode = match text(props, "retrievalMode")
-            .as_deref()
-            .map(str::to_ascii_uppercase)
-            .as_deref()
-        {
-            None | Some("POLLING") => RetrievalMode::Polling,
-            Some("FANOUT") | Some("FAN_OUT") => RetrievalMode::FanOut,
-            Some(_) => {
-                return Err(PropertiesError::Invalid {
-                    key: "retrievalMode".to_owned(),
-                    value: text(props, "retrievalMode").unwrap_or_default(),
-                    reason: "expected POLLING or FANOUT".to_owned(),
-                })
-            }
-        };
+        let initial_position = initial_position(props)?;
+        let retrieval_mode = retrieval_mode(props)?;
         let millis = |key: &str, default: u64| -> Result<Duration, PropertiesError> {
             Ok(Duration::from_millis(
                 number::<u64>(props, key)?.unwrap_or(default),
             ))
         };
-        let ignored_keys = props
-            .keys()
-            .filter(|k| !USED.contains(&k.as_str()))
-            .cloned()
-            .collect::<Vec<_>>();
-        for key in &ignored_keys {
-            if KNOWN_UNUSED.contains(&key.as_str()) {
-                tracing::info!(key, "property not used by this daemon");
-            } else {
-                tracing::warn!(key, "unknown property ignored");
-            }
-        }
         Ok(MultiLangConfig {
             executable,
             table_name: text(props, "tableName").unwrap_or_else(|| application_name.clone()),
@@ -353,20 +529,27 @@ impl MultiLangConfig {
             region: text(props, "regionName"),
             kinesis_endpoint: text(props, "kinesisEndpoint"),
             dynamodb_endpoint: text(props, "dynamoDBEndpoint"),
-            worker_id: text(props, "workerId"),
+            worker_id: text(props, "workerId").or_else(|| text(props, "workerIdentifier")),
             initial_position,
             failover_time: millis("failoverTimeMillis", 10_000)?,
-            max_records: number(props, "maxRecords")?.unwrap_or(10_000),
-            idle_time_between_reads: millis("idleTimeBetweenReadsInMillis", 1_000)?,
+            max_records: polling_number(props, "maxRecords")?.unwrap_or(10_000),
+            idle_time_between_reads: Duration::from_millis(
+                polling_number(props, "idleTimeBetweenReadsInMillis")?.unwrap_or(1_000),
+            ),
             max_leases_for_worker: number(props, "maxLeasesForWorker")?,
             max_leases_to_steal_at_one_time: number(props, "maxLeasesToStealAtOneTime")?
                 .unwrap_or(1),
             retrieval_mode,
+            consumer_name: text(props, "fanoutConfig.consumerName"),
+            consumer_arn: text(props, "fanoutConfig.consumerArn"),
             timeout: number::<u64>(props, "timeoutInSeconds")?
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
             shutdown_grace: millis("shutdownGraceMillis", 5_000)?,
             shard_sync_interval: millis("shardSyncIntervalMillis", 60_000)?,
+            parent_shard_poll_interval: number(props, "parentShardPollIntervalMillis")?
+                .map(Duration::from_millis),
+            task_backoff: number(props, "taskBackoffTimeMillis")?.map(Duration::from_millis),
             ignored_keys,
         })
     }
@@ -431,5 +614,199 @@ mod tests {
         }
         let err = MultiLangConfig::from_properties(&parse("streamName = s\n")).unwrap_err();
         assert!(err.to_string().contains("executableName"));
+    }
+
+    fn config_with(extra: &str) -> MultiLangConfig {
+        let base = "executableName = x\nstreamName = s\napplicationName = a\n";
+        MultiLangConfig::from_properties(&parse(&format!("{base}{extra}\n"))).unwrap()
+    }
+
+    #[test]
+    fn the_extended_initial_position_is_epoch_seconds_as_in_java() {
+        assert_eq!(
+            config_with("initialPositionInStreamExtended = 1636609142").initial_position,
+            InitialPosition::AtTimestamp(1_636_609_142_000)
+        );
+        // It wins over the plain position, whichever comes first in the file.
+        assert_eq!(
+            config_with(
+                "initialPositionInStreamExtended = 1636609142\ninitialPositionInStream = LATEST"
+            )
+            .initial_position,
+            InitialPosition::AtTimestamp(1_636_609_142_000)
+        );
+        assert_eq!(
+            config_with("initialPositionInStreamExtended = AT_TIMESTAMP:1636609142123")
+                .initial_position,
+            InitialPosition::AtTimestamp(1_636_609_142_123)
+        );
+        assert_eq!(
+            config_with("initialPositionInStream = trim_horizon").initial_position,
+            InitialPosition::TrimHorizon
+        );
+    }
+
+    #[test]
+    fn the_retrieval_mode_follows_the_java_default_rule() {
+        // No mode and no polling key: fan-out, as the Java daemon reads.
+        assert_eq!(config_with("").retrieval_mode, RetrievalMode::FanOut);
+        assert_eq!(
+            config_with("retrievalMode = DEFAULT").retrieval_mode,
+            RetrievalMode::FanOut
+        );
+        assert_eq!(
+            config_with("retrievalMode = default").retrieval_mode,
+            RetrievalMode::FanOut
+        );
+        // A polling key set to something other than 0 selects polling...
+        for key in POLLING_KEYS {
+            assert_eq!(
+                config_with(&format!("{key} = 5")).retrieval_mode,
+                RetrievalMode::Polling,
+                "{key}"
+            );
+            assert_eq!(
+                config_with(&format!("retrievalMode = DEFAULT\npollingConfig.{key} = 5"))
+                    .retrieval_mode,
+                RetrievalMode::Polling,
+                "pollingConfig.{key}"
+            );
+        }
+        // ... 0 counts as unset, as in Java ...
+        assert_eq!(
+            config_with("idleTimeBetweenReadsInMillis = 0").retrieval_mode,
+            RetrievalMode::FanOut
+        );
+        // ... and an explicit mode wins.
+        assert_eq!(
+            config_with("retrievalMode = FANOUT\nmaxRecords = 100").retrieval_mode,
+            RetrievalMode::FanOut
+        );
+        assert_eq!(
+            config_with("retrievalMode = polling").retrieval_mode,
+            RetrievalMode::Polling
+        );
+        let fan_out = config_with(
+            "fanoutConfig.consumerName = c\nfanoutConfig.consumerArn = arn:aws:kinesis:us-east-1:1:stream/s/consumer/c:1",
+        );
+        assert_eq!(fan_out.consumer_name.as_deref(), Some("c"));
+        assert!(fan_out.consumer_arn.is_some());
+    }
+
+    #[test]
+    fn the_arn_names_the_stream_as_in_java() {
+        let config =
+            config_with("streamArn = arn:aws:kinesis:us-east-1:000000000000:stream/from-arn");
+        assert_eq!(config.stream_name.as_deref(), Some("from-arn"));
+    }
+
+    /// Every key the Java MultiLangDaemon (3.x) reads, from its configuration classes.
+    const JAVA_KEYS: &[&str] = &[
+        "executableName",
+        "processingLanguage",
+        "maxActiveThreads",
+        "applicationName",
+        "streamName",
+        "streamArn",
+        "tableName",
+        "workerId",
+        "workerIdentifier",
+        "failoverTimeMillis",
+        "leaseAssignmentIntervalMillis",
+        "enablePriorityLeaseAssignment",
+        "leaseTableDeletionProtectionEnabled",
+        "leaseTablePitrEnabled",
+        "shardSyncIntervalMillis",
+        "cleanupLeasesUponShardCompletion",
+        "ignoreUnexpectedChildShards",
+        "maxLeasesForWorker",
+        "maxLeasesToStealAtOneTime",
+        "initialLeaseTableReadCapacity",
+        "initialLeaseTableWriteCapacity",
+        "leaseTableScanTotalSegments",
+        "initialPositionInStreamExtended",
+        "initialPositionInStream",
+        "maxLeaseRenewalThreads",
+        "listShardsBackoffTimeInMillis",
+        "maxListShardsRetryAttempts",
+        "callProcessRecordsEvenForEmptyRecordList",
+        "parentShardPollIntervalMillis",
+        "shardPrioritization",
+        "skipShardSyncAtWorkerInitializationIfLeasesExist",
+        "schedulerInitializationBackoffTimeMillis",
+        "clientVersionConfig",
+        "migrateAllEntitiesToLeaseTable",
+        "tableMigrationCompleteBakeTimeSeconds",
+        "taskBackoffTimeMillis",
+        "metricsBufferTimeMillis",
+        "metricsMaxQueueSize",
+        "metricsLevel",
+        "logWarningForTaskAfterMillis",
+        "metricsEnabledDimensions",
+        "retrievalMode",
+        "validateSequenceNumberBeforeCheckpointing",
+        "shutdownGraceMillis",
+        "timeoutInSeconds",
+        "AwsCredentialsProvider",
+        "AWSCredentialsProvider",
+        "AwsCredentialsProviderDynamoDB",
+        "AwsCredentialsProviderCloudWatch",
+        "awsCredentialsProvider",
+        "regionName",
+        "kinesisEndpoint",
+        "dynamoDBEndpoint",
+        "retryGetRecordsInSeconds",
+        "maxGetRecordsThreadPool",
+        "idleTimeBetweenReadsInMillis",
+        "millisBehindLatestThresholdForReducedTps",
+        "maxRecords",
+        "gracefulLeaseHandoffTimeoutMillis",
+        "isGracefulLeaseHandoffEnabled",
+        "inMemoryWorkerMetricsCaptureFrequencyMillis",
+        "workerMetricsReporterFreqInMillis",
+        "noOfPersistedMetricsPerWorkerMetrics",
+        "disableWorkerMetrics",
+        "maxThroughputPerHostKBps",
+        "dampeningPercentage",
+        "reBalanceThresholdPercentage",
+        "allowThroughputOvershoot",
+        "varianceBalancingFrequency",
+        "workerMetricsEMAAlpha",
+        "staleWorkerMetricsEntryCleanupDuration",
+        "workerMetricsTableName",
+        "workerMetricsBillingMode",
+        "workerMetricsReadCapacity",
+        "workerMetricsWriteCapacity",
+        "workerMetricsPointInTimeRecoveryEnabled",
+        "workerMetricsDeletionProtectionEnabled",
+        "workerMetricsTags",
+        "coordinatorStateTableName",
+        "coordinatorStateBillingMode",
+        "coordinatorStateReadCapacity",
+        "coordinatorStateWriteCapacity",
+        "coordinatorStatePointInTimeRecoveryEnabled",
+        "coordinatorStateDeletionProtectionEnabled",
+        "coordinatorStateTags",
+        "fanoutConfig.consumerName",
+        "fanoutConfig.consumerArn",
+        "fanoutConfig.maxDescribeStreamSummaryRetries",
+        "pollingConfig.maxRecords",
+        "kinesisClient.endpointOverride",
+        "dynamoDbClient.region",
+    ];
+
+    #[test]
+    fn no_key_of_the_java_daemon_is_unknown() {
+        for key in JAVA_KEYS {
+            assert_ne!(key_use(key), KeyUse::Unknown, "{key}");
+        }
+        // The KCL 3 keys are accepted and say they have no effect yet.
+        for key in KCL3 {
+            match key_use(key) {
+                KeyUse::NoEffect(why) => assert!(why.contains("KCL 3"), "{key}: {why}"),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        assert_eq!(key_use("somethingNew"), KeyUse::Unknown);
     }
 }

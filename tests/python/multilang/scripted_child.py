@@ -5,12 +5,16 @@ CHILD_MODE is a comma-separated list of:
   answer with an error, as the Java daemon does);
 - garbage: print a line that is not a protocol message before every answer;
 - crash_once: exit in the middle of the first non-empty batch of each shard, before answering;
-- hang_once: stop answering during the first non-empty batch of each shard.
+- hang_once: stop answering during the first non-empty batch of each shard;
+- stderr_at_exit: when stdin closes, start a helper that shares stderr, write a last stderr
+  line without a newline (Python flushes it only as it exits) and exit; the helper writes
+  another such line a moment later.
 Events go to one JSON-lines file per shard and process in CHILD_OUT_DIR.
 """
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -18,6 +22,9 @@ MODES = set(filter(None, os.environ.get("CHILD_MODE", "").split(",")))
 OUT_DIR = os.environ["CHILD_OUT_DIR"]
 shard = None
 journal = None
+LATE_WRITER = (
+    "import sys, time; time.sleep(0.3); sys.stderr.write('\\nlast words of ' + sys.argv[1])"
+)
 
 
 def send(message):
@@ -29,6 +36,14 @@ def receive():
     while True:
         line = sys.stdin.readline()
         if not line:
+            if "stderr_at_exit" in MODES:
+                # A helper process that shares stderr finishes writing after this one exits.
+                subprocess.Popen(
+                    [sys.executable, "-c", LATE_WRITER, str(os.getpid())],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                )
+                sys.stderr.write("parting words of %d" % os.getpid())
             sys.exit(0)
         if line.strip():
             return json.loads(line)
