@@ -1,6 +1,9 @@
 //! Settings, one struct per area, each with documented defaults.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use crate::processor::DeadLetterHandler;
 
 /// Where a shard's processing starts when its lease is created. A stored checkpoint always
 /// wins over it.
@@ -119,6 +122,22 @@ pub struct LifecycleConfig {
     pub restart_backoff: Duration,
     /// How often shards are listed to find new ones. Default 60 s.
     pub shard_sync_interval: Duration,
+    /// What happens to a batch of records the processor keeps failing on. Default
+    /// [`FailedBatchPolicy::default`]: retry for ever ([`FailedBatchAction::Stall`]).
+    pub failed_batch: FailedBatchPolicy,
+    /// A processor call (`initialize`, `process_records`, `shard_ended`, ...) still running
+    /// after this long is reported: logged with the shard id and counted in
+    /// `kcl_processor_calls_hung_total`, again each time this much more has passed. `None`
+    /// turns the check off. Default 5 minutes.
+    pub processor_call_timeout: Option<Duration>,
+    /// Whether a call found hung is abandoned and its shard restarted from the last checkpoint,
+    /// with a fresh processor; the lease is kept. Checkpoint writes the call started still
+    /// complete. Default `false` (report only).
+    pub restart_hung_processors: bool,
+    /// When set, `process_records` is also called with an empty batch after this long without
+    /// records, so that processors can flush time-based work on a quiet shard (the Java KCL's
+    /// `callProcessRecordsEvenForEmptyRecordList`, on a timer). Default `None`.
+    pub empty_batch_interval: Option<Duration>,
 }
 
 impl Default for LifecycleConfig {
@@ -128,6 +147,68 @@ impl Default for LifecycleConfig {
             shutdown_timeout: Duration::from_secs(30),
             restart_backoff: Duration::from_millis(200),
             shard_sync_interval: Duration::from_secs(60),
+            failed_batch: FailedBatchPolicy::default(),
+            processor_call_timeout: Some(Duration::from_secs(300)),
+            restart_hung_processors: false,
+            empty_batch_interval: None,
+        }
+    }
+}
+
+/// What to do once a batch of records has failed `max_attempts` times in a row (the processor
+/// returned an error or panicked on it). Between attempts the shard restarts from its last
+/// checkpoint with a fresh processor, after [`LifecycleConfig::restart_backoff`], doubling up
+/// to 30 s.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FailedBatchPolicy {
+    /// Attempts of one batch before `action` is taken. Default 3.
+    pub max_attempts: u32,
+    /// Default [`FailedBatchAction::Stall`].
+    pub action: FailedBatchAction,
+}
+
+impl Default for FailedBatchPolicy {
+    fn default() -> Self {
+        FailedBatchPolicy {
+            max_attempts: 3,
+            action: FailedBatchAction::Stall,
+        }
+    }
+}
+
+impl FailedBatchPolicy {
+    /// `action` after `max_attempts` attempts.
+    pub fn new(max_attempts: u32, action: FailedBatchAction) -> FailedBatchPolicy {
+        FailedBatchPolicy {
+            max_attempts: max_attempts.max(1),
+            action,
+        }
+    }
+}
+
+/// What happens to a batch that failed every attempt.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum FailedBatchAction {
+    /// Keep retrying: the shard makes no progress until the processor succeeds. Nothing is
+    /// skipped. The default.
+    Stall,
+    /// Skip the batch, as the Java KCL does: it is logged (shard, sequence range, count, the
+    /// error) and counted in `kcl_records_skipped_total`, and the shard is checkpointed past it.
+    SkipBatch,
+    /// Hand the batch and the error to the application's handler; once it returns `Ok`, the
+    /// shard is checkpointed past the batch and processing goes on. A handler that fails is
+    /// tried again, like a failed batch, so records are never dropped.
+    DeadLetter(Arc<dyn DeadLetterHandler>),
+}
+
+impl std::fmt::Debug for FailedBatchAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailedBatchAction::Stall => f.write_str("Stall"),
+            FailedBatchAction::SkipBatch => f.write_str("SkipBatch"),
+            FailedBatchAction::DeadLetter(_) => f.write_str("DeadLetter(..)"),
         }
     }
 }

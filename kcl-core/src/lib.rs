@@ -32,8 +32,8 @@ mod scheduler;
 mod shard_sync;
 
 pub use config::{
-    FanOutConfig, FormerStreamsPolicy, InitialPosition, LifecycleConfig, PollingConfig,
-    RetrievalMode,
+    FailedBatchAction, FailedBatchPolicy, FanOutConfig, FormerStreamsPolicy, InitialPosition,
+    LifecycleConfig, PollingConfig, RetrievalMode,
 };
 pub use error::{Error, Result};
 pub use kcl_checkpoint::{
@@ -41,8 +41,9 @@ pub use kcl_checkpoint::{
 };
 pub use kcl_lease::{DynamoDbLeaseStore, InMemoryLeaseStore, LeaseConfig, LeaseStore};
 pub use processor::{
-    ChildShard, InitializationInput, LeaseLostInput, ProcessRecordsInput, ProcessorError,
-    RecordProcessor, RecordProcessorFactory, ShardEndedInput, ShutdownRequestedInput,
+    ChildShard, DeadLetterHandler, DeadLetterInput, InitializationInput, LeaseLostInput,
+    ProcessRecordsInput, ProcessorError, RecordProcessor, RecordProcessorFactory, ShardEndedInput,
+    ShutdownRequestedInput,
 };
 pub use record::KinesisClientRecord;
 pub use scheduler::{shutdown_on_signal, Scheduler, SchedulerBuilder, SchedulerHandle};

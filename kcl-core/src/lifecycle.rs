@@ -16,12 +16,16 @@ use kcl_checkpoint::{Checkpointer, ExtendedSequenceNumber};
 use kcl_lease::{Lease, LeaseCoordinator, LeaseStore, StoredCheckpoint};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{FanOutConfig, InitialPosition, LifecycleConfig, PollingConfig};
+use crate::config::{
+    FailedBatchAction, FailedBatchPolicy, FanOutConfig, InitialPosition, LifecycleConfig,
+    PollingConfig,
+};
 use crate::kpl;
 use crate::processor::{
-    InitializationInput, LeaseLostInput, ProcessRecordsInput, ProcessorError, RecordProcessor,
-    ShardEndedInput, SharedFactory, ShutdownRequestedInput,
+    DeadLetterInput, InitializationInput, LeaseLostInput, ProcessRecordsInput, ProcessorError,
+    RecordProcessor, ShardEndedInput, SharedFactory, ShutdownRequestedInput,
 };
+use crate::record::KinesisClientRecord;
 use crate::retrieval::{fanout, polling, StartingPoint, StreamTarget};
 use crate::shard_sync::new_lease;
 
@@ -96,12 +100,78 @@ where
     }
 }
 
+/// A batch the processor failed on (returned an error, panicked, or hung and was abandoned).
+/// Its first record identifies it across restarts, to count attempts of the same batch; its
+/// last bounds what a policy may take out of the stream, so records that arrived after it
+/// and were never tried are not taken with it.
+#[derive(Debug)]
+struct BatchFailed {
+    first: ExtendedSequenceNumber,
+    last: ExtendedSequenceNumber,
+    source: ProcessorError,
+}
+
+impl std::fmt::Display for BatchFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the batch starting at {}: {}", self.first, self.source)
+    }
+}
+
+impl std::error::Error for BatchFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+/// A batch that failed every attempt the policy allows: the next run acts on it instead of
+/// giving it to the processor again.
+#[derive(Debug, Clone)]
+struct GivenUp {
+    first: ExtendedSequenceNumber,
+    last: ExtendedSequenceNumber,
+    attempts: u32,
+    error: String,
+}
+
+/// Consecutive failures of the same batch.
+#[derive(Debug, Default)]
+struct FailedAttempts {
+    first: Option<ExtendedSequenceNumber>,
+    attempts: u32,
+}
+
+impl FailedAttempts {
+    /// Counts a failure; returns the batch to give up on once `policy` says so.
+    fn record(&mut self, err: &ProcessorError, policy: &FailedBatchPolicy) -> Option<GivenUp> {
+        let Some(failed) = err.downcast_ref::<BatchFailed>() else {
+            *self = FailedAttempts::default();
+            return None;
+        };
+        if self.first.as_ref() == Some(&failed.first) {
+            self.attempts += 1;
+        } else {
+            self.first = Some(failed.first.clone());
+            self.attempts = 1;
+        }
+        let gives_up = !matches!(policy.action, FailedBatchAction::Stall)
+            && self.attempts >= policy.max_attempts;
+        gives_up.then(|| GivenUp {
+            first: failed.first.clone(),
+            last: failed.last.clone(),
+            attempts: self.attempts,
+            error: failed.source.to_string(),
+        })
+    }
+}
+
 /// Runs the consumer for `lease_key` until it ends, restarting a failed processor.
 pub(crate) async fn run(ctx: Arc<ConsumerContext>, lease_key: String, signals: Signals) -> Outcome {
     let mut delay = ctx.lifecycle.restart_backoff;
     let span = tracing::info_span!("shard", shard = %lease_key);
+    let mut failures = FailedAttempts::default();
+    let mut given_up: Option<GivenUp> = None;
     loop {
-        let attempt = run_once(&ctx, &lease_key, &signals);
+        let attempt = run_once(&ctx, &lease_key, &signals, given_up.take());
         match tracing::Instrument::instrument(attempt, span.clone()).await {
             Ok(outcome) => return outcome,
             // A checkpoint that found the lease taken is how a processor often learns it lost
@@ -112,7 +182,8 @@ pub(crate) async fn run(ctx: Arc<ConsumerContext>, lease_key: String, signals: S
             }
             Err(err) => {
                 metrics::counter!("kcl_processor_failures_total").increment(1);
-                tracing::error!(shard = %lease_key, error = %err, ?delay, "shard consumer failed; restarting from the last checkpoint");
+                given_up = failures.record(&err, &ctx.lifecycle.failed_batch);
+                tracing::error!(shard = %lease_key, error = %err, attempts = failures.attempts, ?delay, "shard consumer failed; restarting from the last checkpoint");
                 tokio::select! {
                     () = signals.lease_lost.cancelled() => return Outcome::LeaseLost,
                     () = signals.shutdown.cancelled() => return Outcome::Shutdown,
@@ -149,6 +220,14 @@ async fn wait_for_parents(
     Ok(None)
 }
 
+/// Sleeps until `at`, or for ever when there is no `at`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn parse_range(range: &Option<(String, String)>) -> Option<(u128, u128)> {
     let (start, end) = range.as_ref()?;
     Some((start.parse().ok()?, end.parse().ok()?))
@@ -158,6 +237,7 @@ async fn run_once(
     ctx: &ConsumerContext,
     lease_key: &str,
     signals: &Signals,
+    given_up: Option<GivenUp>,
 ) -> Result<Outcome, ProcessorError> {
     let Some(stream) = ctx.stream_of(lease_key) else {
         // Reading it from another stream would checkpoint foreign positions into this row.
@@ -190,31 +270,137 @@ async fn run_once(
     );
     let shard_id = lease.shard_id().to_owned();
     let mut processor = ctx.factory.create(&shard_id);
-    let result = process(
+    let shard = ShardRun {
         ctx,
         stream,
-        &lease,
-        checkpoint,
-        &checkpointer,
-        processor.as_mut(),
+        lease: &lease,
+        checkpointer: &checkpointer,
         signals,
-    )
-    .await;
+        given_up,
+    };
+    let result = process(&shard, checkpoint, processor.as_mut()).await;
     checkpointer.shut_down();
     result
 }
 
-async fn process(
-    ctx: &ConsumerContext,
+/// One run of a shard's processor, from `initialize` to its end or failure.
+struct ShardRun<'a> {
+    ctx: &'a ConsumerContext,
+    /// Index of the lease's stream in `ctx.streams`.
     stream: usize,
-    lease: &Lease,
+    lease: &'a Lease,
+    checkpointer: &'a Checkpointer,
+    signals: &'a Signals,
+    given_up: Option<GivenUp>,
+}
+
+impl ShardRun<'_> {
+    /// Runs one processor call: a panic becomes an error, and a call still running after the
+    /// configured time is reported (and, if configured, abandoned so the shard restarts).
+    async fn call<F>(&self, name: &'static str, call: F) -> Result<(), ProcessorError>
+    where
+        F: std::future::Future<Output = Result<(), ProcessorError>>,
+    {
+        let call = guarded(call);
+        let Some(limit) = self.ctx.lifecycle.processor_call_timeout else {
+            return call.await;
+        };
+        tokio::pin!(call);
+        let started = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                result = &mut call => return result,
+                () = tokio::time::sleep(limit) => {
+                    metrics::counter!("kcl_processor_calls_hung_total", "call" => name).increment(1);
+                    tracing::warn!(
+                        shard = %self.lease.lease_key,
+                        call = name,
+                        running = ?started.elapsed(),
+                        "a record processor call has not returned"
+                    );
+                    if self.ctx.lifecycle.restart_hung_processors {
+                        return Err(format!(
+                            "{name} did not return within {limit:?}; abandoned to restart the shard"
+                        )
+                        .into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the records of a batch that failed every attempt out of the stream, as the
+    /// policy says, and checkpoints past them. An error (a dead-letter handler that failed)
+    /// leaves them to be tried again.
+    async fn give_up_on(
+        &self,
+        given_up: &GivenUp,
+        records: Vec<KinesisClientRecord>,
+    ) -> Result<(), ProcessorError> {
+        let (first, last, last_sub) = match (records.first(), records.last()) {
+            (Some(first), Some(last)) => (
+                first.sequence_number.clone(),
+                last.sequence_number.clone(),
+                last.sub_sequence_number,
+            ),
+            _ => return Ok(()),
+        };
+        let count = records.len() as u64;
+        match &self.ctx.lifecycle.failed_batch.action {
+            FailedBatchAction::Stall => return Ok(()),
+            FailedBatchAction::SkipBatch => {
+                tracing::error!(
+                    shard = %self.lease.lease_key,
+                    first = %first,
+                    last = %last,
+                    count,
+                    attempts = given_up.attempts,
+                    error = %given_up.error,
+                    "skipping a batch the processor failed on every attempt"
+                );
+                metrics::counter!("kcl_records_skipped_total").increment(count);
+            }
+            FailedBatchAction::DeadLetter(handler) => {
+                handler
+                    .handle(DeadLetterInput {
+                        shard_id: self.lease.shard_id().to_owned(),
+                        lease_key: self.lease.lease_key.clone(),
+                        records,
+                        error: given_up.error.clone(),
+                        attempts: given_up.attempts,
+                    })
+                    .await?;
+                tracing::warn!(
+                    shard = %self.lease.lease_key,
+                    first = %first,
+                    last = %last,
+                    count,
+                    "a batch the processor failed on every attempt went to the dead-letter handler"
+                );
+                metrics::counter!("kcl_records_dead_lettered_total").increment(count);
+            }
+        }
+        self.checkpointer.checkpoint_at(&last, last_sub).await?;
+        Ok(())
+    }
+}
+
+async fn process(
+    run: &ShardRun<'_>,
     checkpoint: ExtendedSequenceNumber,
-    checkpointer: &Checkpointer,
     processor: &mut dyn RecordProcessor,
-    signals: &Signals,
 ) -> Result<Outcome, ProcessorError> {
+    let ShardRun {
+        ctx,
+        stream,
+        lease,
+        checkpointer,
+        signals,
+        ..
+    } = *run;
     let shard_id = lease.shard_id();
-    guarded(
+    run.call(
+        "initialize",
         processor.initialize(InitializationInput {
             shard_id: shard_id.to_owned(),
             lease_key: lease.lease_key.clone(),
@@ -249,28 +435,46 @@ async fn process(
         ),
     };
     let hash_range = parse_range(&lease.hash_key_range);
+    let empty_batch_interval = ctx.lifecycle.empty_batch_interval;
+    let mut last_call = tokio::time::Instant::now();
     loop {
+        let tick_at = empty_batch_interval.map(|every| last_call + every);
         // Only here, between processor calls, do the lifecycle signals interrupt processing.
         let next = tokio::select! {
             biased;
             () = signals.lease_lost.cancelled() => {
                 checkpointer.lease_lost();
-                guarded(processor.lease_lost(LeaseLostInput { shard_id: shard_id.to_owned() })).await?;
+                run.call("lease_lost", processor.lease_lost(LeaseLostInput { shard_id: shard_id.to_owned() })).await?;
                 return Ok(Outcome::LeaseLost);
             }
             () = signals.shutdown.cancelled() => {
-                guarded(processor.shutdown_requested(ShutdownRequestedInput { checkpointer })).await?;
+                run.call("shutdown_requested", processor.shutdown_requested(ShutdownRequestedInput { checkpointer })).await?;
                 return Ok(Outcome::Shutdown);
             }
             next = fetcher.next() => next,
+            () = sleep_until_some(tick_at) => {
+                run.call("process_records", processor.process_records(ProcessRecordsInput {
+                    records: Vec::new(),
+                    millis_behind_latest: None,
+                    is_at_shard_end: false,
+                    child_shards: Vec::new(),
+                    checkpointer,
+                }))
+                .await?;
+                last_call = tokio::time::Instant::now();
+                continue;
+            }
         };
         let prefetched = match next {
             Some(Ok(batch)) => batch,
             Some(Err(err)) if err.not_found => match vanished(ctx, stream, shard_id).await? {
                 Some(Vanished::Stream) => {
                     tracing::warn!(shard = %lease.lease_key, "the stream was deleted; this shard is no longer read");
-                    guarded(processor.shutdown_requested(ShutdownRequestedInput { checkpointer }))
-                        .await?;
+                    run.call(
+                        "shutdown_requested",
+                        processor.shutdown_requested(ShutdownRequestedInput { checkpointer }),
+                    )
+                    .await?;
                     return Ok(Outcome::StreamGone);
                 }
                 Some(Vanished::Shard(children)) => {
@@ -279,7 +483,7 @@ async fn process(
                         checkpoint = %checkpointer.last_checkpoint(),
                         "the shard no longer exists (closed and trimmed past the stream's retention); it counts as ended"
                     );
-                    return shard_end(ctx, lease, &children, checkpointer, processor).await;
+                    return shard_end(run, &children, processor).await;
                 }
                 None => return Err(Box::new(err)),
             },
@@ -314,21 +518,59 @@ async fn process(
             metrics::gauge!("kcl_millis_behind_latest", "shard" => shard_id.to_owned())
                 .set(behind as f64);
         }
+        let position = |r: &KinesisClientRecord| {
+            ExtendedSequenceNumber::new(&r.sequence_number, r.sub_sequence_number)
+        };
+        let first = records.first().map(position).transpose()?;
+        if let Some(given_up) = run
+            .given_up
+            .as_ref()
+            .filter(|g| first.as_ref() == Some(&g.first))
+        {
+            let mut failed = records;
+            let mut rest = Vec::new();
+            if let Some(split) = failed
+                .iter()
+                .position(|r| position(r).is_ok_and(|p| p > given_up.last))
+            {
+                rest = failed.split_off(split);
+            }
+            run.give_up_on(given_up, failed).await?;
+            last_call = tokio::time::Instant::now();
+            records = rest;
+        }
+        let first = records.first().map(position).transpose()?;
+        let last = records.last().map(position).transpose()?;
         if !records.is_empty() || at_end {
             let count = records.len() as u64;
-            guarded(processor.process_records(ProcessRecordsInput {
-                records,
-                millis_behind_latest: batch.millis_behind_latest,
-                is_at_shard_end: at_end,
-                child_shards: batch.child_shards.clone().unwrap_or_default(),
-                checkpointer,
-            }))
-            .await?;
+            let result = run
+                .call(
+                    "process_records",
+                    processor.process_records(ProcessRecordsInput {
+                        records,
+                        millis_behind_latest: batch.millis_behind_latest,
+                        is_at_shard_end: at_end,
+                        child_shards: batch.child_shards.clone().unwrap_or_default(),
+                        checkpointer,
+                    }),
+                )
+                .await;
+            if let Err(source) = result {
+                return Err(match (first, last) {
+                    (Some(first), Some(last)) => Box::new(BatchFailed {
+                        first,
+                        last,
+                        source,
+                    }),
+                    _ => source,
+                });
+            }
+            last_call = tokio::time::Instant::now();
             metrics::counter!("kcl_records_processed_total").increment(count);
             metrics::counter!("kcl_bytes_processed_total").increment(bytes as u64);
         }
         if let Some(children) = &batch.child_shards {
-            return shard_end(ctx, lease, children, checkpointer, processor).await;
+            return shard_end(run, children, processor).await;
         }
     }
 }
@@ -384,12 +626,16 @@ async fn vanished(
 /// At the end of a closed shard: child leases first, then the children on the parent lease,
 /// then the processor's SHARD_END checkpoint, which is what lets the children start.
 async fn shard_end(
-    ctx: &ConsumerContext,
-    lease: &Lease,
+    run: &ShardRun<'_>,
     children: &[crate::processor::ChildShard],
-    checkpointer: &Checkpointer,
     processor: &mut dyn RecordProcessor,
 ) -> Result<Outcome, ProcessorError> {
+    let ShardRun {
+        ctx,
+        lease,
+        checkpointer,
+        ..
+    } = *run;
     for child in children {
         let parents: BTreeSet<String> = child.parent_shards.iter().cloned().collect();
         let child_lease = new_lease(
@@ -405,7 +651,11 @@ async fn shard_end(
         .update_child_shards(&lease.lease_key, &ids)
         .await?;
     checkpointer.set_shard_end();
-    guarded(processor.shard_ended(ShardEndedInput { checkpointer })).await?;
+    run.call(
+        "shard_ended",
+        processor.shard_ended(ShardEndedInput { checkpointer }),
+    )
+    .await?;
     if checkpointer.last_checkpoint() != ExtendedSequenceNumber::SHARD_END {
         return Err(format!(
             "the processor of {} did not checkpoint in shard_ended; the child shards cannot start until it does",

@@ -134,5 +134,31 @@ where
     }
 }
 
+/// Passed to [`DeadLetterHandler::handle`]: a batch the processor failed on every attempt.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DeadLetterInput {
+    /// The shard.
+    pub shard_id: String,
+    /// The lease key (the shard id, or the multi-stream form).
+    pub lease_key: String,
+    /// The records of the batch, in order.
+    pub records: Vec<KinesisClientRecord>,
+    /// What the last attempt failed with.
+    pub error: String,
+    /// How many attempts failed.
+    pub attempts: u32,
+}
+
+/// Receives the batches that [`crate::FailedBatchAction::DeadLetter`] takes out of the stream:
+/// store them somewhere to look at later (a queue, a table, a file). Called for one shard at a
+/// time per shard; different shards may call it concurrently.
+#[async_trait]
+pub trait DeadLetterHandler: Send + Sync {
+    /// Keeps the failed batch. Return `Ok` only once it is safely kept: the shard is then
+    /// checkpointed past it. An error means the batch is tried again later.
+    async fn handle(&self, input: DeadLetterInput) -> Result<(), ProcessorError>;
+}
+
 /// A shared factory.
 pub type SharedFactory = Arc<dyn RecordProcessorFactory>;

@@ -415,6 +415,12 @@ impl LeaseCoordinator {
     /// Writes a checkpoint to a held lease, fenced by its counter and owner. `Ok(false)` means
     /// the lease was lost (another worker took it): nothing was written.
     ///
+    /// # Cancel safety
+    /// The write and the update of this worker's copy of the lease run to completion in a task
+    /// of their own, even when the caller stops waiting (a processor call abandoned as hung):
+    /// a write that reached the table is never forgotten, which would leave the copy's counter
+    /// behind and lose the lease at its next renewal.
+    ///
     /// # Errors
     /// [`LeaseError::NotHeld`] for a lease this worker does not hold; store errors.
     pub async fn checkpoint(&self, lease_key: &str, update: &CheckpointUpdate) -> Result<bool> {
@@ -423,25 +429,39 @@ impl LeaseCoordinator {
             .get(lease_key)
             .cloned()
             .ok_or_else(|| LeaseError::NotHeld(lease_key.to_owned()))?;
-        let mut lease = entry.lease.lock().await;
-        match self.store.update_checkpoint(&lease, update).await? {
-            true => {
+        let store = Arc::clone(&self.store);
+        let update = update.clone();
+        let write = tokio::spawn(async move {
+            let mut lease = entry.lease.lock().await;
+            let written = store.update_checkpoint(&lease, &update).await?;
+            if written {
                 lease.lease_counter += 1;
-                lease.checkpoint = Some(update.checkpoint.clone());
-                lease.pending_checkpoint = update.pending_checkpoint.clone();
-                lease.pending_checkpoint_state = update.pending_checkpoint_state.clone();
+                lease.checkpoint = Some(update.checkpoint);
+                lease.pending_checkpoint = update.pending_checkpoint;
+                lease.pending_checkpoint_state = update.pending_checkpoint_state;
                 lease.owner_switches_since_checkpoint = 0;
                 // A successful conditional write proves ownership as well as a renewal does.
                 *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                Ok(true)
             }
-            false => {
-                drop(lease);
-                self.lost(lease_key, "checkpoint found the lease changed")
-                    .await;
-                Ok(false)
+            Ok::<bool, LeaseError>(written)
+        });
+        let written = match write.await {
+            Ok(result) => result?,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            // Only a runtime shutting down cancels the task: whether it wrote is unknown.
+            Err(_) => {
+                return Err(LeaseError::Store {
+                    operation: "checkpoint",
+                    message: "the runtime shut down during the write".to_owned(),
+                    retryable: false,
+                })
             }
+        };
+        if !written {
+            self.lost(lease_key, "checkpoint found the lease changed")
+                .await;
         }
+        Ok(written)
     }
 
     /// The current copy of a held lease.
