@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -26,6 +27,7 @@ use crate::Config;
 #[derive(Debug)]
 pub struct EmbeddedEmulator {
     addr: SocketAddr,
+    services: Arc<Services>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -42,15 +44,17 @@ impl EmbeddedEmulator {
         let services = tokio::task::spawn_blocking(move || Services::open(&open_config))
             .await
             .map_err(std::io::Error::other)??;
+        let services = Arc::new(services);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server::serve(
             listener,
-            Arc::new(services),
+            Arc::clone(&services),
             shutdown.clone(),
         ));
         tracing::info!(%addr, data_dir = ?config.data_dir, "emulator listening");
         Ok(EmbeddedEmulator {
             addr,
+            services,
             shutdown,
             task: Some(task),
         })
@@ -69,6 +73,18 @@ impl EmbeddedEmulator {
             self.addr.ip().to_string()
         };
         format!("http://{host}:{}", self.addr.port())
+    }
+
+    /// Moves this emulator's Kinesis clock forward by `by`, as if that much time had passed;
+    /// for testing retention. Records older than a stream's retention period are trimmed, and
+    /// closed shards whose retention has run out expire (ListShards no longer lists them,
+    /// GetShardIterator on them answers `ResourceNotFoundException`), before this returns.
+    ///
+    /// Only this emulator's clock moves; other emulators in the process and DynamoDB keep real
+    /// time. The clock never runs back: with a data directory, a restarted emulator resumes from
+    /// the advanced time.
+    pub fn advance_clock(&self, by: Duration) {
+        self.services.kinesis.advance_clock(by);
     }
 
     /// Stops serving and waits until open connections have finished.

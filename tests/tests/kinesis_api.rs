@@ -734,6 +734,182 @@ async fn split_and_merge_record_lineage_and_close_parents() {
     let _ = seen;
 }
 
+/// The retention period of a new stream, plus an hour: long enough for a shard closed now, and
+/// every record put now, to have expired.
+const PAST_RETENTION: Duration = Duration::from_secs(25 * 3600);
+
+/// Splits the only shard of `name` in two at the middle of its range and waits for ACTIVE.
+async fn split_first_shard(client: &aws_sdk_kinesis::Client, name: &str) {
+    client
+        .split_shard()
+        .stream_name(name)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((u128::MAX / 2).to_string())
+        .send()
+        .await
+        .expect("split_shard");
+    wait_for_active(client, name).await;
+}
+
+/// ListShards of `name`: each shard id with its parent.
+async fn listed_lineage(
+    client: &aws_sdk_kinesis::Client,
+    name: &str,
+) -> Vec<(String, Option<String>)> {
+    client
+        .list_shards()
+        .stream_name(name)
+        .send()
+        .await
+        .expect("list_shards")
+        .shards()
+        .iter()
+        .map(|s| {
+            (
+                s.shard_id().to_owned(),
+                s.parent_shard_id().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// Every record readable from TRIM_HORIZON of each listed shard of `name`.
+async fn readable_data(client: &aws_sdk_kinesis::Client, name: &str) -> Vec<Vec<u8>> {
+    let mut data = Vec::new();
+    for (shard, _) in listed_lineage(client, name).await {
+        let it = iterator(client, name, &shard, ShardIteratorType::TrimHorizon, None).await;
+        let out = client
+            .get_records()
+            .shard_iterator(it)
+            .send()
+            .await
+            .unwrap();
+        data.extend(out.records().iter().map(|r| r.data().as_ref().to_vec()));
+    }
+    data.sort();
+    data
+}
+
+/// The children of a split, each naming `shardId-000000000000` as parent.
+fn split_children() -> Vec<(String, Option<String>)> {
+    ["shardId-000000000001", "shardId-000000000002"]
+        .map(|id| (id.to_owned(), Some("shardId-000000000000".to_owned())))
+        .to_vec()
+}
+
+#[tokio::test]
+async fn closed_shards_expire_once_the_retention_period_has_passed() {
+    let emulator = start_emulator().await;
+    let client = kinesis_client(&emulator.endpoint_url());
+    let name = unique_name("expiry");
+    create_active_stream(&client, &name, 1).await;
+    put(&client, &name, "k", b"in the parent").await;
+    split_first_shard(&client, &name).await;
+    put(&client, &name, "k", b"in a child, before").await;
+    let parent = ("shardId-000000000000".to_owned(), None);
+    let mut all = vec![parent];
+    all.extend(split_children());
+    assert_eq!(listed_lineage(&client, &name).await, all);
+
+    emulator.advance_clock(PAST_RETENTION);
+
+    // Gone from every listing; its children still name it as their parent.
+    assert_eq!(listed_lineage(&client, &name).await, split_children());
+    let described = client
+        .describe_stream()
+        .stream_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let described: Vec<_> = described
+        .stream_description()
+        .unwrap()
+        .shards()
+        .iter()
+        .map(|s| s.shard_id().to_owned())
+        .collect();
+    assert_eq!(described, ["shardId-000000000001", "shardId-000000000002"]);
+    let summary = client
+        .describe_stream_summary()
+        .stream_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary
+            .stream_description_summary()
+            .unwrap()
+            .open_shard_count(),
+        2
+    );
+
+    // Not served either, as a shard that does not exist.
+    let missing = client
+        .get_shard_iterator()
+        .stream_name(&name)
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&missing), "ResourceNotFoundException");
+    assert_eq!(
+        missing.message(),
+        Some(
+            format!(
+                "Shard shardId-000000000000 in stream {name} under account 000000000000 \
+                 does not exist"
+            )
+            .as_str()
+        )
+    );
+    let split = client
+        .split_shard()
+        .stream_name(&name)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key("1")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&split), "ResourceNotFoundException");
+
+    // The records put before the advance are trimmed; new ones are read as usual.
+    assert!(readable_data(&client, &name).await.is_empty());
+    put(&client, &name, "k", b"after").await;
+    assert_eq!(readable_data(&client, &name).await, [b"after".to_vec()]);
+}
+
+#[tokio::test]
+async fn shard_expiry_survives_restarts_of_a_durable_emulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = Config::embedded();
+        c.data_dir = Some(dir.path().to_owned());
+        c
+    };
+    let emulator = start_emulator_with(config()).await;
+    let client = kinesis_client(&emulator.endpoint_url());
+    let name = unique_name("durable-expiry");
+    create_active_stream(&client, &name, 1).await;
+    split_first_shard(&client, &name).await;
+    emulator.shutdown().await;
+
+    // When the parent closed was saved: it expires once retention has passed since then.
+    let emulator = start_emulator_with(config()).await;
+    let client = kinesis_client(&emulator.endpoint_url());
+    assert_eq!(listed_lineage(&client, &name).await.len(), 3);
+    emulator.advance_clock(PAST_RETENTION);
+    assert_eq!(listed_lineage(&client, &name).await, split_children());
+    emulator.shutdown().await;
+
+    // The advanced clock was saved too: the parent does not come back after a restart.
+    let emulator = start_emulator_with(config()).await;
+    let client = kinesis_client(&emulator.endpoint_url());
+    assert_eq!(listed_lineage(&client, &name).await, split_children());
+}
+
 #[tokio::test]
 async fn update_shard_count_scales_up_and_down_with_valid_lineage() {
     let emulator = start_emulator().await;

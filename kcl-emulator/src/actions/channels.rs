@@ -20,7 +20,7 @@ use crate::store::channels::{
     DeadLetterQueue, Destination, RecordConfig, S3Destination, S3Table, S3TablesDestination,
     StreamConfig,
 };
-use crate::store::{now_ms, ChannelMeta, KinesisStore, Lifecycle};
+use crate::store::{ChannelMeta, KinesisStore, Lifecycle};
 
 /// `DataFreshnessInSeconds` when the request leaves it out.
 const DEFAULT_DATA_FRESHNESS_SECONDS: i64 = 300;
@@ -464,7 +464,7 @@ fn missing_source<'a>(store: &KinesisStore, channel: &'a ChannelMeta) -> Option<
 
 fn status_of(store: &KinesisStore, channel: &ChannelMeta) -> (ChannelStatus, Option<String>) {
     let missing = missing_source(store, channel);
-    let status = channel.status(now_ms(), missing.is_none());
+    let status = channel.status(store.now_ms(), missing.is_none());
     let reason = (status == ChannelStatus::Failed).then(|| {
         format!(
             "Source stream {} no longer exists.",
@@ -641,7 +641,7 @@ pub(crate) async fn create(
         &name,
         &id,
     )?;
-    let now = now_ms();
+    let now = store.now_ms();
     let channel = ChannelMeta {
         arn: format!(
             "arn:aws:kinesis:{}:{}:channel/{id}",
@@ -794,7 +794,7 @@ pub(crate) async fn update(
     }
     updated
         .lifecycle
-        .begin_update(now_ms(), store.config.update_delay.as_millis() as i64);
+        .begin_update(store.now_ms(), store.config.update_delay.as_millis() as i64);
     with_channel(store, arn, |entry, _| {
         // Another request changed the channel since it was read: that request won, and this
         // one is refused as the service refuses a change to a busy channel.
@@ -825,7 +825,7 @@ pub(crate) struct ListOutput {
 
 pub(crate) async fn list(store: &KinesisStore, input: ListByStreamInput) -> ApiResult<ListOutput> {
     let request = input.check(LIST_PAGE_LIMIT)?;
-    let now = now_ms();
+    let now = store.now_ms();
     let admitted: Vec<ChannelMeta> = store
         .channels()
         .iter()

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{epoch_seconds, validate_name, validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{now_ms, ConsumerMeta, KinesisStore, Stream};
+use crate::store::{ConsumerMeta, KinesisStore, Stream};
 
 /// Most consumers a stream may have registered at once, queues included.
 pub(super) const MAX_CONSUMERS: usize = 20;
@@ -25,11 +25,11 @@ pub(crate) struct ConsumerOutput {
     stream_arn: Option<String>,
 }
 
-fn consumer_output(consumer: &ConsumerMeta, stream_arn: Option<&str>) -> ConsumerOutput {
+fn consumer_output(consumer: &ConsumerMeta, stream_arn: Option<&str>, now: i64) -> ConsumerOutput {
     ConsumerOutput {
         consumer_name: consumer.name.clone(),
         consumer_arn: consumer.arn.clone(),
-        consumer_status: consumer.status(now_ms()).as_str(),
+        consumer_status: consumer.status(now).as_str(),
         consumer_creation_timestamp: epoch_seconds(consumer.created_ms),
         stream_arn: stream_arn.map(str::to_owned),
     }
@@ -51,7 +51,7 @@ pub(crate) fn resolve_consumer_arn(
     }
     .resolve(store)
     .map_err(|_| not_found())?;
-    let now = now_ms();
+    let now = store.now_ms();
     let consumer = stream
         .lock()
         .settings
@@ -90,13 +90,13 @@ pub(crate) async fn register(
         arn: Some(input.stream_arn),
     }
     .resolve(store)?;
-    let now = now_ms();
+    let now = store.now_ms();
     let output = {
         // Queues share the stream's registered-consumer limit; their lock is held until the
         // consumer is added, so a queue created meanwhile is counted (queues before streams,
         // the store's lock order).
         let queue_registry = store.queues();
-        let queues = crate::store::queues_reading(&queue_registry, &stream.arn);
+        let queues = crate::store::queues_reading(&queue_registry, &stream.arn, now);
         let mut state = stream.lock();
         state.settings.consumers.retain(|c| !c.deleted(now));
         if state
@@ -130,7 +130,7 @@ pub(crate) async fn register(
             tags,
             resource_policy: None,
         };
-        let output = consumer_output(&consumer, None);
+        let output = consumer_output(&consumer, None, store.now_ms());
         state.settings.consumers.push(consumer);
         output
     };
@@ -158,7 +158,7 @@ impl ConsumerRef {
                     arn: Some(stream_arn.clone()),
                 }
                 .resolve(store)?;
-                let now = now_ms();
+                let now = store.now_ms();
                 let consumer = stream
                     .lock()
                     .settings
@@ -193,7 +193,7 @@ pub(crate) async fn describe(
 ) -> ApiResult<DescribeOutput> {
     let (stream, consumer) = input.resolve(store)?;
     Ok(DescribeOutput {
-        consumer_description: consumer_output(&consumer, Some(&stream.arn)),
+        consumer_description: consumer_output(&consumer, Some(&stream.arn), store.now_ms()),
     })
 }
 
@@ -207,7 +207,7 @@ pub(crate) async fn deregister(
     let (stream, consumer) = input.resolve(store)?;
     {
         let mut state = stream.lock();
-        let now = now_ms();
+        let now = store.now_ms();
         if let Some(entry) = state
             .settings
             .consumers
@@ -252,7 +252,7 @@ pub(crate) async fn list(store: &KinesisStore, input: ListInput) -> ApiResult<Li
         Some(token) => super::decode_token::<usize>(token)?,
         None => 0,
     };
-    let now = now_ms();
+    let now = store.now_ms();
     let state = stream.lock();
     let live: Vec<&ConsumerMeta> = state
         .settings
@@ -264,7 +264,7 @@ pub(crate) async fn list(store: &KinesisStore, input: ListInput) -> ApiResult<Li
         .iter()
         .skip(skip)
         .take(limit)
-        .map(|c| consumer_output(c, None))
+        .map(|c| consumer_output(c, None, now))
         .collect();
     let next_token = (live.len() > skip + limit).then(|| super::encode_token(&(skip + limit)));
     Ok(ListOutput {

@@ -23,7 +23,7 @@ use crate::store::queues::{
     delivers, Delivered, Delivery, EntryError, Path, ReceiptHandle, ReceiveRequest, ShardsSource,
     Start,
 };
-use crate::store::{now_ms, KinesisStore, Lifecycle, QueueMeta, Status, Stream};
+use crate::store::{KinesisStore, Lifecycle, QueueMeta, Status, Stream};
 
 /// A queue's visibility timeout unless its attributes name one.
 const DEFAULT_VISIBILITY_TIMEOUT_SECS: u32 = 30;
@@ -172,8 +172,8 @@ pub(crate) struct QueueDescription {
     queue_attributes: QueueAttributes,
 }
 
-fn describe_queue_meta(queue: &QueueMeta) -> QueueDescription {
-    let status = queue.status(now_ms());
+fn describe_queue_meta(queue: &QueueMeta, now: i64) -> QueueDescription {
+    let status = queue.status(now);
     // The resolved start time is reported once the queue is ACTIVE; before that, only a time
     // the request named.
     let timestamp = (queue.timestamp_requested || status != Status::Creating)
@@ -287,7 +287,7 @@ pub(crate) async fn create(
         // UpdateStreamMode and RegisterStreamConsumer take them in the same order, so their
         // checks and this one cannot interleave.
         let mut queues = store.queues();
-        let now = now_ms();
+        let now = store.now_ms();
         queues.retain(|q| !q.deleted(now));
         if queues.iter().any(|q| q.name == name) {
             return Err(ApiError::in_use(format!(
@@ -310,7 +310,7 @@ pub(crate) async fn create(
             .iter()
             .filter(|c| !c.deleted(now))
             .count();
-        if consumers + crate::store::queues_reading(&queues, &stream.arn) >= MAX_CONSUMERS {
+        if consumers + crate::store::queues_reading(&queues, &stream.arn, now) >= MAX_CONSUMERS {
             return Err(ApiError::limit_exceeded(format!(
                 "Stream {} already has {MAX_CONSUMERS} registered consumers and queues, \
                  the most it may have.",
@@ -363,7 +363,7 @@ pub(crate) async fn create(
     };
     store.save_meta()?;
     Ok(DescriptionOutput {
-        queue_description: describe_queue_meta(&queue),
+        queue_description: describe_queue_meta(&queue, store.now_ms()),
     })
 }
 
@@ -382,7 +382,9 @@ pub(crate) async fn describe(
 ) -> ApiResult<DescriptionOutput> {
     let arn = check_queue_arn(&input.queue_arn)?;
     Ok(DescriptionOutput {
-        queue_description: with_queue(store, arn, |queue, _| Ok(describe_queue_meta(queue)))?,
+        queue_description: with_queue(store, arn, |queue, now| {
+            Ok(describe_queue_meta(queue, now))
+        })?,
     })
 }
 
@@ -436,7 +438,7 @@ pub(crate) async fn update(
         queue
             .lifecycle
             .begin_update(now, store.config.update_delay.as_millis() as i64);
-        Ok(describe_queue_meta(queue))
+        Ok(describe_queue_meta(queue, now))
     })?;
     store.save_meta()?;
     Ok(DescriptionOutput {
@@ -475,7 +477,7 @@ pub(crate) struct ListOutput {
 
 pub(crate) async fn list(store: &KinesisStore, input: ListByStreamInput) -> ApiResult<ListOutput> {
     let request = input.check(LIST_PAGE_LIMIT)?;
-    let now = now_ms();
+    let now = store.now_ms();
     let admitted: Vec<QueueSummary> = store
         .queues()
         .iter()

@@ -10,7 +10,7 @@ use super::streams::HashKeyRange;
 use super::{epoch_seconds, validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::keys::{parse_hash_key, partition_key_hash};
-use crate::store::{now_ms, KinesisStore, NewRecord, PutOutcome, Shard, Status, Stream};
+use crate::store::{KinesisStore, NewRecord, PutOutcome, Shard, Status, Stream};
 
 /// PutRecords accepts at most this many records.
 const MAX_PUT_RECORDS: usize = 500;
@@ -105,7 +105,10 @@ struct WriteTarget {
 fn write_target(store: &KinesisStore, stream: &StreamRef) -> ApiResult<WriteTarget> {
     let stream = stream.resolve(store)?;
     let state = stream.lock();
-    if !matches!(state.status(now_ms()), Status::Active | Status::Updating) {
+    if !matches!(
+        state.status(store.now_ms()),
+        Status::Active | Status::Updating
+    ) {
         drop(state);
         return Err(store.stream_not_found(&stream.name));
     }
@@ -428,7 +431,7 @@ pub(crate) async fn get_shard_iterator(
     let stream = input.stream.resolve(store)?;
     let shard = stream
         .lock()
-        .shard(&input.shard_id)
+        .shard(&input.shard_id, store.now_ms())
         .cloned()
         .ok_or_else(|| crate::store::shard_not_found(store, &stream.name, &input.shard_id))?;
     let position = iterator_position(
@@ -443,7 +446,7 @@ pub(crate) async fn get_shard_iterator(
         epoch: stream.epoch,
         shard_index: shard.index,
         position,
-        issued_ms: now_ms(),
+        issued_ms: store.now_ms(),
     };
     Ok(GetShardIteratorOutput {
         shard_iterator: iterator.encode(),
@@ -500,15 +503,15 @@ pub(crate) struct Batch {
     pub(crate) child_shards: Option<Vec<ChildShard>>,
 }
 
-/// Reads up to `limit` visible records of `shard` from `position`.
+/// Reads up to `limit` visible records of `shard` from `position`; `now` on the store's clock.
 pub(crate) fn read_batch(
     stream: &Stream,
     shard: &Shard,
     position: u64,
     limit: usize,
     max_bytes: usize,
+    now: i64,
 ) -> Batch {
-    let now = now_ms();
     let log = shard.lock();
     let start = log.position_of(position);
     let mut records = Vec::new();
@@ -587,7 +590,7 @@ pub(crate) async fn get_records(
             return Err(ApiError::invalid_argument("Invalid ShardIterator."));
         }
     }
-    let now = now_ms();
+    let now = store.now_ms();
     let ttl = store.config.iterator_ttl.as_millis() as i64;
     if now - iterator.issued_ms > ttl {
         return Err(ApiError::new(
@@ -631,6 +634,7 @@ pub(crate) async fn get_records(
         iterator.position,
         limit,
         MAX_GET_RECORDS_BYTES,
+        now,
     );
     if store.config.enforce_throughput {
         let bytes: usize = batch.records.iter().map(|r| r.data.len() * 3 / 4).sum();

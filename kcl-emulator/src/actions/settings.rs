@@ -7,7 +7,7 @@ use super::streams::Empty;
 use super::tags::with_resource;
 use super::{epoch_seconds, validate_range, StreamModeDetails, StreamRef};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{now_ms, KinesisStore, StreamState};
+use crate::store::{KinesisStore, StreamState};
 
 /// Retention bounds in hours: one day to one year.
 const MIN_RETENTION_HOURS: i64 = 24;
@@ -279,7 +279,7 @@ pub(crate) async fn update_stream_mode(
     let stream = stream.resolve(store)?;
     {
         let queue_registry = store.queues();
-        let queues = crate::store::queues_reading(&queue_registry, &stream.arn);
+        let queues = crate::store::queues_reading(&queue_registry, &stream.arn, store.now_ms());
         if queues > 0 {
             return Err(ApiError::in_use(format!(
                 "Stream {} has {queues} queue(s), which need ON_DEMAND capacity mode; delete \
@@ -480,7 +480,7 @@ pub(crate) async fn update_account_settings(
     *store
         .billing_commitment
         .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some((status.to_owned(), now_ms()));
+        .unwrap_or_else(|p| p.into_inner()) = Some((status.to_owned(), store.now_ms()));
     Ok(account_settings(store))
 }
 

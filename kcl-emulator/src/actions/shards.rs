@@ -6,7 +6,7 @@ use super::streams::{Empty, ShardOutput};
 use super::{validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::keys::{parse_hash_key, shard_index};
-use crate::store::{now_ms, KinesisStore, Shard};
+use crate::store::{retention_ms, KinesisStore, Shard};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -82,7 +82,8 @@ pub(crate) async fn list_shards(
     };
     let stream = store.stream(&stream_name)?;
     let state = stream.lock();
-    let retention_cutoff = now_ms() - i64::from(state.settings.retention_hours) * 3_600_000;
+    let now = store.now_ms();
+    let retention_cutoff = now - retention_ms(state.settings.retention_hours);
     if let Some((kind, shard_id, _)) = &filter {
         if kind == "AFTER_SHARD_ID" {
             let id = shard_id.as_deref().ok_or_else(|| {
@@ -143,8 +144,7 @@ pub(crate) async fn list_shards(
     let mut selected = Vec::new();
     let mut more = false;
     for shard in state
-        .shards
-        .iter()
+        .listed_shards(now)
         .filter(|s| after.is_none_or(|a| s.index > a))
     {
         if !keep(shard)? {

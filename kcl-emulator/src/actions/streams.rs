@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{epoch_seconds, validate_range, validate_stream_name, StreamModeDetails, StreamRef};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{now_ms, KinesisStore, Shard, Stream, StreamSettings, StreamState};
+use crate::store::{KinesisStore, Shard, Stream, StreamSettings, StreamState};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -72,7 +72,7 @@ pub(crate) async fn create_stream(
     };
     let tags = input.tags.unwrap_or_default();
     super::tags::validate_tags(&tags, 0)?;
-    let now = now_ms();
+    let now = store.now_ms();
     let mut settings = StreamSettings::new(
         now,
         now + store.config.create_delay.as_millis() as i64,
@@ -200,13 +200,13 @@ pub(crate) async fn describe_stream(
     let stream = input.stream.resolve(store)?;
     let limit = input.limit.unwrap_or(100) as usize;
     let state = stream.lock();
+    let now = store.now_ms();
     let after = input
         .exclusive_start_shard_id
         .as_deref()
         .and_then(crate::store::keys::shard_index);
     let candidates: Vec<_> = state
-        .shards
-        .iter()
+        .listed_shards(now)
         .filter(|s| after.is_none_or(|a| s.index > a))
         .collect();
     let shards = candidates
@@ -218,7 +218,7 @@ pub(crate) async fn describe_stream(
         stream_description: StreamDescription {
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
-            stream_status: state.status(now_ms()).as_str(),
+            stream_status: state.status(now).as_str(),
             stream_mode_details: StreamModeDetails {
                 stream_mode: state.settings.mode.clone(),
             },
@@ -289,12 +289,16 @@ pub(crate) async fn describe_stream_summary(
     let queue_count = store.queue_count(&stream.arn);
     let state = stream.lock();
     Ok(DescribeStreamSummaryOutput {
-        stream_description_summary: summary(&stream, &state, queue_count),
+        stream_description_summary: summary(&stream, &state, queue_count, store.now_ms()),
     })
 }
 
-fn summary(stream: &Stream, state: &StreamState, queue_count: usize) -> StreamDescriptionSummary {
-    let now = now_ms();
+fn summary(
+    stream: &Stream,
+    state: &StreamState,
+    queue_count: usize,
+    now: i64,
+) -> StreamDescriptionSummary {
     StreamDescriptionSummary {
         stream_name: stream.name.clone(),
         stream_arn: stream.arn.clone(),
@@ -373,7 +377,7 @@ pub(crate) async fn list_streams(
         }
         (None, after) => after,
     };
-    let now = now_ms();
+    let now = store.now_ms();
     let streams: Vec<_> = store
         .streams()
         .into_iter()

@@ -29,7 +29,7 @@ use super::consumers::resolve_consumer_arn;
 use super::records::{iterator_position, read_batch, ChildShard, RecordOutput};
 use crate::error::{ApiError, ApiResult};
 use crate::protocol::{self, Format};
-use crate::store::{now_ms, Shard, Status, Stream};
+use crate::store::{Clock, Shard, Status, Stream};
 
 /// Idle subscriptions get an empty event this often.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -148,7 +148,7 @@ pub(crate) fn subscribe(
     let kinesis = &store.kinesis;
     let input: SubscribeInput = protocol::decode(format, body)?;
     let (stream, consumer) = resolve_consumer_arn(kinesis, &input.consumer_arn)?;
-    if consumer.status(now_ms()) != Status::Active {
+    if consumer.status(kinesis.now_ms()) != Status::Active {
         return Err(ApiError::in_use(format!(
             "Consumer {} under stream {} is not ACTIVE.",
             consumer.arn, stream.name
@@ -156,7 +156,7 @@ pub(crate) fn subscribe(
     }
     let shard = stream
         .lock()
-        .shard(&input.shard_id)
+        .shard(&input.shard_id, kinesis.now_ms())
         .cloned()
         .ok_or_else(|| crate::store::shard_not_found(kinesis, &stream.name, &input.shard_id))?;
     let position = iterator_position(
@@ -190,6 +190,7 @@ pub(crate) fn subscribe(
             stream,
             shard,
             consumer_arn: consumer.arn,
+            clock: Arc::clone(&services.kinesis.clock),
             format,
             content_type,
             frames,
@@ -209,6 +210,8 @@ struct Subscriber {
     stream: Arc<Stream>,
     shard: Arc<Shard>,
     consumer_arn: String,
+    /// The store's clock, shared: the task outlives the request that started it.
+    clock: Arc<Clock>,
     format: Format,
     content_type: String,
     frames: mpsc::Sender<Bytes>,
@@ -220,7 +223,7 @@ impl Subscriber {
     }
 
     fn consumer_active(&self) -> bool {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let state = self.stream.lock();
         !state.settings.deleted(now)
             && state
@@ -261,6 +264,7 @@ impl Subscriber {
                 position,
                 MAX_EVENT_RECORDS,
                 MAX_EVENT_BYTES,
+                self.clock.now_ms(),
             );
             let at_end = batch.child_shards.is_some();
             let more_available = batch.more_available;

@@ -184,7 +184,7 @@ pub(super) fn with_live<R: AccountResource, T>(
     act: impl FnOnce(&mut R, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {
     check_resource_arn(arn, R::KIND, &format!("{}ARN", R::KIND))?;
-    let now = crate::store::now_ms();
+    let now = store.now_ms();
     match registry
         .iter_mut()
         .find(|r| r.arn() == arn && !r.deleted(now))

@@ -185,6 +185,10 @@ pub(crate) struct SavedShard {
     pub(crate) end_hash: String,
     pub(crate) starting_counter: u64,
     pub(crate) ending_counter: Option<u64>,
+    /// When the shard closed (store clock, ms); absent from snapshots written before shards
+    /// expired.
+    #[serde(default)]
+    pub(crate) closed_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -200,6 +204,11 @@ pub(crate) struct Snapshot {
     pub(crate) version: u32,
     /// The append counter when the snapshot was taken; recovery resumes above it.
     pub(crate) counter: u64,
+    /// The store clock when the snapshot was taken; the clock resumes from at least this, so
+    /// time moved forward for testing does not run back on restart. Absent (0) from snapshots
+    /// written before the clock could be moved.
+    #[serde(default)]
+    pub(crate) clock_ms: i64,
     pub(crate) streams: Vec<SavedStream>,
     /// Absent from snapshots written before channels existed.
     #[serde(default)]
@@ -217,10 +226,12 @@ pub(crate) fn save(
     channels: &[ChannelMeta],
     queues: &[QueueMeta],
     counter: u64,
+    clock_ms: i64,
 ) -> io::Result<()> {
     let snapshot = Snapshot {
         version: 1,
         counter,
+        clock_ms,
         streams: streams
             .iter()
             .map(|stream| {
@@ -232,15 +243,19 @@ pub(crate) fn save(
                     shards: state
                         .shards
                         .iter()
-                        .map(|s| SavedShard {
-                            index: s.index,
-                            id: s.id.clone(),
-                            parent: s.parent.clone(),
-                            adjacent_parent: s.adjacent_parent.clone(),
-                            start_hash: s.start_hash.to_string(),
-                            end_hash: s.end_hash.to_string(),
-                            starting_counter: s.starting_counter,
-                            ending_counter: s.lock().ending_counter,
+                        .map(|s| {
+                            let log = s.lock();
+                            SavedShard {
+                                index: s.index,
+                                id: s.id.clone(),
+                                parent: s.parent.clone(),
+                                adjacent_parent: s.adjacent_parent.clone(),
+                                start_hash: s.start_hash.to_string(),
+                                end_hash: s.end_hash.to_string(),
+                                starting_counter: s.starting_counter,
+                                ending_counter: log.ending_counter,
+                                closed_ms: log.closed_ms,
+                            }
                         })
                         .collect(),
                 }

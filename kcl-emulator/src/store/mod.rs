@@ -27,6 +27,7 @@
 //! restarted emulator finds every transition already complete.
 
 pub(crate) mod channels;
+mod clock;
 pub(crate) mod keys;
 pub(crate) mod log;
 mod meta;
@@ -49,7 +50,10 @@ use keys::SequenceParts;
 pub(crate) use meta::{ConsumerMeta, Lifecycle, StreamSettings};
 pub(crate) use queues::QueueMeta;
 
-/// Milliseconds since the Unix epoch. The one place the store reads the wall clock.
+pub(crate) use clock::Clock;
+
+/// Milliseconds since the Unix epoch, from the wall clock. DynamoDB reads it directly; the
+/// Kinesis side reads time only through its store's [`Clock`], which tests can move forward.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -98,6 +102,9 @@ pub(crate) struct ShardLog {
     pub(crate) visible_counter: u64,
     /// Set when the shard was closed by a split, merge or scaling: the ending counter.
     pub(crate) ending_counter: Option<u64>,
+    /// When the shard was closed (store clock, ms). Unknown for shards closed by versions that
+    /// did not record it: those are kept, never expired.
+    pub(crate) closed_ms: Option<i64>,
     /// Per-second throughput window, used only when throughput enforcement is on.
     pub(crate) window: ThroughputWindow,
     /// Why the shard's log can no longer be written, after a failed write or sync.
@@ -165,6 +172,19 @@ impl Shard {
     pub(crate) fn is_open(&self) -> bool {
         self.lock().ending_counter.is_none()
     }
+
+    /// Whether the shard has expired at `now`: closed longer ago than the retention period.
+    /// AWS then no longer lists it nor serves it, though its children still name it as parent.
+    pub(crate) fn expired(&self, now: i64, retention_hours: u32) -> bool {
+        self.lock()
+            .closed_ms
+            .is_some_and(|closed| closed + retention_ms(retention_hours) < now)
+    }
+}
+
+/// A retention period in milliseconds.
+pub(crate) fn retention_ms(retention_hours: u32) -> i64 {
+    i64::from(retention_hours) * 3_600_000
 }
 
 /// The mutable state of a stream.
@@ -193,9 +213,20 @@ impl StreamState {
         self.open = Arc::new(open);
     }
 
-    pub(crate) fn shard(&self, shard_id: &str) -> Option<&Arc<Shard>> {
+    /// The shard `shard_id`, unless it never existed or has expired by `now`.
+    pub(crate) fn shard(&self, shard_id: &str, now: i64) -> Option<&Arc<Shard>> {
         let index = keys::shard_index(shard_id)?;
-        self.shards.get(index as usize).filter(|s| s.index == index)
+        self.shards
+            .get(index as usize)
+            .filter(|s| s.index == index && !s.expired(now, self.settings.retention_hours))
+    }
+
+    /// The shards AWS would list at `now`: every one created, except those that have expired.
+    pub(crate) fn listed_shards(&self, now: i64) -> impl Iterator<Item = &Arc<Shard>> {
+        let retention_hours = self.settings.retention_hours;
+        self.shards
+            .iter()
+            .filter(move |s| !s.expired(now, retention_hours))
     }
 }
 
@@ -265,6 +296,8 @@ pub(crate) struct KinesisStore {
     pub(crate) config: Config,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     counter: AtomicU64,
+    /// This emulator's time; shared with fan-out subscriber tasks.
+    pub(crate) clock: Arc<Clock>,
     durable: Option<Durable>,
     /// The account's minimum throughput billing commitment: status and when it started (ms).
     pub(crate) billing_commitment: Mutex<Option<(String, i64)>>,
@@ -315,6 +348,7 @@ impl KinesisStore {
             config: config.clone(),
             streams: RwLock::new(BTreeMap::new()),
             counter: AtomicU64::new(1),
+            clock: Arc::default(),
             durable,
             billing_commitment: Mutex::new(None),
             subscriptions: Arc::default(),
@@ -323,6 +357,23 @@ impl KinesisStore {
         };
         store.recover()?;
         Ok(store)
+    }
+
+    /// Milliseconds since the Unix epoch on this store's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Moves this store's clock forward by `by` and applies retention at once: records and
+    /// closed shards older than the retention period are gone when this returns.
+    pub(crate) fn advance_clock(&self, by: std::time::Duration) {
+        self.clock.advance(by);
+        self.enforce_retention();
+        self.purge_deleted();
+        // The snapshot records the clock, so a restart resumes from the advanced time.
+        if let Err(err) = self.save_meta() {
+            tracing::error!(error = %err, "saving metadata after advancing the clock failed");
+        }
     }
 
     fn next_counter(&self) -> u64 {
@@ -355,7 +406,7 @@ impl KinesisStore {
     pub(crate) fn stream(&self, name: &str) -> ApiResult<Arc<Stream>> {
         let found = self.streams_read().get(name).cloned();
         match found {
-            Some(stream) if !stream.lock().settings.deleted(now_ms()) => Ok(stream),
+            Some(stream) if !stream.lock().settings.deleted(self.now_ms()) => Ok(stream),
             Some(_) => {
                 self.purge_deleted();
                 Err(self.stream_not_found(name))
@@ -381,7 +432,7 @@ impl KinesisStore {
 
     /// Every stream whose deletion has not completed, by name.
     pub(crate) fn streams(&self) -> Vec<Arc<Stream>> {
-        let now = now_ms();
+        let now = self.now_ms();
         self.streams_read()
             .values()
             .filter(|s| !s.lock().settings.deleted(now))
@@ -422,7 +473,7 @@ impl KinesisStore {
         }
         // Epochs must differ between incarnations of a name, so a retired stream's sequence
         // numbers never validate against the new one.
-        let epoch = (now_ms().max(0) as u64).max(self.next_counter());
+        let epoch = (self.now_ms().max(0) as u64).max(self.next_counter());
         let dir = self
             .durable
             .as_ref()
@@ -494,6 +545,7 @@ impl KinesisStore {
         let mut log = shard.lock();
         let ending = self.next_counter();
         log.ending_counter = Some(ending);
+        log.closed_ms = Some(self.now_ms());
         drop(log);
         shard.changed.send_modify(|v| *v += 1);
         ending
@@ -505,12 +557,12 @@ impl KinesisStore {
         stream: &Stream,
         enforce_no_consumers: bool,
     ) -> ApiResult<()> {
-        let now = now_ms();
+        let now = self.now_ms();
         // Queues must be deleted one by one first, whatever EnforceConsumerDeletion says. The
         // queues' lock is held until the stream is marked, so a queue being created at the
         // same moment either is counted here or finds the stream DELETING.
         let queues = self.queues();
-        let reading = queues_reading(&queues, &stream.arn);
+        let reading = queues_reading(&queues, &stream.arn, now);
         if reading > 0 {
             return Err(ApiError::in_use(format!(
                 "Stream {} under account {} has {reading} queue(s); delete them with \
@@ -540,7 +592,7 @@ impl KinesisStore {
 
     /// Removes streams whose deletion has completed, with their data.
     pub(crate) fn purge_deleted(&self) {
-        let now = now_ms();
+        let now = self.now_ms();
         let gone: Vec<Arc<Stream>> = {
             let mut streams = self.streams_write();
             let names: Vec<String> = streams
@@ -575,7 +627,7 @@ impl KinesisStore {
         stream: &Stream,
         records: Vec<NewRecord>,
     ) -> ApiResult<Vec<PutOutcome>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut outcomes: Vec<Option<PutOutcome>> = vec![None; records.len()];
         let mut waits: Vec<oneshot::Receiver<std::io::Result<()>>> = Vec::new();
         let mut pending: Vec<(usize, NewRecord)> = records.into_iter().enumerate().collect();
@@ -734,13 +786,13 @@ impl KinesisStore {
 
     /// Drops records older than each stream's retention period, in memory and on disk.
     pub(crate) fn enforce_retention(&self) {
-        let now = now_ms();
+        let now = self.now_ms();
         for stream in self.streams() {
             let (retention_hours, shards) = {
                 let state = stream.lock();
                 (state.settings.retention_hours, state.shards.clone())
             };
-            let cutoff = now - i64::from(retention_hours) * 3_600_000;
+            let cutoff = now - retention_ms(retention_hours);
             for shard in shards {
                 let mut log = shard.lock();
                 while log
@@ -778,7 +830,7 @@ impl KinesisStore {
         let _guard = durable.meta_lock.lock().unwrap_or_else(|p| p.into_inner());
         let all: Vec<&Arc<Stream>> = streams.values().chain(extra).collect();
         // Resources whose deletion has completed are gone for good: they are not saved.
-        let now = now_ms();
+        let now = self.now_ms();
         let channels: Vec<ChannelMeta> = self
             .channels()
             .iter()
@@ -797,6 +849,7 @@ impl KinesisStore {
             &channels,
             &queues,
             self.counter.load(Ordering::Relaxed),
+            now,
         )?;
         Ok(())
     }
@@ -808,6 +861,7 @@ impl KinesisStore {
         let Some(snapshot) = meta::load(&durable.root)? else {
             return Ok(());
         };
+        self.clock.resume_from(snapshot.clock_ms);
         *self.channels() = snapshot.channels;
         *self.queues() = snapshot.queues;
         let mut max_counter = snapshot.counter;
@@ -831,6 +885,7 @@ impl KinesisStore {
                         records: records.into(),
                         visible_counter: last,
                         ending_counter: s.ending_counter,
+                        closed_ms: s.closed_ms,
                         window: ThroughputWindow::default(),
                         write_failed: None,
                     }),
@@ -872,7 +927,7 @@ impl KinesisStore {
 
     /// Live queues reading the stream `stream_arn`.
     pub(crate) fn queue_count(&self, stream_arn: &str) -> usize {
-        queues_reading(&self.queues(), stream_arn)
+        queues_reading(&self.queues(), stream_arn, self.now_ms())
     }
 
     /// Whether the store keeps its data on disk (metadata saves can then fail).
@@ -883,7 +938,7 @@ impl KinesisStore {
     /// Fails with `ResourceInUseException` unless the stream is ACTIVE (resharding and settings
     /// changes need that).
     pub(crate) fn require_active(&self, stream: &Stream, state: &StreamState) -> ApiResult<()> {
-        let status = state.status(now_ms());
+        let status = state.status(self.now_ms());
         if status != Status::Active {
             return Err(ApiError::in_use(format!(
                 "Stream {} under account {} not ACTIVE, instead in state {}",
@@ -898,13 +953,12 @@ impl KinesisStore {
     /// Puts the stream into UPDATING for the configured delay.
     pub(crate) fn start_update(&self, state: &mut StreamState) {
         state.settings.updating_until =
-            Some(now_ms() + self.config.update_delay.as_millis() as i64);
+            Some(self.now_ms() + self.config.update_delay.as_millis() as i64);
     }
 }
 
 /// Live queues in `queues` (the guard of [`KinesisStore::queues`]) reading `stream_arn`.
-pub(crate) fn queues_reading(queues: &[QueueMeta], stream_arn: &str) -> usize {
-    let now = now_ms();
+pub(crate) fn queues_reading(queues: &[QueueMeta], stream_arn: &str, now: i64) -> usize {
     queues
         .iter()
         .filter(|q| q.stream_arn == stream_arn && !q.deleted(now))

@@ -119,7 +119,7 @@ impl KinesisStore {
         shard_id: &str,
     ) -> ApiResult<Arc<Shard>> {
         let shard = state
-            .shard(shard_id)
+            .shard(shard_id, self.now_ms())
             .ok_or_else(|| super::shard_not_found(self, &stream.name, shard_id))?;
         if !shard.is_open() {
             return Err(ApiError::in_use(format!(
