@@ -147,3 +147,84 @@ async fn a_deleted_stream_of_a_multi_stream_application_follows_the_former_strea
     task.await.unwrap().unwrap();
     assert!(journal.duplicates().is_empty());
 }
+
+/// A closed parent that was trimmed past retention before it was processed to its end: its
+/// consumer finds it gone, ends it (creating its children's leases), and the children start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trimmed_parent_counts_as_finished_and_its_children_start() {
+    let emulator = start_emulator().await;
+    let kinesis = kinesis_client(&emulator.endpoint_url());
+    let stream = unique_name("trimmed");
+    create_active_stream(&kinesis, &stream, 1).await;
+    let application = unique_name("trimmed-app");
+    let store = lease_store(
+        dynamodb_client(&emulator.endpoint_url()),
+        application.clone(),
+    );
+    let journal = Arc::new(Journal::default());
+    let made = Arc::new(AtomicUsize::new(0));
+    let worker = |id: &str| {
+        fast_builder(
+            &application,
+            &stream,
+            kinesis.clone(),
+            Arc::clone(&store),
+            counting_factory(&journal, &made),
+            id,
+        )
+        .build()
+        .unwrap()
+    };
+    // A first worker processes part of shard 0, then stops: the lease keeps its checkpoint.
+    let first = worker("w1");
+    let handle = first.handle();
+    let task = spawn(first);
+    put_records(&kinesis, &stream, "early", 100).await;
+    eventually("the early records", || async {
+        (journal.payloads().len() == 100).then_some(())
+    })
+    .await;
+    assert!(handle.shutdown().await);
+    task.await.unwrap().unwrap();
+
+    // While no worker runs: more records, a split, and then the retention period passes, so
+    // the closed parent (with records never processed) is gone.
+    put_records(&kinesis, &stream, "lost", 50).await;
+    kinesis
+        .split_shard()
+        .stream_name(&stream)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await
+        .unwrap();
+    kcl_integration_tests::wait_for_active(&kinesis, &stream).await;
+    emulator.advance_clock(Duration::from_secs(25 * 3600));
+
+    let second = worker("w2");
+    let handle = second.handle();
+    let task = spawn(second);
+    put_records(&kinesis, &stream, "child", 100).await;
+    eventually("the children's records", || async {
+        let payloads = journal.payloads();
+        (0..100)
+            .all(|i| payloads.contains(&format!("child-{i}")))
+            .then_some(())
+    })
+    .await;
+    let parent = store.get_lease("shardId-000000000000").await.unwrap();
+    assert!(
+        parent.as_ref().is_none_or(|p| p.is_shard_end()),
+        "the parent's lease is ended or cleaned up: {parent:?}"
+    );
+    let made_now = made.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        made_now,
+        "no consumer restarts"
+    );
+    assert!(handle.shutdown().await);
+    task.await.unwrap().unwrap();
+    assert!(journal.duplicates().is_empty());
+}
