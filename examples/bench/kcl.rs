@@ -536,6 +536,14 @@ impl LeaseStore for CountingStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.evict_lease(lease).await
     }
+    async fn start_handoff(&self, lease: &Lease, new_owner: &str) -> kcl_lease::Result<bool> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.start_handoff(lease, new_owner).await
+    }
+    async fn complete_handoff(&self, lease: &Lease) -> kcl_lease::Result<bool> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.complete_handoff(lease).await
+    }
     async fn update_checkpoint(
         &self,
         lease: &Lease,

@@ -502,6 +502,12 @@ impl Scheduler {
                             running.signals.lease_lost.cancel();
                         }
                     }
+                    // Another worker asked for the lease: the processor is told to shut down
+                    // (and checkpoints), and the lease goes over once it has stopped.
+                    Some(LeaseEvent::HandoffRequested(key)) => match consumers.get(&key) {
+                        Some(running) => running.signals.shutdown.cancel(),
+                        None => self.complete_handoff(&coordinator, &key).await,
+                    },
                     Some(_) => {}
                     None => break,
                 },
@@ -509,6 +515,9 @@ impl Scheduler {
                     match finished {
                         Ok((key, outcome)) => {
                             let regained = consumers.remove(&key).is_some_and(|r| r.regained);
+                            if coordinator.handoff_requested(&key) {
+                                self.complete_handoff(&coordinator, &key).await;
+                            }
                             if regained && coordinator.held_keys().contains(&key) {
                                 start_consumer(&ctx, key.clone(), &mut consumers, &mut tasks);
                             }
@@ -564,6 +573,13 @@ impl Scheduler {
         tracing::info!(worker = %self.worker_id, completed, "scheduler stopped");
         let _ = self.done.send(Some(completed));
         Ok(())
+    }
+
+    async fn complete_handoff(&self, coordinator: &LeaseCoordinator, lease_key: &str) {
+        metrics::counter!("kcl_leases_handed_off_total").increment(1);
+        if let Err(err) = coordinator.complete_handoff(lease_key).await {
+            tracing::warn!(lease = %lease_key, error = %err, "completing a handoff failed; the other worker takes the lease after the failover time");
+        }
     }
 
     /// Deletes the leases of finished parent shards this worker holds once all their children

@@ -50,6 +50,15 @@ pub struct LeaseConfig {
     pub max_leases_to_steal_at_one_time: usize,
     /// Renewals in flight at once. Default 64.
     pub renew_concurrency: usize,
+    /// Whether a lease taken from a live worker is handed off gracefully (the KCL 3 handoff:
+    /// the owner is told, checkpoints, then lets go, and the taker starts at that checkpoint,
+    /// so no record is processed twice) instead of taken outright. A Java KCL 2.x owner does
+    /// not know the handoff: its lease then moves after one failover time. Default `true`.
+    pub graceful_handoff: bool,
+    /// How long an owner asked to hand a lease off may take (its processor's
+    /// `shutdown_requested` and final checkpoint) before it lets go anyway. Default 30 s, as
+    /// in the Java KCL.
+    pub graceful_handoff_timeout: Duration,
 }
 
 impl Default for LeaseConfig {
@@ -60,6 +69,8 @@ impl Default for LeaseConfig {
             max_leases_for_worker: usize::MAX,
             max_leases_to_steal_at_one_time: 1,
             renew_concurrency: 64,
+            graceful_handoff: true,
+            graceful_handoff_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -94,6 +105,10 @@ pub enum LeaseEvent {
     Gained(Box<Lease>),
     /// This worker no longer holds the lease with this key.
     Lost(String),
+    /// Another worker asked for this held lease (a graceful handoff): stop its processor
+    /// gracefully (it may checkpoint), then call [`LeaseCoordinator::complete_handoff`]. Until
+    /// then this worker keeps renewing it; after `graceful_handoff_timeout` it lets go anyway.
+    HandoffRequested(String),
 }
 
 /// A lease this worker holds.
@@ -102,6 +117,47 @@ struct Held {
     /// Held across the store call of a renewal or checkpoint (see the module docs).
     lease: tokio::sync::Mutex<Lease>,
     last_renewed: Mutex<Instant>,
+    /// When another worker asked for this lease, if it did.
+    handoff_requested: Mutex<Option<Instant>>,
+}
+
+impl Held {
+    fn new(lease: Lease) -> Held {
+        Held {
+            lease: tokio::sync::Mutex::new(lease),
+            last_renewed: Mutex::new(Instant::now()),
+            handoff_requested: Mutex::new(None),
+        }
+    }
+
+    fn handoff_requested(&self) -> Option<Instant> {
+        *self
+            .handoff_requested
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Whether `current` (the table's copy of a lease) shows a handoff away from `worker_id` that
+/// started after `known` (this worker's copy): `worker_id` is its checkpoint owner, another
+/// worker its owner, and the counter unchanged (a handoff does not bump it; anything else
+/// that changed the lease would have).
+fn is_handoff_from(worker_id: &str, known: &Lease, current: &Lease) -> bool {
+    current.checkpoint_owner.as_deref() == Some(worker_id)
+        && current.lease_owner.as_deref() != Some(worker_id)
+        && current.lease_counter == known.lease_counter
+}
+
+/// How one renewal went.
+enum Renewal {
+    Renewed,
+    /// Kept trying: a store error within the failover time.
+    Retrying,
+    Lost(&'static str),
+    /// Another worker asked for the lease; this worker adopted the handoff.
+    HandoffRequested,
+    /// The handoff took longer than allowed: it was completed without waiting further.
+    HandoffTimedOut,
 }
 
 /// What the taker has seen of a lease: its counter and when that last changed on our clock.
@@ -262,35 +318,116 @@ impl LeaseCoordinator {
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect();
-        let outcomes: Vec<(String, Option<&'static str>)> = futures::stream::iter(held)
+        let outcomes: Vec<(String, Renewal)> = futures::stream::iter(held)
             .map(|(key, entry)| async move {
-                let mut lease = entry.lease.lock().await;
-                let last = *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner());
-                if last.elapsed() > self.config.failover_time {
-                    return (key, Some("not renewed within the failover time"));
-                }
-                match self.store.renew_lease(&lease).await {
-                    Ok(true) => {
-                        lease.lease_counter += 1;
-                        *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                        (key, None)
-                    }
-                    Ok(false) => (key, Some("another worker changed it")),
-                    Err(err) => {
-                        // Keep trying until the failover time runs out.
-                        tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "renewal failed");
-                        (key, None)
-                    }
-                }
+                let outcome = self.renew(&key, &entry).await;
+                (key, outcome)
             })
             .buffer_unordered(self.config.renew_concurrency.max(1))
             .collect()
             .await;
-        for (key, lost) in outcomes {
-            if let Some(why) = lost {
-                self.lost(&key, why).await;
+        for (key, outcome) in outcomes {
+            match outcome {
+                Renewal::Renewed | Renewal::Retrying => {}
+                Renewal::Lost(why) => self.lost(&key, why).await,
+                Renewal::HandoffRequested => {
+                    tracing::info!(worker = %self.worker_id, lease = %key, "another worker asked for the lease; handing it off");
+                    let _ = self.events.send(LeaseEvent::HandoffRequested(key)).await;
+                }
+                Renewal::HandoffTimedOut => {
+                    tracing::warn!(worker = %self.worker_id, lease = %key, "the handoff took longer than allowed; let go without waiting for the processor");
+                    if self.held_map().remove(&key).is_some() {
+                        let _ = self.events.send(LeaseEvent::Lost(key)).await;
+                    }
+                }
             }
         }
+    }
+
+    async fn renew(&self, key: &str, entry: &Held) -> Renewal {
+        let mut lease = entry.lease.lock().await;
+        if entry
+            .handoff_requested()
+            .is_some_and(|since| since.elapsed() > self.config.graceful_handoff_timeout)
+        {
+            return match self.store.complete_handoff(&lease).await {
+                Ok(_) => Renewal::HandoffTimedOut,
+                Err(err) => {
+                    tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "completing a handoff failed");
+                    Renewal::HandoffTimedOut
+                }
+            };
+        }
+        let last = *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() > self.config.failover_time {
+            return Renewal::Lost("not renewed within the failover time");
+        }
+        match self.store.renew_lease(&lease).await {
+            Ok(true) => {
+                lease.lease_counter += 1;
+                *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                Renewal::Renewed
+            }
+            Ok(false) if self.config.graceful_handoff && entry.handoff_requested().is_none() => {
+                self.adopt_handoff(key, entry, &mut lease).await
+            }
+            Ok(false) => Renewal::Lost("another worker changed it"),
+            Err(err) => {
+                // Keep trying until the failover time runs out.
+                tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "renewal failed");
+                Renewal::Retrying
+            }
+        }
+    }
+
+    /// After a failed renewal: if the table shows a handoff of this lease from this worker
+    /// (this worker is its `checkpointOwner`, the counter unchanged), take it on: keep the
+    /// table's copy, renew it, and report the request.
+    async fn adopt_handoff(&self, key: &str, entry: &Held, lease: &mut Lease) -> Renewal {
+        let current = match self.store.get_lease(key).await {
+            Ok(Some(current)) => current,
+            Ok(None) => return Renewal::Lost("the lease was deleted"),
+            Err(err) => {
+                tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "reading a changed lease failed");
+                return Renewal::Retrying;
+            }
+        };
+        if !is_handoff_from(&self.worker_id, lease, &current) {
+            return Renewal::Lost("another worker changed it");
+        }
+        *lease = current;
+        *entry
+            .handoff_requested
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        if let Ok(true) = self.store.renew_lease(lease).await {
+            lease.lease_counter += 1;
+            *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        }
+        Renewal::HandoffRequested
+    }
+
+    /// Ends a handoff this worker was asked for (see [`LeaseEvent::HandoffRequested`]), once
+    /// its processor has stopped: the lease is then the other worker's alone. Returns whether
+    /// the table took it (`false`: the handoff had already been ended by a taker).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn complete_handoff(&self, lease_key: &str) -> Result<bool> {
+        let Some(entry) = self.held_map().remove(lease_key) else {
+            return Ok(false);
+        };
+        let lease = entry.lease.lock().await;
+        let done = self.store.complete_handoff(&lease).await?;
+        tracing::info!(worker = %self.worker_id, lease = lease_key, done, "handed the lease off");
+        Ok(done)
+    }
+
+    /// Whether this worker was asked to hand the held lease `lease_key` off.
+    pub fn handoff_requested(&self, lease_key: &str) -> bool {
+        self.held_map()
+            .get(lease_key)
+            .is_some_and(|entry| entry.handoff_requested().is_some())
     }
 
     /// One taker run: list the table, then take unowned, expired, or (if none) stolen leases
@@ -306,6 +443,8 @@ impl LeaseCoordinator {
         let mut expired: Vec<Lease> = Vec::new();
         let mut load: BTreeMap<String, Vec<Lease>> = BTreeMap::new();
         let mut next_expiry: Option<Instant> = None;
+        // Handoffs to this worker still under way: counted as held, so it does not ask for more.
+        let mut handoffs_to_me = 0;
         {
             let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
             observed.retain(|key, _| leases.iter().any(|l| &l.lease_key == key));
@@ -321,23 +460,37 @@ impl LeaseCoordinator {
                     };
                 }
                 let stale = now.duration_since(seen.changed_at) > self.config.failover_time;
+                let expires = seen.changed_at + self.config.failover_time + self.config.epsilon;
                 match &lease.lease_owner {
                     _ if held_keys.contains(&lease.lease_key) => {}
+                    // A handoff under way: the old owner is still checkpointing. Left alone
+                    // unless it stalls for a whole failover time (then taken like any other).
+                    Some(owner) if lease.checkpoint_owner.is_some() && !stale => {
+                        next_expiry = Some(next_expiry.map_or(expires, |e| e.min(expires)));
+                        if *owner == self.worker_id {
+                            handoffs_to_me += 1;
+                        } else {
+                            load.entry(owner.clone()).or_default().push(lease.clone());
+                        }
+                    }
                     None => expired.push(lease.clone()),
                     // Our own name on a lease we do not hold: left over from before a restart.
                     Some(owner) if *owner == self.worker_id => expired.push(lease.clone()),
                     Some(_) if stale => expired.push(lease.clone()),
                     Some(owner) => {
-                        let expires =
-                            seen.changed_at + self.config.failover_time + self.config.epsilon;
                         next_expiry = Some(next_expiry.map_or(expires, |e| e.min(expires)));
                         load.entry(owner.clone()).or_default().push(lease.clone());
                     }
                 }
             }
         }
+        if handoffs_to_me > 0 {
+            // Look again soon: the lease is this worker's to take once the old owner lets go.
+            let soon = now + self.config.renew_interval();
+            next_expiry = Some(next_expiry.map_or(soon, |e| e.min(soon)));
+        }
         *self.next_expiry.lock().unwrap_or_else(|p| p.into_inner()) = next_expiry;
-        let mine = held_keys.len();
+        let mine = held_keys.len() + handoffs_to_me;
         let workers = load.len() + 1;
         let target = leases
             .len()
@@ -347,7 +500,9 @@ impl LeaseCoordinator {
             return Ok(Vec::new());
         }
         let needed = target - mine;
-        let candidates: Vec<Lease> = if !expired.is_empty() {
+        // Only leases of live workers are stolen; expired and unowned ones are simply taken.
+        let stealing = expired.is_empty();
+        let candidates: Vec<Lease> = if !stealing {
             // Unowned first, then the longest-silent; random among equals so workers starting
             // together do not all race for the same lease.
             expired.shuffle(&mut *self.tie_break.lock().unwrap_or_else(|p| p.into_inner()));
@@ -384,6 +539,23 @@ impl LeaseCoordinator {
         };
         let mut taken = Vec::new();
         for lease in candidates {
+            // A lease a live worker is processing is asked for, not taken: it checkpoints and
+            // lets go, and this worker starts exactly there.
+            if stealing && self.config.graceful_handoff {
+                match self.store.start_handoff(&lease, &self.worker_id).await {
+                    Ok(true) => {
+                        tracing::info!(worker = %self.worker_id, lease = %lease.lease_key, from = ?lease.lease_owner, "asked for a lease (graceful handoff)");
+                        let soon = Instant::now() + self.config.renew_interval();
+                        let mut next = self.next_expiry.lock().unwrap_or_else(|p| p.into_inner());
+                        *next = Some(next.map_or(soon, |e| e.min(soon)));
+                    }
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::warn!(worker = %self.worker_id, lease = %lease.lease_key, error = %err, "asking for a lease failed")
+                    }
+                }
+                continue;
+            }
             match self.store.take_lease(&lease, &self.worker_id).await {
                 Ok(true) => {
                     let mut lease = lease;
@@ -394,13 +566,8 @@ impl LeaseCoordinator {
                     lease.lease_counter += 1;
                     tracing::info!(worker = %self.worker_id, lease = %lease.lease_key, "lease taken");
                     taken.push(lease.lease_key.clone());
-                    self.held_map().insert(
-                        lease.lease_key.clone(),
-                        Arc::new(Held {
-                            lease: tokio::sync::Mutex::new(lease.clone()),
-                            last_renewed: Mutex::new(Instant::now()),
-                        }),
-                    );
+                    self.held_map()
+                        .insert(lease.lease_key.clone(), Arc::new(Held::new(lease.clone())));
                     let _ = self.events.send(LeaseEvent::Gained(Box::new(lease))).await;
                 }
                 Ok(false) => {}
@@ -431,9 +598,27 @@ impl LeaseCoordinator {
             .ok_or_else(|| LeaseError::NotHeld(lease_key.to_owned()))?;
         let store = Arc::clone(&self.store);
         let update = update.clone();
+        let graceful = self.config.graceful_handoff;
+        let worker_id = self.worker_id.clone();
         let write = tokio::spawn(async move {
             let mut lease = entry.lease.lock().await;
-            let written = store.update_checkpoint(&lease, &update).await?;
+            let mut written = store.update_checkpoint(&lease, &update).await?;
+            let mut adopted = false;
+            // The write may be the first to meet a handoff another worker started: take it on
+            // (as a renewal would) and write again, so the final checkpoint still lands.
+            if !written && graceful && entry.handoff_requested().is_none() {
+                if let Some(current) = store.get_lease(&lease.lease_key).await? {
+                    if is_handoff_from(&worker_id, &lease, &current) {
+                        *lease = current;
+                        *entry
+                            .handoff_requested
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                        adopted = true;
+                        written = store.update_checkpoint(&lease, &update).await?;
+                    }
+                }
+            }
             if written {
                 lease.lease_counter += 1;
                 lease.checkpoint = Some(update.checkpoint);
@@ -443,9 +628,9 @@ impl LeaseCoordinator {
                 // A successful conditional write proves ownership as well as a renewal does.
                 *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
             }
-            Ok::<bool, LeaseError>(written)
+            Ok::<(bool, bool), LeaseError>((written, adopted))
         });
-        let written = match write.await {
+        let (written, adopted) = match write.await {
             Ok(result) => result?,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             // Only a runtime shutting down cancels the task: whether it wrote is unknown.
@@ -457,6 +642,13 @@ impl LeaseCoordinator {
                 })
             }
         };
+        if adopted {
+            tracing::info!(worker = %self.worker_id, lease = lease_key, "another worker asked for the lease; handing it off");
+            let _ = self
+                .events
+                .send(LeaseEvent::HandoffRequested(lease_key.to_owned()))
+                .await;
+        }
         if !written {
             self.lost(lease_key, "checkpoint found the lease changed")
                 .await;
@@ -481,6 +673,10 @@ impl LeaseCoordinator {
             return Ok(false);
         };
         let lease = entry.lease.lock().await;
+        if lease.checkpoint_owner.as_deref() == Some(self.worker_id.as_str()) {
+            // Asked for by another worker: give it to that worker rather than to anyone.
+            return self.store.complete_handoff(&lease).await;
+        }
         self.store.evict_lease(&lease).await
     }
 

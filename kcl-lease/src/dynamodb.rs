@@ -402,7 +402,7 @@ impl LeaseStore for DynamoDbLeaseStore {
             "take",
             &lease.lease_key,
             "leaseCounter = :counter",
-            "SET leaseOwner = :new_owner, leaseCounter = :next, ownerSwitchesSinceCheckpoint = :switches",
+            "SET leaseOwner = :new_owner, leaseCounter = :next, ownerSwitchesSinceCheckpoint = :switches REMOVE checkpointOwner",
             values,
         )
         .await
@@ -416,6 +416,47 @@ impl LeaseStore for DynamoDbLeaseStore {
             &lease.lease_key,
             owner,
             "REMOVE leaseOwner SET leaseCounter = leaseCounter + :one",
+            values,
+        )
+        .await
+    }
+
+    async fn start_handoff(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
+        let Some(owner) = &lease.lease_owner else {
+            return Ok(false);
+        };
+        let values = HashMap::from([
+            (":owner".to_owned(), s(owner)),
+            (":new_owner".to_owned(), s(new_owner)),
+        ]);
+        self.conditional_update(
+            "start_handoff",
+            &lease.lease_key,
+            "leaseOwner = :owner AND attribute_not_exists(checkpointOwner)",
+            "SET leaseOwner = :new_owner, checkpointOwner = :owner",
+            values,
+        )
+        .await
+    }
+
+    async fn complete_handoff(&self, lease: &Lease) -> Result<bool> {
+        let Some(checkpoint_owner) = &lease.checkpoint_owner else {
+            return Ok(false);
+        };
+        let values = HashMap::from([
+            (":counter".to_owned(), n(lease.lease_counter)),
+            (":next".to_owned(), n(lease.lease_counter + 1)),
+            (":checkpoint_owner".to_owned(), s(checkpoint_owner)),
+            (
+                ":switches".to_owned(),
+                n(lease.owner_switches_since_checkpoint + 1),
+            ),
+        ]);
+        self.conditional_update(
+            "complete_handoff",
+            &lease.lease_key,
+            "leaseCounter = :counter AND checkpointOwner = :checkpoint_owner",
+            "SET leaseCounter = :next, ownerSwitchesSinceCheckpoint = :switches REMOVE checkpointOwner",
             values,
         )
         .await

@@ -42,11 +42,23 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug {
     async fn renew_lease(&self, lease: &Lease) -> Result<bool>;
 
     /// Makes `new_owner` the owner if the counter is still as in `lease`; bumps the counter, and
-    /// the owner-switch count when the owner changes.
+    /// the owner-switch count when the owner changes. Ends any handoff under way (removes
+    /// `checkpointOwner`): a handoff that stalled for a whole failover time is over.
     async fn take_lease(&self, lease: &Lease, new_owner: &str) -> Result<bool>;
 
     /// Removes the owner if it is still the one in `lease`; bumps the counter.
     async fn evict_lease(&self, lease: &Lease) -> Result<bool>;
+
+    /// Starts a graceful handoff of a lease its owner is processing: if `lease.lease_owner`
+    /// still owns it and no handoff is under way, `new_owner` becomes `leaseOwner` and the old
+    /// owner `checkpointOwner` (the KCL 3 form). The counter is not bumped: the old owner sees
+    /// the change at its next renewal, checkpoints, then completes the handoff.
+    async fn start_handoff(&self, lease: &Lease, new_owner: &str) -> Result<bool>;
+
+    /// Completes a handoff: if the counter is still as in `lease` and `lease.checkpoint_owner`
+    /// is still the checkpoint owner, removes `checkpointOwner` (the lease is then wholly the
+    /// new owner's) and bumps the counter and the owner-switch count.
+    async fn complete_handoff(&self, lease: &Lease) -> Result<bool>;
 
     /// Writes a checkpoint if counter and owner are still as in `lease`; bumps the counter and
     /// resets the owner-switch count.
@@ -125,6 +137,7 @@ impl LeaseStore for InMemoryLeaseStore {
                     stored.owner_switches_since_checkpoint += 1;
                 }
                 stored.lease_owner = Some(new_owner.to_owned());
+                stored.checkpoint_owner = None;
                 stored.lease_counter += 1;
                 true
             }
@@ -137,6 +150,37 @@ impl LeaseStore for InMemoryLeaseStore {
             Some(stored) if stored.lease_owner == lease.lease_owner => {
                 stored.lease_owner = None;
                 stored.lease_counter += 1;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn start_handoff(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
+        Ok(self.with(|leases| match leases.get_mut(&lease.lease_key) {
+            Some(stored)
+                if stored.lease_owner.is_some()
+                    && stored.lease_owner == lease.lease_owner
+                    && stored.checkpoint_owner.is_none() =>
+            {
+                stored.checkpoint_owner = stored.lease_owner.take();
+                stored.lease_owner = Some(new_owner.to_owned());
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn complete_handoff(&self, lease: &Lease) -> Result<bool> {
+        Ok(self.with(|leases| match leases.get_mut(&lease.lease_key) {
+            Some(stored)
+                if stored.lease_counter == lease.lease_counter
+                    && stored.checkpoint_owner.is_some()
+                    && stored.checkpoint_owner == lease.checkpoint_owner =>
+            {
+                stored.checkpoint_owner = None;
+                stored.lease_counter += 1;
+                stored.owner_switches_since_checkpoint += 1;
                 true
             }
             _ => false,

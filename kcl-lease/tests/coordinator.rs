@@ -66,11 +66,20 @@ async fn a_lone_worker_takes_every_lease_and_renewal_bumps_counters() {
     assert_eq!(after.lease_owner.as_deref(), Some("a"));
 }
 
+fn plain_stealing_worker(
+    store: &Arc<InMemoryLeaseStore>,
+    id: &str,
+) -> (Arc<LeaseCoordinator>, Receiver<LeaseEvent>) {
+    let mut config = LeaseConfig::with_failover_time(FAILOVER);
+    config.graceful_handoff = false;
+    LeaseCoordinator::new(Arc::clone(store) as Arc<dyn LeaseStore>, id, config)
+}
+
 #[tokio::test(start_paused = true)]
 async fn two_workers_split_leases_evenly_then_a_dead_one_is_replaced_after_failover() {
     let store = store_with(10).await;
-    let (a, _a_events) = worker(&store, "a");
-    let (b, mut b_events) = worker(&store, "b");
+    let (a, _a_events) = plain_stealing_worker(&store, "a");
+    let (b, mut b_events) = plain_stealing_worker(&store, "b");
     // a alone first: everything is unowned, so it takes all ten.
     assert_eq!(a.take_leases().await.unwrap().len(), 10);
     // b sees ten live leases on one worker: nothing free, so it steals one per run.
@@ -179,4 +188,89 @@ async fn a_thousand_leases_are_renewed_in_one_pass() {
         leases.iter().all(|l| l.lease_counter == 2),
         "taken (1) and renewed once (2)"
     );
+}
+
+/// The KCL 3 handoff as lease-table states: asked for by the taker, adopted by the owner at
+/// its next renewal, checkpointed by the owner, completed, then taken at that checkpoint.
+#[tokio::test(start_paused = true)]
+async fn a_steal_is_a_graceful_handoff_completed_by_the_owner_after_its_checkpoint() {
+    let store = store_with(2).await;
+    let (a, mut a_events) = worker(&store, "a");
+    let (b, mut b_events) = worker(&store, "b");
+    assert_eq!(a.take_leases().await.unwrap().len(), 2);
+    while a_events.try_recv().is_ok() {}
+    // b wants one: nothing is free, so it asks a for one instead of taking it.
+    assert!(b.take_leases().await.unwrap().is_empty());
+    let asked: Vec<Lease> = store
+        .list_leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.checkpoint_owner.is_some())
+        .collect();
+    assert_eq!(asked.len(), 1);
+    let key = asked[0].lease_key.clone();
+    assert_eq!(asked[0].lease_owner.as_deref(), Some("b"));
+    assert_eq!(asked[0].checkpoint_owner.as_deref(), Some("a"));
+    // a learns at its next renewal, keeps the lease meanwhile, and may still checkpoint.
+    a.renew_all().await;
+    assert_eq!(
+        a_events.try_recv().unwrap(),
+        LeaseEvent::HandoffRequested(key.clone())
+    );
+    assert!(a.handoff_requested(&key));
+    assert!(a.checkpoint(&key, &checkpoint_at("4711")).await.unwrap());
+    // b does not take a lease whose handoff is under way.
+    assert!(b.take_leases().await.unwrap().is_empty());
+    assert!(b.held_keys().is_empty());
+    // a lets go; b takes it at a's checkpoint.
+    assert!(a.complete_handoff(&key).await.unwrap());
+    assert_eq!(a.held_keys().len(), 1);
+    assert_eq!(b.take_leases().await.unwrap(), vec![key.clone()]);
+    match b_events.try_recv().unwrap() {
+        LeaseEvent::Gained(lease) => {
+            assert_eq!(lease.checkpoint.unwrap().sequence_number, "4711");
+            assert_eq!(lease.checkpoint_owner, None);
+        }
+        other => panic!("expected the lease, got {other:?}"),
+    }
+}
+
+/// An owner that does not finish a handoff in time lets go anyway; an owner that is gone (it
+/// never adopts the handoff) loses the lease to the taker after the failover time.
+#[tokio::test(start_paused = true)]
+async fn stalled_handoffs_end_by_timeout_or_by_expiry() {
+    let store = store_with(2).await;
+    let (a, mut a_events) = worker(&store, "a");
+    let (b, _b_events) = worker(&store, "b");
+    a.take_leases().await.unwrap();
+    while a_events.try_recv().is_ok() {}
+    b.take_leases().await.unwrap();
+    a.renew_all().await;
+    let Ok(LeaseEvent::HandoffRequested(key)) = a_events.try_recv() else {
+        panic!("a was asked for a lease");
+    };
+    // a's processor never finishes: after the handoff timeout a lets go by itself.
+    tokio::time::advance(LeaseConfig::default().graceful_handoff_timeout + Duration::from_secs(1))
+        .await;
+    a.renew_all().await;
+    assert_eq!(a_events.try_recv().unwrap(), LeaseEvent::Lost(key.clone()));
+    let lease = store.get_lease(&key).await.unwrap().unwrap();
+    assert_eq!(lease.checkpoint_owner, None);
+    assert_eq!(lease.lease_owner.as_deref(), Some("b"));
+
+    // A dead owner never adopts the handoff: after the failover time the taker takes it.
+    let store = store_with(2).await;
+    let (dead, _) = worker(&store, "dead");
+    let (taker, _) = worker(&store, "taker");
+    dead.take_leases().await.unwrap();
+    taker.take_leases().await.unwrap();
+    assert!(taker.take_leases().await.unwrap().is_empty(), "pending");
+    tokio::time::advance(FAILOVER + Duration::from_secs(1)).await;
+    taker.take_leases().await.unwrap();
+    assert_eq!(taker.held_keys().len(), 2);
+    for lease in store.list_leases().await.unwrap() {
+        assert_eq!(lease.checkpoint_owner, None);
+        assert_eq!(lease.lease_owner.as_deref(), Some("taker"));
+    }
 }

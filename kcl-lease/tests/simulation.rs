@@ -24,7 +24,7 @@ struct Worker {
     coordinator: Arc<LeaseCoordinator>,
     next_renew: Instant,
     next_take: Instant,
-    _events: tokio::sync::mpsc::Receiver<kcl_lease::LeaseEvent>,
+    events: tokio::sync::mpsc::Receiver<kcl_lease::LeaseEvent>,
 }
 
 struct Sim {
@@ -66,7 +66,7 @@ impl Sim {
                 coordinator,
                 next_renew: renew,
                 next_take: take,
-                _events: events,
+                events,
             },
         );
         self.last_membership_change = now;
@@ -103,6 +103,18 @@ impl Sim {
             if now >= worker.next_renew {
                 worker.next_renew = now + self.config.renew_interval();
                 coordinator.renew_all().await;
+            }
+            // As a scheduler does: a lease another worker asked for is handed over once its
+            // processor has stopped (here, at once).
+            let worker = self.workers.get_mut(&id).expect("live");
+            let mut asked = Vec::new();
+            while let Ok(event) = worker.events.try_recv() {
+                if let kcl_lease::LeaseEvent::HandoffRequested(key) = event {
+                    asked.push(key);
+                }
+            }
+            for key in asked {
+                coordinator.complete_handoff(&key).await.expect("in-memory");
             }
             let worker = self.workers.get_mut(&id).expect("live");
             if now >= worker.next_take {
