@@ -36,6 +36,22 @@ pub struct Config {
     pub region: String,
     /// Account id used in ARNs. Default `000000000000`.
     pub account_id: String,
+    /// Most connections served at once; further ones wait in the listen backlog until one
+    /// closes. Default 4,096.
+    pub max_connections: usize,
+    /// How long an HTTP/1.1 client may take to send a request's headers before the connection
+    /// is closed. Default 30 s: headers are a few hundred bytes, so a client still sending
+    /// them after 30 s is stuck or trickling on purpose (a slowloris), and without this limit
+    /// such clients hold connection slots forever. AWS SDKs give up on a call well before
+    /// that (the Java SDK's default socket timeout is 50 s for the whole response).
+    pub header_read_timeout: Duration,
+    /// How long a connection may pass no bytes either way before it is closed: idle
+    /// keep-alive connections, and clients that stall mid-request or before sending
+    /// anything. Default 60 s, the idle timeout AWS's load balancers use by default, so
+    /// SDK connection pools meet the same behaviour as against AWS (they reconnect and retry
+    /// when a pooled connection turns out closed). An open SubscribeToShard stream is never
+    /// idle: it carries an event at least every second.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +70,9 @@ impl Default for Config {
             subscription_lifetime: Duration::from_secs(300),
             region: "us-east-1".to_owned(),
             account_id: "000000000000".to_owned(),
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -56,6 +56,19 @@ struct Cli {
     /// Account id used in ARNs.
     #[arg(long, env = "KCL_EMULATOR_ACCOUNT_ID", default_value = "000000000000")]
     account_id: String,
+    /// Most connections served at once.
+    #[arg(long, env = "KCL_EMULATOR_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds an HTTP/1.1 client may take to send a request's headers.
+    #[arg(
+        long,
+        env = "KCL_EMULATOR_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    header_read_timeout_secs: u64,
+    /// Seconds a connection may pass no bytes before it is closed.
+    #[arg(long, env = "KCL_EMULATOR_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    idle_timeout_secs: u64,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `kcl_emulator=debug`.
     #[arg(long, env = "KCL_EMULATOR_LOG", default_value = "info")]
     log: String,
@@ -84,6 +97,9 @@ fn config(cli: &Cli) -> Config {
     config.subscription_lifetime = Duration::from_secs(cli.subscription_secs);
     config.region = cli.region.clone();
     config.account_id = cli.account_id.clone();
+    config.max_connections = cli.max_connections;
+    config.header_read_timeout = Duration::from_secs(cli.header_read_timeout_secs);
+    config.idle_timeout = Duration::from_secs(cli.idle_timeout_secs);
     config
 }
 

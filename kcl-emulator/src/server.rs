@@ -7,8 +7,10 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,10 +19,12 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dynamodb::DynamoDb;
@@ -29,8 +33,6 @@ use crate::protocol::{self, Format};
 use crate::store::KinesisStore;
 use crate::Config;
 
-/// Most connections served at once; further ones wait for a free slot.
-const MAX_CONNECTIONS: usize = 4096;
 /// How long a graceful shutdown waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often retention and deleted-stream cleanup run.
@@ -73,7 +75,15 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let config = &services.kinesis.config;
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let idle_timeout = config.idle_timeout;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
     let sweeper = tokio::spawn(sweep(Arc::clone(&services), shutdown.clone()));
     loop {
         let permit = tokio::select! {
@@ -108,13 +118,25 @@ pub(crate) async fn serve(
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = auto::Builder::new(TokioExecutor::new())
+        let activity = Arc::new(Activity::new());
+        let socket = Watched {
+            socket,
+            activity: Arc::clone(&activity),
+        };
+        let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(socket), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, %peer, "connection ended with an error");
+            // Dropping the connection closes the socket, which frees the slot for a client
+            // that will use it.
+            tokio::select! {
+                result = connection => if let Err(err) = result {
+                    tracing::debug!(error = %err, %peer, "connection ended with an error");
+                },
+                () = activity.idle_for(idle_timeout) => {
+                    tracing::debug!(%peer, ?idle_timeout, "closed an idle connection");
+                }
             }
             drop(permit);
         });
@@ -125,6 +147,103 @@ pub(crate) async fn serve(
         .is_err()
     {
         tracing::warn!("connections still open after the shutdown grace period");
+    }
+}
+
+/// When a connection last moved bytes either way.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    last_millis: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            opened: Instant::now(),
+            last_millis: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let millis = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_millis.store(millis, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.opened + Duration::from_millis(self.last_millis.load(Ordering::Relaxed))
+    }
+
+    /// Completes once no bytes have moved for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let deadline = self.last() + timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A socket that records its traffic in an [`Activity`]. Watching bytes rather than requests
+/// also catches clients that stall before hyper sees a request: silent after connecting,
+/// or short of the bytes that tell HTTP/1.1 from h2c.
+struct Watched<S> {
+    socket: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.socket).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.socket).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.socket).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.socket).poll_shutdown(cx)
     }
 }
 

@@ -383,9 +383,11 @@ async fn update_expressions_of_every_kind() {
         .key("pk", s("u"))
         .key("sk", n(1))
         .update_expression(
-            "SET visits = if_not_exists(visits, :zero) + :one, #l = list_append(#l, :more), #m.inner = #m.inner - :one REMOVE gone ADD total :five, letters :ab DELETE #s :x",
+            "SET visits = if_not_exists(visits, :zero) + :one, #l = list_append(#l, :more), #m.#i = #m.#i - :one REMOVE gone ADD #t :five, letters :ab DELETE #s :x",
         )
         .expression_attribute_names("#l", "list")
+        .expression_attribute_names("#i", "inner")
+        .expression_attribute_names("#t", "total")
         .expression_attribute_names("#m", "map")
         .expression_attribute_names("#s", "set")
         .expression_attribute_values(":zero", n(0))
@@ -577,7 +579,8 @@ async fn batches_transactions_scans_and_queries() {
         .query()
         .table_name(&name)
         .index_name("byOwner")
-        .key_condition_expression("owner = :o")
+        .key_condition_expression("#o = :o")
+        .expression_attribute_names("#o", "owner")
         .expression_attribute_values(":o", s("w0"))
         .send()
         .await
@@ -601,7 +604,8 @@ async fn batches_transactions_scans_and_queries() {
                     .table_name(&name)
                     .key("pk", s("even"))
                     .key("sk", n(0))
-                    .condition_expression("owner = :o")
+                    .condition_expression("#o = :o")
+                    .expression_attribute_names("#o", "owner")
                     .expression_attribute_values(":o", s(&format!("w{value}")))
                     .build()
                     .unwrap(),
@@ -804,7 +808,8 @@ async fn reads_resume_after_a_start_key_whose_item_was_deleted() {
             .set_index_name(index.map(str::to_owned));
         q = match index {
             Some(_) => q
-                .key_condition_expression("owner = :o")
+                .key_condition_expression("#o = :o")
+                .expression_attribute_names("#o", "owner")
                 .expression_attribute_values(":o", s("w")),
             None => q
                 .key_condition_expression("pk = :p")
@@ -975,7 +980,8 @@ async fn keys_only_and_include_indexes_return_only_their_projection() {
                     .query()
                     .table_name(&name)
                     .index_name(index)
-                    .key_condition_expression("owner = :o")
+                    .key_condition_expression("#o = :o")
+                    .expression_attribute_names("#o", "owner")
                     .expression_attribute_values(":o", s("o"))
                     .send()
                     .await
@@ -1000,7 +1006,8 @@ async fn keys_only_and_include_indexes_return_only_their_projection() {
         .query()
         .table_name(&name)
         .index_name("keys")
-        .key_condition_expression("owner = :o")
+        .key_condition_expression("#o = :o")
+        .expression_attribute_names("#o", "owner")
         .expression_attribute_values(":o", s("o"))
         .consistent_read(true)
         .send()
@@ -1561,4 +1568,92 @@ async fn deeply_nested_expressions_and_values_are_refused_and_the_server_keeps_a
         .unwrap()
         .item()
         .is_some());
+}
+
+#[tokio::test]
+async fn reserved_words_operator_counts_and_in_operands_are_refused_as_dynamodb_does() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    let message = |err: aws_sdk_dynamodb::Error| {
+        assert_eq!(code(&err), "ValidationException", "{err:?}");
+        err.message().unwrap_or_default().to_owned()
+    };
+
+    let bare = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .condition_expression("attribute_not_exists(owner)")
+        .update_expression("SET hits = :v")
+        .expression_attribute_values(":v", n(1))
+        .send()
+        .await
+        .map(drop)
+        .map_err(aws_sdk_dynamodb::Error::from);
+    assert_eq!(
+        message(bare.unwrap_err()),
+        "Invalid ConditionExpression: Attribute name is a reserved keyword; reserved keyword: owner"
+    );
+    let bare_update = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .update_expression("SET Status = :v")
+        .expression_attribute_values(":v", n(1))
+        .send()
+        .await
+        .map(drop)
+        .map_err(aws_sdk_dynamodb::Error::from);
+    assert_eq!(
+        message(bare_update.unwrap_err()),
+        "Invalid UpdateExpression: Attribute name is a reserved keyword; reserved keyword: Status"
+    );
+    // The same names through placeholders are fine, and nothing was written before.
+    let written = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .condition_expression("attribute_not_exists(#o)")
+        .update_expression("SET #st = :v")
+        .expression_attribute_names("#o", "owner")
+        .expression_attribute_names("#st", "Status")
+        .expression_attribute_values(":v", n(1))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(written.attributes().unwrap().get("Status"), Some(&n(1)));
+
+    let many = vec!["sk < :v"; 150].join(" OR ");
+    let scan = |filter: String| {
+        client
+            .scan()
+            .table_name(&name)
+            .filter_expression(filter)
+            .expression_attribute_values(":v", n(1))
+            .send()
+    };
+    scan(format!("NOT ({many})")).await.unwrap();
+    let too_many = scan(format!("{many} OR pk = :v"))
+        .await
+        .map(drop)
+        .map_err(aws_sdk_dynamodb::Error::from);
+    assert_eq!(
+        message(too_many.unwrap_err()),
+        "Invalid FilterExpression: The expression contains too many operators; operator count: 301"
+    );
+    let hundred = vec![":v"; 100].join(", ");
+    scan(format!("sk IN ({hundred})")).await.unwrap();
+    let too_many_operands = scan(format!("sk IN ({hundred}, :v)"))
+        .await
+        .map(drop)
+        .map_err(aws_sdk_dynamodb::Error::from);
+    assert_eq!(
+        message(too_many_operands.unwrap_err()),
+        "Invalid FilterExpression: The IN operator is provided with too many operands; number of operands: 101"
+    );
 }

@@ -396,12 +396,55 @@ async fn put_records_enforces_limits_and_reports_per_record_results() {
         code(&oversize.unwrap_err().into_service_error()),
         "ValidationException"
     );
-    // Exactly 1 MiB is allowed.
-    client
+    // The 1 MiB record limit counts the partition key too: 1 MiB of data is one byte too many
+    // with a one-byte key, one byte less fits exactly.
+    let with_key = client
         .put_record()
         .stream_name(&name)
         .partition_key("k")
         .data(Blob::new(vec![0u8; 1024 * 1024]))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&with_key), "ValidationException");
+    assert_eq!(
+        with_key.message(),
+        Some(
+            "1 validation error detected: Value at 'data' failed to satisfy constraint: Member \
+             must have length less than or equal to 1048576"
+        )
+    );
+    client
+        .put_record()
+        .stream_name(&name)
+        .partition_key("k")
+        .data(Blob::new(vec![0u8; 1024 * 1024 - 1]))
+        .send()
+        .await
+        .unwrap();
+    let entry_with_key = client
+        .put_records()
+        .stream_name(&name)
+        .records(entry(0, 10))
+        // "pk-1" is four bytes.
+        .records(entry(1, 1024 * 1024 - 3))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&entry_with_key), "ValidationException");
+    assert_eq!(
+        entry_with_key.message(),
+        Some(
+            "1 validation error detected: Value at 'records.2.member.data' failed to satisfy \
+             constraint: Member must have length less than or equal to 1048576"
+        )
+    );
+    client
+        .put_records()
+        .stream_name(&name)
+        .records(entry(1, 1024 * 1024 - 4))
         .send()
         .await
         .unwrap();
@@ -659,9 +702,28 @@ async fn split_and_merge_record_lineage_and_close_parents() {
         .adjacent_shard_to_merge("shardId-000000000001")
         .send()
         .await;
+    let closed = closed.unwrap_err().into_service_error();
+    assert_eq!(code(&closed), "InvalidArgumentException");
     assert_eq!(
-        code(&closed.unwrap_err().into_service_error()),
-        "ResourceInUseException"
+        closed.message(),
+        Some(
+            format!(
+                "Shard shardId-000000000000 in stream {name} under account 000000000000 has \
+                 already been merged or split, and thus is not eligible for merging or splitting."
+            )
+            .as_str()
+        )
+    );
+    let split_closed = client
+        .split_shard()
+        .stream_name(&name)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key("1")
+        .send()
+        .await;
+    assert_eq!(
+        code(&split_closed.unwrap_err().into_service_error()),
+        "InvalidArgumentException"
     );
     client
         .merge_shards()
@@ -2282,4 +2344,111 @@ async fn resource_policies_belong_to_the_resource_they_name() {
         .unwrap_err()
         .into_service_error();
     assert!(again.is_resource_not_found_exception(), "{again:?}");
+}
+
+#[tokio::test]
+async fn shard_id_members_must_match_the_model_pattern() {
+    let emulator = start_emulator().await;
+    let client = kinesis_client(&emulator.endpoint_url());
+    let name = unique_name("shard-ids");
+    create_active_stream(&client, &name, 2).await;
+    let pattern = |value: &str, member: &str| {
+        format!(
+            "1 validation error detected: Value '{value}' at '{member}' failed to satisfy \
+             constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        )
+    };
+    let refused = |result: Result<(), aws_sdk_kinesis::Error>| {
+        let err = result.unwrap_err();
+        assert_eq!(code(&err), "ValidationException", "{err:?}");
+        err.message().unwrap_or_default().to_owned()
+    };
+
+    let split = client
+        .split_shard()
+        .stream_name(&name)
+        .shard_to_split("shardId/000000000000")
+        .new_starting_hash_key("1")
+        .send()
+        .await
+        .map(drop)
+        .map_err(Into::into);
+    assert_eq!(
+        refused(split),
+        pattern("shardId/000000000000", "shardToSplit")
+    );
+    let merge = client
+        .merge_shards()
+        .stream_name(&name)
+        .shard_to_merge("shardId-000000000000")
+        .adjacent_shard_to_merge("shardId 000000000001")
+        .send()
+        .await
+        .map(drop)
+        .map_err(Into::into);
+    assert_eq!(
+        refused(merge),
+        pattern("shardId 000000000001", "adjacentShardToMerge")
+    );
+    let long = "s".repeat(129);
+    let iterator = client
+        .get_shard_iterator()
+        .stream_name(&name)
+        .shard_id(&long)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .map(drop)
+        .map_err(Into::into);
+    assert_eq!(
+        refused(iterator),
+        format!(
+            "1 validation error detected: Value '{long}' at 'shardId' failed to satisfy \
+             constraint: Member must have length between 1 and 128"
+        )
+    );
+    let listed = client
+        .list_shards()
+        .stream_name(&name)
+        .exclusive_start_shard_id("shardId:0")
+        .send()
+        .await
+        .map(drop)
+        .map_err(Into::into);
+    assert_eq!(
+        refused(listed),
+        pattern("shardId:0", "exclusiveStartShardId")
+    );
+    let described = client
+        .describe_stream()
+        .stream_name(&name)
+        .exclusive_start_shard_id("shardId*")
+        .send()
+        .await
+        .map(drop)
+        .map_err(Into::into);
+    assert_eq!(
+        refused(described),
+        pattern("shardId*", "exclusiveStartShardId")
+    );
+
+    // Well-formed ids that name no shard are still ResourceNotFoundException.
+    let unknown = client
+        .get_shard_iterator()
+        .stream_name(&name)
+        .shard_id("shardId-000000000009")
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&unknown), "ResourceNotFoundException");
+    // Nothing was resharded by the refused calls.
+    let shards = client
+        .list_shards()
+        .stream_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shards.shards().len(), 2);
 }

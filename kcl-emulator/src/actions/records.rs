@@ -76,6 +76,13 @@ fn new_record(
              to satisfy constraint: Member must have length between 1 and 256"
         )));
     }
+    // The record size limit covers the partition key as well as the data.
+    if data.len() + partition_key.len() > max_data {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at '{member}data' failed to satisfy constraint: \
+             Member must have length less than or equal to {max_data}"
+        )));
+    }
     let hash = match explicit_hash_key {
         Some(text) => parse_hash_key(text).ok_or_else(|| {
             ApiError::invalid_argument(format!(
@@ -428,6 +435,7 @@ pub(crate) async fn get_shard_iterator(
     store: &KinesisStore,
     input: GetShardIteratorInput,
 ) -> ApiResult<GetShardIteratorOutput> {
+    super::validate::check_shard_id(&input.shard_id, "shardId")?;
     let stream = input.stream.resolve(store)?;
     let shard = stream
         .lock()

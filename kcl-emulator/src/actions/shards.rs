@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::streams::{Empty, ShardOutput};
+use super::validate::check_shard_id;
 use super::{validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::keys::{parse_hash_key, shard_index};
@@ -50,6 +51,16 @@ pub(crate) async fn list_shards(
     input: ListShardsInput,
 ) -> ApiResult<ListShardsOutput> {
     validate_range(input.max_results, 1, 10_000, "maxResults")?;
+    if let Some(id) = &input.exclusive_start_shard_id {
+        check_shard_id(id, "exclusiveStartShardId")?;
+    }
+    if let Some(id) = input
+        .shard_filter
+        .as_ref()
+        .and_then(|f| f.shard_id.as_ref())
+    {
+        check_shard_id(id, "shardFilter.shardId")?;
+    }
     let limit = input.max_results.unwrap_or(1000) as usize;
     let (stream_name, mut after, filter) = match input.next_token {
         Some(token) => {
@@ -182,6 +193,7 @@ pub(crate) struct SplitShardInput {
 }
 
 pub(crate) async fn split_shard(store: &KinesisStore, input: SplitShardInput) -> ApiResult<Empty> {
+    check_shard_id(&input.shard_to_split, "shardToSplit")?;
     let stream = input.stream.resolve(store)?;
     let at = parse_hash_key(&input.new_starting_hash_key).ok_or_else(|| {
         ApiError::validation(format!(
@@ -207,6 +219,8 @@ pub(crate) async fn merge_shards(
     store: &KinesisStore,
     input: MergeShardsInput,
 ) -> ApiResult<Empty> {
+    check_shard_id(&input.shard_to_merge, "shardToMerge")?;
+    check_shard_id(&input.adjacent_shard_to_merge, "adjacentShardToMerge")?;
     let stream = input.stream.resolve(store)?;
     store.merge_shards(
         &stream,

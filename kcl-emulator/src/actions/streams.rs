@@ -197,6 +197,9 @@ pub(crate) async fn describe_stream(
     input: DescribeStreamInput,
 ) -> ApiResult<DescribeStreamOutput> {
     validate_range(input.limit, 1, 10_000, "limit")?;
+    if let Some(id) = &input.exclusive_start_shard_id {
+        super::validate::check_shard_id(id, "exclusiveStartShardId")?;
+    }
     let stream = input.stream.resolve(store)?;
     let limit = input.limit.unwrap_or(100) as usize;
     let state = stream.lock();

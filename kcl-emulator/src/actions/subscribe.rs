@@ -147,6 +147,7 @@ pub(crate) fn subscribe(
 ) -> ApiResult<EventBody> {
     let kinesis = &store.kinesis;
     let input: SubscribeInput = protocol::decode(format, body)?;
+    super::validate::check_shard_id(&input.shard_id, "shardId")?;
     let (stream, consumer) = resolve_consumer_arn(kinesis, &input.consumer_arn)?;
     if consumer.status(kinesis.now_ms()) != Status::Active {
         return Err(ApiError::in_use(format!(

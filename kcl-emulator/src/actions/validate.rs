@@ -66,6 +66,18 @@ pub(super) fn check_string(
     Ok(())
 }
 
+/// Checks a shard id member (`ShardId`, `ShardToSplit`, `ExclusiveStartShardId`, ...) against
+/// the service model's `ShardId` shape.
+pub(super) fn check_shard_id(value: &str, member: &str) -> ApiResult<()> {
+    check_string(
+        value,
+        (1, 128),
+        |v| only(v, alnum_or(b"_.-")),
+        "[a-zA-Z0-9_.-]+",
+        member,
+    )
+}
+
 pub(super) fn check_enum(value: &str, allowed: &[&str], member: &str) -> ApiResult<()> {
     if !allowed.contains(&value) {
         return Err(invalid(

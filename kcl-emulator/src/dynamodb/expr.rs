@@ -162,7 +162,7 @@ enum Token {
     Sym(&'static str),
 }
 
-fn tokenize(text: &str) -> ApiResult<Vec<Token>> {
+fn tokenize(kind: &str, text: &str) -> ApiResult<Vec<Token>> {
     let chars: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
     let mut i = 0;
@@ -185,7 +185,7 @@ fn tokenize(text: &str) -> ApiResult<Vec<Token>> {
             '#' | ':' => {
                 let end = word(i + 1);
                 if end == i + 1 {
-                    return Err(syntax(text, &format!("a name must follow '{c}'")));
+                    return Err(syntax(kind, text, &format!("a name must follow '{c}'")));
                 }
                 let token: String = chars[i..end].iter().collect();
                 tokens.push(if c == '#' {
@@ -204,7 +204,7 @@ fn tokenize(text: &str) -> ApiResult<Vec<Token>> {
                 tokens.push(Token::Number(
                     digits
                         .parse()
-                        .map_err(|_| syntax(text, "list index too large"))?,
+                        .map_err(|_| syntax(kind, text, "list index too large"))?,
                 ));
                 i = end;
             }
@@ -238,7 +238,13 @@ fn tokenize(text: &str) -> ApiResult<Vec<Token>> {
                     '>' => ">",
                     '+' => "+",
                     '-' => "-",
-                    other => return Err(syntax(text, &format!("unexpected character '{other}'"))),
+                    other => {
+                        return Err(syntax(
+                            kind,
+                            text,
+                            &format!("unexpected character '{other}'"),
+                        ))
+                    }
                 };
                 tokens.push(Token::Sym(sym));
                 i += 1;
@@ -248,15 +254,30 @@ fn tokenize(text: &str) -> ApiResult<Vec<Token>> {
     Ok(tokens)
 }
 
-fn syntax(text: &str, why: &str) -> ApiError {
+fn syntax(kind: &str, text: &str, why: &str) -> ApiError {
     ApiError::validation(format!(
-        "Invalid expression: Syntax error; {why}; expression: {text}"
+        "Invalid {kind}: Syntax error; {why}; expression: {text}"
     ))
 }
 
-const RESERVED: &[&str] = &[
-    "AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE",
-];
+/// DynamoDB's reserved words, upper case and sorted, one a line, as its developer guide lists
+/// them ("Reserved words in DynamoDB"). Expressions must name such attributes through `#name`
+/// placeholders; the list is not case-sensitive.
+const RESERVED_WORDS: &str = include_str!("reserved_words.txt");
+
+fn is_reserved(word: &str) -> bool {
+    static WORDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let words = WORDS.get_or_init(|| RESERVED_WORDS.lines().collect());
+    words
+        .binary_search(&word.to_ascii_uppercase().as_str())
+        .is_ok()
+}
+
+/// Most operators and functions DynamoDB accepts in one expression ("Expression parameters"
+/// in its limits). Counted: AND, OR, NOT, comparators, BETWEEN, IN, functions, `+` and `-`.
+const MAX_OPERATORS: usize = 300;
+/// Most operands DynamoDB accepts on the right of one IN.
+const MAX_IN_OPERANDS: usize = 100;
 
 /// Longest expression string DynamoDB accepts (4 KB each).
 const MAX_EXPRESSION_BYTES: usize = 4096;
@@ -266,40 +287,64 @@ const MAX_EXPRESSION_BYTES: usize = 4096;
 const MAX_NESTING: usize = 64;
 
 struct Parser<'a> {
+    /// The request member the expression came in (`ConditionExpression`, ...), which names
+    /// it in errors.
+    kind: &'static str,
     text: &'a str,
     tokens: Vec<Token>,
     at: usize,
     placeholders: &'a mut Placeholders,
     /// Current nesting depth, bounded by [`MAX_NESTING`].
     depth: usize,
+    /// Operators and functions seen so far, bounded by [`MAX_OPERATORS`].
+    operators: usize,
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str, placeholders: &'a mut Placeholders) -> ApiResult<Parser<'a>> {
+    fn new(
+        kind: &'static str,
+        text: &'a str,
+        placeholders: &'a mut Placeholders,
+    ) -> ApiResult<Parser<'a>> {
         if text.trim().is_empty() {
-            return Err(ApiError::validation(
-                "Invalid expression: The expression can not be empty;",
-            ));
+            return Err(ApiError::validation(format!(
+                "Invalid {kind}: The expression can not be empty;"
+            )));
         }
         if text.len() > MAX_EXPRESSION_BYTES {
             return Err(ApiError::validation(format!(
-                "Invalid expression: Expression size has exceeded the maximum allowed size of {MAX_EXPRESSION_BYTES} bytes; expression size: {}",
+                "Invalid {kind}: Expression size has exceeded the maximum allowed size of {MAX_EXPRESSION_BYTES} bytes; expression size: {}",
                 text.len()
             )));
         }
         Ok(Parser {
+            kind,
             text,
-            tokens: tokenize(text)?,
+            tokens: tokenize(kind, text)?,
             at: 0,
             placeholders,
             depth: 0,
+            operators: 0,
         })
+    }
+
+    /// Counts one operator or function against [`MAX_OPERATORS`].
+    fn operator(&mut self) -> ApiResult<()> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(ApiError::validation(format!(
+                "Invalid {}: The expression contains too many operators; operator count: {}",
+                self.kind, self.operators
+            )));
+        }
+        Ok(())
     }
 
     /// Runs `parse` one nesting level deeper, refusing expressions nested too deep.
     fn nested<T>(&mut self, parse: impl FnOnce(&mut Self) -> ApiResult<T>) -> ApiResult<T> {
         if self.depth >= MAX_NESTING {
             return Err(syntax(
+                self.kind,
                 self.text,
                 &format!("the expression is nested deeper than {MAX_NESTING} levels"),
             ));
@@ -338,7 +383,11 @@ impl<'a> Parser<'a> {
             Some(Token::Sym(s)) => (*s).to_owned(),
             None => "<end>".to_owned(),
         };
-        syntax(self.text, &format!("{why} near token: \"{near}\""))
+        syntax(
+            self.kind,
+            self.text,
+            &format!("{why} near token: \"{near}\""),
+        )
     }
 
     fn done(&self) -> ApiResult<()> {
@@ -352,9 +401,10 @@ impl<'a> Parser<'a> {
     fn name(&mut self) -> ApiResult<String> {
         match self.peek().cloned() {
             Some(Token::Ident(word)) => {
-                if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(&word)) {
+                if is_reserved(&word) {
                     return Err(ApiError::validation(format!(
-                        "Invalid expression: Attribute name is a reserved keyword; reserved keyword: {word}"
+                        "Invalid {}: Attribute name is a reserved keyword; reserved keyword: {word}",
+                        self.kind
                     )));
                 }
                 self.at += 1;
@@ -364,7 +414,8 @@ impl<'a> Parser<'a> {
                 self.at += 1;
                 let resolved = self.placeholders.names.get(&placeholder).and_then(Json::as_str).map(str::to_owned).ok_or_else(|| {
                     ApiError::validation(format!(
-                        "Invalid expression: An expression attribute name used in the document path is not defined; attribute name: {placeholder}"
+                        "Invalid {}: An expression attribute name used in the document path is not defined; attribute name: {placeholder}",
+                        self.kind
                     ))
                 })?;
                 self.placeholders.used_names.insert(placeholder);
@@ -402,7 +453,8 @@ impl<'a> Parser<'a> {
                 self.at += 1;
                 let value = self.placeholders.values.get(&placeholder).cloned().ok_or_else(|| {
                     ApiError::validation(format!(
-                        "Invalid expression: An expression attribute value used in expression is not defined; attribute value: {placeholder}"
+                        "Invalid {}: An expression attribute value used in expression is not defined; attribute value: {placeholder}",
+                        self.kind
                     ))
                 })?;
                 self.placeholders.used_values.insert(placeholder);
@@ -422,13 +474,15 @@ impl<'a> Parser<'a> {
     fn operand(&mut self) -> ApiResult<Operand> {
         if let Some(function) = self.function_name() {
             if function == "size" {
+                self.operator()?;
                 self.at += 2;
                 let path = self.path()?;
                 self.expect_sym(")")?;
                 return Ok(Operand::Size(path));
             }
             return Err(ApiError::validation(format!(
-                "Invalid expression: The function is not allowed to be used this way in an expression; function: {function}"
+                "Invalid {}: The function is not allowed to be used this way in an expression; function: {function}",
+                self.kind
             )));
         }
         match self.peek() {
@@ -440,6 +494,7 @@ impl<'a> Parser<'a> {
     fn condition(&mut self) -> ApiResult<Cond> {
         let mut left = self.and()?;
         while self.keyword("OR") {
+            self.operator()?;
             self.at += 1;
             left = Cond::Or(Box::new(left), Box::new(self.and()?));
         }
@@ -449,6 +504,7 @@ impl<'a> Parser<'a> {
     fn and(&mut self) -> ApiResult<Cond> {
         let mut left = self.not()?;
         while self.keyword("AND") {
+            self.operator()?;
             self.at += 1;
             left = Cond::And(Box::new(left), Box::new(self.not()?));
         }
@@ -457,6 +513,7 @@ impl<'a> Parser<'a> {
 
     fn not(&mut self) -> ApiResult<Cond> {
         if self.keyword("NOT") {
+            self.operator()?;
             self.at += 1;
             return Ok(Cond::Not(Box::new(self.nested(Self::not)?)));
         }
@@ -473,6 +530,7 @@ impl<'a> Parser<'a> {
         if let Some(function) = self.function_name() {
             let function = function.as_str();
             if function != "size" {
+                self.operator()?;
                 self.at += 2;
                 let cond = match function {
                     "attribute_exists" => Cond::Exists(self.path()?),
@@ -494,7 +552,8 @@ impl<'a> Parser<'a> {
                     }
                     other => {
                         return Err(ApiError::validation(format!(
-                            "Invalid function name; function: {other}"
+                            "Invalid {}: Invalid function name; function: {other}",
+                            self.kind
                         )));
                     }
                 };
@@ -504,6 +563,7 @@ impl<'a> Parser<'a> {
         }
         let left = self.operand()?;
         if self.keyword("BETWEEN") {
+            self.operator()?;
             self.at += 1;
             let low = self.operand()?;
             if !self.keyword("AND") {
@@ -514,6 +574,7 @@ impl<'a> Parser<'a> {
             return Ok(Cond::Between(left, low, high));
         }
         if self.keyword("IN") {
+            self.operator()?;
             self.at += 1;
             self.expect_sym("(")?;
             let mut options = vec![self.operand()?];
@@ -522,6 +583,13 @@ impl<'a> Parser<'a> {
                 options.push(self.operand()?);
             }
             self.expect_sym(")")?;
+            if options.len() > MAX_IN_OPERANDS {
+                return Err(ApiError::validation(format!(
+                    "Invalid {}: The IN operator is provided with too many operands; number of operands: {}",
+                    self.kind,
+                    options.len()
+                )));
+            }
             return Ok(Cond::In(left, options));
         }
         let op = match self.peek() {
@@ -533,6 +601,7 @@ impl<'a> Parser<'a> {
             Some(Token::Sym(">=")) => Cmp::Ge,
             _ => return Err(self.error("expected a comparison")),
         };
+        self.operator()?;
         self.at += 1;
         Ok(Cond::Compare(left, op, self.operand()?))
     }
@@ -540,10 +609,12 @@ impl<'a> Parser<'a> {
     fn set_value(&mut self) -> ApiResult<SetValue> {
         let left = self.set_term()?;
         if self.sym("+") {
+            self.operator()?;
             self.at += 1;
             return Ok(SetValue::Plus(Box::new(left), Box::new(self.set_term()?)));
         }
         if self.sym("-") {
+            self.operator()?;
             self.at += 1;
             return Ok(SetValue::Minus(Box::new(left), Box::new(self.set_term()?)));
         }
@@ -553,6 +624,7 @@ impl<'a> Parser<'a> {
     fn set_term(&mut self) -> ApiResult<SetValue> {
         match self.function_name().as_deref() {
             Some("if_not_exists") => {
+                self.operator()?;
                 self.at += 2;
                 let path = self.path()?;
                 self.expect_sym(",")?;
@@ -561,6 +633,7 @@ impl<'a> Parser<'a> {
                 Ok(SetValue::IfNotExists(path, Box::new(fallback)))
             }
             Some("list_append") => {
+                self.operator()?;
                 self.at += 2;
                 let a = self.nested(Self::set_value)?;
                 self.expect_sym(",")?;
@@ -621,9 +694,14 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Parses a condition-like expression.
-pub(crate) fn parse_condition(text: &str, placeholders: &mut Placeholders) -> ApiResult<Cond> {
-    let mut parser = Parser::new(text, placeholders)?;
+/// Parses a condition-like expression; `kind` is the member it came in
+/// (`ConditionExpression`, `FilterExpression` or `KeyConditionExpression`).
+pub(crate) fn parse_condition(
+    kind: &'static str,
+    text: &str,
+    placeholders: &mut Placeholders,
+) -> ApiResult<Cond> {
+    let mut parser = Parser::new(kind, text, placeholders)?;
     let cond = parser.condition()?;
     parser.done()?;
     Ok(cond)
@@ -631,7 +709,7 @@ pub(crate) fn parse_condition(text: &str, placeholders: &mut Placeholders) -> Ap
 
 /// Parses an UpdateExpression.
 pub(crate) fn parse_update(text: &str, placeholders: &mut Placeholders) -> ApiResult<Update> {
-    let mut parser = Parser::new(text, placeholders)?;
+    let mut parser = Parser::new("UpdateExpression", text, placeholders)?;
     let update = parser.update()?;
     parser.done()?;
     // Two actions on overlapping paths are refused, as DynamoDB does.
@@ -652,7 +730,7 @@ pub(crate) fn parse_projection(
     text: &str,
     placeholders: &mut Placeholders,
 ) -> ApiResult<Vec<Path>> {
-    let mut parser = Parser::new(text, placeholders)?;
+    let mut parser = Parser::new("ProjectionExpression", text, placeholders)?;
     let mut paths = vec![parser.path()?];
     while parser.sym(",") {
         parser.at += 1;
@@ -1149,7 +1227,12 @@ mod tests {
             json!({}),
             json!({":c": {"N": "3"}, ":o": {"S": "w1"}, ":n": {"N": "4"}}),
         );
-        let cond = parse_condition("leaseCounter = :c AND leaseOwner = :o", &mut p).unwrap();
+        let cond = parse_condition(
+            "ConditionExpression",
+            "leaseCounter = :c AND leaseOwner = :o",
+            &mut p,
+        )
+        .unwrap();
         let update = parse_update("SET leaseCounter = :n", &mut p).unwrap();
         p.check_all_used().unwrap();
         let mut lease = item(
@@ -1168,22 +1251,22 @@ mod tests {
             json!({":one": {"N": "1"}, ":l": {"L": [{"S": "z"}]}, ":s": {"SS": ["a", "b"]}, ":d": {"SS": ["a"]}, ":zero": {"N": "0"}}),
         );
         let update = parse_update(
-            "SET #c = if_not_exists(#c, :zero) + :one, tags = list_append(tags, :l), m.inner = :one REMOVE gone ADD total :one, letters :s DELETE other :d",
+            "SET #c = if_not_exists(#c, :zero) + :one, tags = list_append(tags, :l), m.nested = :one REMOVE gone ADD tally :one, letters :s DELETE discard :d",
             &mut p,
         )
         .unwrap();
         p.check_all_used().unwrap();
         let mut it = item(
-            json!({"k": {"S": "x"}, "tags": {"L": [{"S": "y"}]}, "m": {"M": {}}, "gone": {"BOOL": true}, "other": {"SS": ["a", "c"]}}),
+            json!({"k": {"S": "x"}, "tags": {"L": [{"S": "y"}]}, "m": {"M": {}}, "gone": {"BOOL": true}, "discard": {"SS": ["a", "c"]}}),
         );
         apply_update(&mut it, &update, &["k"]).unwrap();
         assert_eq!(it["count"], json!({"N": "1"}));
         assert_eq!(it["tags"], json!({"L": [{"S": "y"}, {"S": "z"}]}));
-        assert_eq!(it["m"], json!({"M": {"inner": {"N": "1"}}}));
+        assert_eq!(it["m"], json!({"M": {"nested": {"N": "1"}}}));
         assert!(!it.contains_key("gone"));
-        assert_eq!(it["total"], json!({"N": "1"}));
+        assert_eq!(it["tally"], json!({"N": "1"}));
         assert_eq!(it["letters"], json!({"SS": ["a", "b"]}));
-        assert_eq!(it["other"], json!({"SS": ["c"]}));
+        assert_eq!(it["discard"], json!({"SS": ["c"]}));
         let err = apply_update(
             &mut it,
             &parse_update(
@@ -1206,8 +1289,8 @@ mod tests {
             json!({}),
             json!({":h": {"S": "he"}, ":lo": {"N": "1"}, ":hi": {"N": "9"}, ":x": {"S": "x"}, ":t": {"S": "SS"}, ":three": {"N": "3"}}),
         );
-        let text = "begins_with(s, :h) AND n BETWEEN :lo AND :hi AND contains(tagset, :x) AND attribute_type(tagset, :t) AND size(s) > :three AND NOT attribute_exists(missing) AND (n IN (:lo, :hi) OR n <> :lo)";
-        let cond = parse_condition(text, &mut p).unwrap();
+        let text = "begins_with(s, :h) AND n BETWEEN :lo AND :hi AND contains(tagset, :x) AND attribute_type(tagset, :t) AND size(s) > :three AND NOT attribute_exists(absent) AND (n IN (:lo, :hi) OR n <> :lo)";
+        let cond = parse_condition("ConditionExpression", text, &mut p).unwrap();
         assert!(evaluate(&cond, &it));
     }
 
@@ -1226,14 +1309,14 @@ mod tests {
             "a = :v AND",
         ] {
             let mut p = placeholders(json!({}), json!({":v": {"S": "x"}}));
-            let err = parse_condition(bad, &mut p).unwrap_err();
+            let err = parse_condition("ConditionExpression", bad, &mut p).unwrap_err();
             assert_eq!(err.kind, crate::ErrorKind::Validation, "{bad}: {err}");
         }
         let mut p = placeholders(
             json!({"#n": "x"}),
             json!({":v": {"S": "x"}, ":unused": {"S": "y"}}),
         );
-        parse_condition("#n = :v", &mut p).unwrap();
+        parse_condition("ConditionExpression", "#n = :v", &mut p).unwrap();
         assert!(p.check_all_used().unwrap_err().message.contains(":unused"));
         for bad in [
             "SET a = :v SET b = :v",
@@ -1244,6 +1327,90 @@ mod tests {
             let mut p = placeholders(json!({}), json!({":v": {"S": "x"}}));
             assert!(parse_update(bad, &mut p).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn reserved_words_are_refused_bare_in_every_expression_kind() {
+        let refused = |result: ApiResult<()>, kind: &str, word: &str| {
+            let err = result.unwrap_err();
+            assert_eq!(
+                err.message,
+                format!(
+                    "Invalid {kind}: Attribute name is a reserved keyword; reserved keyword: {word}"
+                )
+            );
+        };
+        let values = || json!({":v": {"S": "x"}});
+        let mut p = placeholders(json!({}), values());
+        refused(
+            parse_condition("ConditionExpression", "owner = :v", &mut p).map(drop),
+            "ConditionExpression",
+            "owner",
+        );
+        refused(
+            parse_condition("FilterExpression", "a.Status = :v", &mut p).map(drop),
+            "FilterExpression",
+            "Status",
+        );
+        refused(
+            parse_condition("KeyConditionExpression", "begins_with(KEY, :v)", &mut p).map(drop),
+            "KeyConditionExpression",
+            "KEY",
+        );
+        refused(
+            parse_update("SET a = :v REMOVE ttl", &mut p).map(drop),
+            "UpdateExpression",
+            "ttl",
+        );
+        refused(
+            parse_projection("a, b[0].comment", &mut p).map(drop),
+            "ProjectionExpression",
+            "comment",
+        );
+        // Through a placeholder the same name is fine.
+        let mut p = placeholders(json!({"#o": "owner"}), values());
+        parse_condition("ConditionExpression", "#o = :v", &mut p).unwrap();
+        // The list holds whole words only, in upper case and sorted for the lookup.
+        let words: Vec<&str> = RESERVED_WORDS.lines().collect();
+        assert_eq!(words.len(), 573);
+        assert!(words.windows(2).all(|w| w[0] < w[1]));
+        assert!(words
+            .iter()
+            .all(|w| w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')));
+        assert!(!is_reserved("leaseOwner"));
+    }
+
+    #[test]
+    fn operator_and_in_operand_limits() {
+        let values = json!({":v": {"N": "1"}});
+        // 150 comparisons joined by 149 ORs: 299 operators.
+        let many = vec!["a < :v"; 150].join(" OR ");
+        let mut p = placeholders(json!({}), values.clone());
+        parse_condition("ConditionExpression", &format!("NOT ({many})"), &mut p).unwrap();
+        let err = parse_condition("ConditionExpression", &format!("{many} OR b < :v"), &mut p)
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Invalid ConditionExpression: The expression contains too many operators; operator count: 301"
+        );
+        // Each action's `+` counts; 300 parse (and then fail only on the overlapping paths).
+        let sums = |n: usize| format!("SET {}", vec!["a=a+:v"; n].join(","));
+        let err = parse_update(&sums(300), &mut p).unwrap_err();
+        assert!(err.message.contains("Two document paths overlap"), "{err}");
+        let err = parse_update(&sums(301), &mut p).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Invalid UpdateExpression: The expression contains too many operators; operator count: 301"
+        );
+
+        let hundred = vec![":v"; 100].join(", ");
+        parse_condition("FilterExpression", &format!("a IN ({hundred})"), &mut p).unwrap();
+        let err = parse_condition("FilterExpression", &format!("a IN ({hundred}, :v)"), &mut p)
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Invalid FilterExpression: The IN operator is provided with too many operands; number of operands: 101"
+        );
     }
 
     fn path_text() -> impl Strategy<Value = String> {
@@ -1301,7 +1468,7 @@ mod tests {
         #[test]
         fn random_valid_conditions_parse_and_evaluate_without_panicking(text in condition_text()) {
             let mut p = placeholders(json!({"#n": "n"}), json!({":v": {"N": "1"}, ":w": {"S": "x"}}));
-            let cond = parse_condition(&text, &mut p).unwrap();
+            let cond = parse_condition("ConditionExpression", &text, &mut p).unwrap();
             let it = item(json!({"a": {"M": {"b": {"S": "x"}}}, "n": {"N": "2"}, "l": {"L": [{"S": "q"}]}, "m": {"M": {"n": {"L": [{"N": "1"}, {"N": "2"}]}}}}));
             let _ = evaluate(&cond, &it);
         }
@@ -1309,7 +1476,7 @@ mod tests {
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,60}") {
             let mut p = placeholders(json!({"#n": "n"}), json!({":v": {"N": "1"}}));
-            if let Err(err) = parse_condition(&text, &mut p) {
+            if let Err(err) = parse_condition("ConditionExpression", &text, &mut p) {
                 prop_assert_eq!(err.kind, crate::ErrorKind::Validation);
             }
             let mut p = placeholders(json!({"#n": "n"}), json!({":v": {"N": "1"}}));

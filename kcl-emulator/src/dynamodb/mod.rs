@@ -232,7 +232,7 @@ fn write_condition(body: &Json, placeholders: &mut Placeholders) -> ApiResult<Op
         (Some(_), Some(_)) => Err(ApiError::validation(
             "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {Expected} Expression parameters: {ConditionExpression}",
         )),
-        (Some(text), None) => Ok(Some(expr::parse_condition(text, placeholders)?)),
+        (Some(text), None) => Ok(Some(expr::parse_condition("ConditionExpression", text, placeholders)?)),
         (None, Some(expected)) => legacy::expected(expected, field(body, "ConditionalOperator").and_then(s)).map(Some),
         (None, None) => Ok(None),
     }
@@ -1255,7 +1255,11 @@ impl DynamoDb {
             let table = Self::table_name(op)?;
             let mut placeholders = placeholders(op)?;
             let condition = match op.get("ConditionExpression").and_then(Json::as_str) {
-                Some(text) => Some(expr::parse_condition(text, &mut placeholders)?),
+                Some(text) => Some(expr::parse_condition(
+                    "ConditionExpression",
+                    text,
+                    &mut placeholders,
+                )?),
                 None => None,
             };
             if kind == "ConditionCheck" && condition.is_none() {
@@ -1401,7 +1405,7 @@ impl DynamoDb {
         let mut placeholders = placeholders(body)?;
         let key_condition = if query {
             match (field(body, "KeyConditionExpression").and_then(s), field(body, "KeyConditions")) {
-                (Some(text), _) => Some(expr::parse_condition(text, &mut placeholders)?),
+                (Some(text), _) => Some(expr::parse_condition("KeyConditionExpression", text, &mut placeholders)?),
                 (None, Some(conditions)) => Some(legacy::expected(conditions, Some("AND"))?),
                 (None, None) => return Err(ApiError::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")),
             }
@@ -1412,7 +1416,11 @@ impl DynamoDb {
             field(body, "FilterExpression").and_then(s),
             field(body, "ScanFilter").or(field(body, "QueryFilter")),
         ) {
-            (Some(text), _) => Some(expr::parse_condition(text, &mut placeholders)?),
+            (Some(text), _) => Some(expr::parse_condition(
+                "FilterExpression",
+                text,
+                &mut placeholders,
+            )?),
             (None, Some(legacy_filter)) => Some(legacy::expected(
                 legacy_filter,
                 field(body, "ConditionalOperator").and_then(s),

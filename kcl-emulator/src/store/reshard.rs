@@ -122,7 +122,7 @@ impl KinesisStore {
             .shard(shard_id, self.now_ms())
             .ok_or_else(|| super::shard_not_found(self, &stream.name, shard_id))?;
         if !shard.is_open() {
-            return Err(ApiError::in_use(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "Shard {} in stream {} under account {} has already been merged or split, and \
                  thus is not eligible for merging or splitting.",
                 shard.id, stream.name, self.config.account_id
