@@ -414,7 +414,6 @@ async fn process(
     )
     .await?;
     let start = StartingPoint::from_checkpoint(&checkpoint, ctx.initial_position);
-
     let mut fetcher = match &ctx.retrieval {
         Retrieval::Polling(config) => polling::start(
             ctx.kinesis.clone(),
@@ -601,23 +600,13 @@ async fn vanished(
     }
     let children = shards
         .iter()
-        .filter(|s| {
-            s.parent_shard_id() == Some(shard_id) || s.adjacent_parent_shard_id() == Some(shard_id)
-        })
+        .filter(|s| crate::shard_sync::parents_of(s).any(|p| p == shard_id))
         .map(|s| crate::processor::ChildShard {
             shard_id: s.shard_id().to_owned(),
-            parent_shards: s
-                .parent_shard_id()
-                .into_iter()
-                .chain(s.adjacent_parent_shard_id())
+            parent_shards: crate::shard_sync::parents_of(s)
                 .map(str::to_owned)
                 .collect(),
-            hash_key_range: s.hash_key_range().map(|r| {
-                (
-                    r.starting_hash_key().to_owned(),
-                    r.ending_hash_key().to_owned(),
-                )
-            }),
+            hash_key_range: crate::shard_sync::hash_range(s),
         })
         .collect();
     Ok(Some(Vanished::Shard(children)))

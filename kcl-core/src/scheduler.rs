@@ -249,8 +249,10 @@ pub struct SchedulerHandle {
 
 impl SchedulerHandle {
     /// Starts a graceful shutdown: processors get `shutdown_requested` (and may checkpoint),
-    /// then the leases are released so other workers take them at once. Resolves when the
-    /// scheduler has stopped; `true` if every shard finished within the shutdown timeout.
+    /// then the leases are released (left unowned, or handed to the worker that asked for
+    /// them), so other workers take them at their next taker run instead of waiting for them
+    /// to expire. Resolves when the scheduler has stopped; `true` if every shard finished
+    /// within the shutdown timeout.
     pub async fn shutdown(&self) -> bool {
         self.shutdown.cancel();
         let mut done = self.done.clone();

@@ -111,6 +111,24 @@ pub(crate) async fn multi_stream_prefix(
     Ok(format!("{account}:{}:{epoch}:", summary.stream_name()))
 }
 
+/// A listed shard's hash key range (start, end), decimal.
+pub(crate) fn hash_range(shard: &Shard) -> Option<(String, String)> {
+    shard.hash_key_range().map(|r| {
+        (
+            r.starting_hash_key().to_owned(),
+            r.ending_hash_key().to_owned(),
+        )
+    })
+}
+
+/// A listed shard's parents: the one it was split from, or both it was merged from.
+pub(crate) fn parents_of(shard: &Shard) -> impl Iterator<Item = &str> {
+    shard
+        .parent_shard_id()
+        .into_iter()
+        .chain(shard.adjacent_parent_shard_id())
+}
+
 fn initial_checkpoint(initial: InitialPosition) -> &'static str {
     match initial {
         InitialPosition::Latest => "LATEST",
@@ -146,11 +164,7 @@ fn finished_by_descendants(shards: &[Shard], leased: &dyn Fn(&str) -> bool) -> H
     for shard in shards.iter().rev() {
         let id = shard.shard_id();
         if leased(id) || finished.contains(id) {
-            for parent in shard
-                .parent_shard_id()
-                .into_iter()
-                .chain(shard.adjacent_parent_shard_id())
-            {
+            for parent in parents_of(shard) {
                 finished.insert(parent.to_owned());
             }
         }
@@ -185,10 +199,7 @@ pub(crate) async fn sync_leases(
         }
         // A parent no longer listed (trimmed past retention) still counts while its lease
         // exists: the child waits for it, and its consumer finds the shard gone and ends it.
-        let parents: BTreeSet<String> = shard
-            .parent_shard_id()
-            .into_iter()
-            .chain(shard.adjacent_parent_shard_id())
+        let parents: BTreeSet<String> = parents_of(shard)
             .filter(|p| listed.contains(p) || leased.contains(&stream.lease_key(p)))
             .map(str::to_owned)
             .collect();
@@ -205,13 +216,7 @@ pub(crate) async fn sync_leases(
         } else {
             initial_checkpoint(initial)
         };
-        let range = shard.hash_key_range().map(|r| {
-            (
-                r.starting_hash_key().to_owned(),
-                r.ending_hash_key().to_owned(),
-            )
-        });
-        let lease = new_lease(&key, checkpoint, parents, range);
+        let lease = new_lease(&key, checkpoint, parents, hash_range(shard));
         if store.create_lease_if_absent(&lease).await? {
             created += 1;
         }
