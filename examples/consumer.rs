@@ -56,6 +56,10 @@ struct Args {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
     #[arg(long, env = "KCL_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve /healthz, /ready, /leases and /metrics on this address (e.g. 127.0.0.1:9101), for
+    /// probes; a processor call running longer than 60 s makes the worker unready.
+    #[arg(long, env = "KCL_ADMIN_ADDR")]
+    admin_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -149,6 +153,15 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.fan_out(fan_out);
     }
     let scheduler = builder.build()?;
+    let _admin = match args.admin_addr {
+        Some(addr) => {
+            let server =
+                kcl_core::admin::serve(addr, scheduler.status(), Duration::from_secs(60)).await?;
+            eprintln!("admin endpoints at http://{}/ready", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
     let handle = scheduler.handle();
     let shutdown = tokio::spawn(kcl_core::shutdown_on_signal(handle));
     eprintln!(

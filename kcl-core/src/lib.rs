@@ -11,13 +11,17 @@
 //! - `retrieval`: polling (GetRecords) or enhanced fan-out (SubscribeToShard) retrieval into a
 //!   bounded prefetch queue.
 //! - `shard_sync`: leases for new shards.
+//! - `status`: [`WorkerStatus`], what the worker is doing now (for health checks).
 //! - `kpl`: KPL de-aggregation.
 //! - `record`: [`KinesisClientRecord`].
 //! - `config`: settings per area.
 //! - `multilang`: the MultiLangDaemon protocol, for processors in other languages.
 //! - `prometheus` (feature `prometheus`): a metrics endpoint to scrape.
+//! - `admin` (feature `admin`): `/healthz`, `/ready`, `/leases` and `/metrics` for probes.
 #![warn(missing_docs)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod config;
 mod error;
 pub mod kpl;
@@ -30,6 +34,7 @@ mod record;
 mod retrieval;
 mod scheduler;
 mod shard_sync;
+mod status;
 
 pub use config::{
     FailedBatchAction, FailedBatchPolicy, FanOutConfig, FormerStreamsPolicy, InitialPosition,
@@ -47,3 +52,4 @@ pub use processor::{
 };
 pub use record::KinesisClientRecord;
 pub use scheduler::{shutdown_on_signal, Scheduler, SchedulerBuilder, SchedulerHandle};
+pub use status::{ShardStatus, WorkerStatus};

@@ -40,6 +40,7 @@ pub(crate) struct ConsumerContext {
     pub(crate) retrieval: Retrieval,
     pub(crate) lifecycle: LifecycleConfig,
     pub(crate) initial_position: InitialPosition,
+    pub(crate) status: crate::status::WorkerStatus,
 }
 
 /// How this worker reads records, resolved at start (the fan-out consumer registered).
@@ -298,6 +299,17 @@ impl ShardRun<'_> {
     /// Runs one processor call: a panic becomes an error, and a call still running after the
     /// configured time is reported (and, if configured, abandoned so the shard restarts).
     async fn call<F>(&self, name: &'static str, call: F) -> Result<(), ProcessorError>
+    where
+        F: std::future::Future<Output = Result<(), ProcessorError>>,
+    {
+        let key = &self.lease.lease_key;
+        self.ctx.status.call_started(key, name);
+        let result = self.call_watched(name, call).await;
+        self.ctx.status.call_ended(key);
+        result
+    }
+
+    async fn call_watched<F>(&self, name: &'static str, call: F) -> Result<(), ProcessorError>
     where
         F: std::future::Future<Output = Result<(), ProcessorError>>,
     {
@@ -565,6 +577,11 @@ async fn process(
                 });
             }
             last_call = tokio::time::Instant::now();
+            ctx.status.shard_progress(
+                &lease.lease_key,
+                batch.millis_behind_latest,
+                Some(checkpointer.last_checkpoint().to_string()),
+            );
             metrics::counter!("kcl_records_processed_total").increment(count);
             metrics::counter!("kcl_bytes_processed_total").increment(bytes as u64);
         }

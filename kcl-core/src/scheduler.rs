@@ -20,6 +20,7 @@ use crate::lifecycle::{self, ConsumerContext, Outcome, Retrieval, Signals};
 use crate::processor::{RecordProcessorFactory, SharedFactory};
 use crate::retrieval::{fanout, StreamTarget};
 use crate::shard_sync;
+use crate::status::WorkerStatus;
 
 /// Builds a [`Scheduler`]. Required: application name, stream, Kinesis client, processor
 /// factory, and a lease store (or a DynamoDB client to make one).
@@ -206,6 +207,7 @@ impl SchedulerBuilder {
         let (shutdown, _) = (CancellationToken::new(), ());
         let (done, done_receiver) = watch::channel(None);
         Ok(Scheduler {
+            status: WorkerStatus::new(&worker_id),
             handle: SchedulerHandle {
                 shutdown: shutdown.clone(),
                 done: done_receiver,
@@ -299,6 +301,7 @@ pub async fn shutdown_on_signal(handle: SchedulerHandle) -> bool {
 
 /// A worker of a KCL application. See the crate documentation.
 pub struct Scheduler {
+    status: WorkerStatus,
     handle: SchedulerHandle,
     done: watch::Sender<Option<bool>>,
     shutdown: CancellationToken,
@@ -388,6 +391,11 @@ impl Scheduler {
         &self.worker_id
     }
 
+    /// A live view of what this worker is doing (for health checks; see [`crate::admin`]).
+    pub fn status(&self) -> WorkerStatus {
+        self.status.clone()
+    }
+
     /// Runs until [`SchedulerHandle::shutdown`] is called.
     ///
     /// # Errors
@@ -474,6 +482,7 @@ impl Scheduler {
             retrieval,
             lifecycle: self.lifecycle.clone(),
             initial_position: self.initial_position,
+            status: self.status.clone(),
         });
         let leases_stop = CancellationToken::new();
         let lease_task = AbortOnDrop(Some(tokio::spawn(
@@ -485,6 +494,7 @@ impl Scheduler {
         let mut sync = tokio::time::interval(self.lifecycle.shard_sync_interval);
         sync.tick().await;
         tracing::info!(worker = %self.worker_id, application = %self.application_name, "scheduler running");
+        self.status.set_started(true);
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -549,7 +559,9 @@ impl Scheduler {
                     }
                 }
             }
-            metrics::gauge!("kcl_leases_held").set(coordinator.held_keys().len() as f64);
+            let held = coordinator.held_keys();
+            metrics::gauge!("kcl_leases_held").set(held.len() as f64);
+            self.status.set_held(&held);
         }
         // Graceful shutdown: processors first (final checkpoints), then the leases.
         for running in consumers.values() {
@@ -572,6 +584,8 @@ impl Scheduler {
         leases_stop.cancel();
         lease_task.join().await;
         coordinator.release_all().await;
+        self.status.set_started(false);
+        self.status.set_held(&[]);
         tracing::info!(worker = %self.worker_id, completed, "scheduler stopped");
         let _ = self.done.send(Some(completed));
         Ok(())

@@ -4,15 +4,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// GETs `/metrics` from `addr` and returns the body, or `None` while nothing answers 200.
 pub async fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    let (status, body) = get(addr, "/metrics").await?;
+    (status == 200).then_some(body)
+}
+
+/// GETs `path` from `addr` over plain HTTP/1.1: the status code and the body, or `None` when
+/// nothing answers.
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut socket = tokio::net::TcpStream::connect(addr).await.ok()?;
     socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await
         .ok()?;
     let mut response = String::new();
     socket.read_to_string(&mut response).await.ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
 }
 
 /// The value of an unlabelled sample `name` in a scrape.
