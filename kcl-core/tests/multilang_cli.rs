@@ -64,8 +64,6 @@ fn kcl3_keys_are_accepted_and_named_as_without_effect() {
         "clientVersionConfig",
         "migrateAllEntitiesToLeaseTable",
         "tableMigrationCompleteBakeTimeSeconds",
-        "gracefulLeaseHandoffTimeoutMillis",
-        "isGracefulLeaseHandoffEnabled",
         "inMemoryWorkerMetricsCaptureFrequencyMillis",
         "workerMetricsReporterFreqInMillis",
         "noOfPersistedMetricsPerWorkerMetrics",
@@ -97,6 +95,10 @@ fn kcl3_keys_are_accepted_and_named_as_without_effect() {
     for key in KCL3_KEYS {
         properties.push_str(&format!("{key} = 1\n"));
     }
+    // The graceful handoff keys are honoured (steals are handoffs).
+    properties.push_str(
+        "isGracefulLeaseHandoffEnabled = false\ngracefulLeaseHandoffTimeoutMillis = 5000\n",
+    );
     let (code, stderr) = run_logged(&properties, "info");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("executableName"), "{stderr}");
@@ -109,6 +111,16 @@ fn kcl3_keys_are_accepted_and_named_as_without_effect() {
                 .lines()
                 .any(|l| l.contains(" INFO ") && l.contains(&named) && l.contains("no effect yet")),
             "{key}:\n{stderr}"
+        );
+    }
+    for key in [
+        "isGracefulLeaseHandoffEnabled",
+        "gracefulLeaseHandoffTimeoutMillis",
+    ] {
+        let named = format!("key=\"{key}\"");
+        assert!(
+            !stderr.lines().any(|l| l.contains(&named)),
+            "{key} is honoured, not reported:\n{stderr}"
         );
     }
 }

@@ -173,6 +173,12 @@ pub struct MultiLangConfig {
     pub max_leases_for_worker: Option<u32>,
     /// Most leases taken from another worker at once.
     pub max_leases_to_steal_at_one_time: u32,
+    /// Whether a lease taken from a live worker is handed off gracefully
+    /// (`isGracefulLeaseHandoffEnabled`, default true).
+    pub graceful_handoff: bool,
+    /// How long an owner may take to hand a lease off (`gracefulLeaseHandoffTimeoutMillis`,
+    /// default 30 s).
+    pub graceful_handoff_timeout: Duration,
     /// Polling or fan-out: as in the Java daemon, fan-out unless `retrievalMode` says
     /// `POLLING`, or it is absent or `DEFAULT` and a polling key is set.
     pub retrieval_mode: RetrievalMode,
@@ -227,6 +233,8 @@ const USED: &[&str] = &[
     "pollingConfig.idleTimeBetweenReadsInMillis",
     "fanoutConfig.consumerName",
     "fanoutConfig.consumerArn",
+    "isGracefulLeaseHandoffEnabled",
+    "gracefulLeaseHandoffTimeoutMillis",
 ];
 
 /// The Java daemon's polling keys: with no `retrievalMode` (or `DEFAULT`), setting any of
@@ -239,16 +247,14 @@ const POLLING_KEYS: &[&str] = &[
     "maxGetRecordsThreadPool",
 ];
 
-/// KCL 3 keys (lease assignment by worker utilization, graceful handoff, migration, the
-/// coordinator and worker-metrics tables). This daemon assigns leases the KCL 2 way, so they
-/// are accepted and have no effect yet.
+/// KCL 3 keys (lease assignment by worker utilization, migration, the coordinator and
+/// worker-metrics tables). This daemon assigns leases the KCL 2 way, so they are accepted and
+/// have no effect yet. (The graceful handoff keys are honoured: steals are handoffs.)
 const KCL3: &[&str] = &[
     "leaseAssignmentIntervalMillis",
     "clientVersionConfig",
     "migrateAllEntitiesToLeaseTable",
     "tableMigrationCompleteBakeTimeSeconds",
-    "gracefulLeaseHandoffTimeoutMillis",
-    "isGracefulLeaseHandoffEnabled",
     "inMemoryWorkerMetricsCaptureFrequencyMillis",
     "workerMetricsReporterFreqInMillis",
     "noOfPersistedMetricsPerWorkerMetrics",
@@ -378,6 +384,20 @@ fn number<T: std::str::FromStr>(
                 value: value.to_owned(),
                 reason: "expected a non-negative whole number".to_owned(),
             }),
+    }
+}
+
+/// A `true`/`false` value (any case, as Java's `Boolean.parseBoolean` reads the word).
+fn boolean(props: &BTreeMap<String, String>, key: &str) -> Result<Option<bool>, PropertiesError> {
+    match props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(value) if value.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(value) if value.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(value) => Err(PropertiesError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: "expected true or false".to_owned(),
+        }),
     }
 }
 
@@ -539,6 +559,8 @@ impl MultiLangConfig {
             max_leases_for_worker: number(props, "maxLeasesForWorker")?,
             max_leases_to_steal_at_one_time: number(props, "maxLeasesToStealAtOneTime")?
                 .unwrap_or(1),
+            graceful_handoff: boolean(props, "isGracefulLeaseHandoffEnabled")?.unwrap_or(true),
+            graceful_handoff_timeout: millis("gracefulLeaseHandoffTimeoutMillis", 30_000)?,
             retrieval_mode,
             consumer_name: text(props, "fanoutConfig.consumerName"),
             consumer_arn: text(props, "fanoutConfig.consumerArn"),
@@ -619,6 +641,26 @@ mod tests {
     fn config_with(extra: &str) -> MultiLangConfig {
         let base = "executableName = x\nstreamName = s\napplicationName = a\n";
         MultiLangConfig::from_properties(&parse(&format!("{base}{extra}\n"))).unwrap()
+    }
+
+    #[test]
+    fn the_graceful_handoff_keys_are_honoured() {
+        let default = config_with("");
+        assert!(default.graceful_handoff);
+        assert_eq!(default.graceful_handoff_timeout, Duration::from_secs(30));
+        let set = config_with(
+            "isGracefulLeaseHandoffEnabled = FALSE\ngracefulLeaseHandoffTimeoutMillis = 5000",
+        );
+        assert!(!set.graceful_handoff);
+        assert_eq!(set.graceful_handoff_timeout, Duration::from_secs(5));
+        let err = MultiLangConfig::from_properties(&parse(
+            "executableName = x\nstreamName = s\napplicationName = a\nisGracefulLeaseHandoffEnabled = maybe\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("isGracefulLeaseHandoffEnabled"),
+            "{err}"
+        );
     }
 
     #[test]
