@@ -321,3 +321,62 @@ pub fn assert_parents_before_children(journal: &Journal, lineage: &[(&str, &[&st
         }
     }
 }
+
+/// Workers of one application started for a test: their handles and run tasks.
+#[derive(Debug)]
+pub struct Fleet {
+    handles: Vec<kcl_core::SchedulerHandle>,
+    tasks: Vec<tokio::task::JoinHandle<kcl_core::Result<()>>>,
+}
+
+impl Fleet {
+    /// Starts one [`fast_builder`] worker with a [`Recorder`] into `journal` per id in `ids`,
+    /// `stagger` apart (zero starts them together).
+    pub async fn start(
+        ids: &[&str],
+        application: &str,
+        stream: &str,
+        kinesis: &aws_sdk_kinesis::Client,
+        store: &Arc<dyn LeaseStore>,
+        journal: &Arc<Journal>,
+        stagger: Duration,
+    ) -> Fleet {
+        let mut fleet = Fleet {
+            handles: Vec::new(),
+            tasks: Vec::new(),
+        };
+        for id in ids {
+            let scheduler = fast_builder(
+                application,
+                stream,
+                kinesis.clone(),
+                Arc::clone(store),
+                Recorder::factory(Arc::clone(journal)),
+                id,
+            )
+            .build()
+            .expect("a valid configuration");
+            fleet.handles.push(scheduler.handle());
+            fleet.tasks.push(spawn(scheduler));
+            if !stagger.is_zero() {
+                tokio::time::sleep(stagger).await;
+            }
+        }
+        fleet
+    }
+
+    /// Shuts every worker down gracefully, checking each finished in time and without error.
+    pub async fn shutdown(self) {
+        for handle in &self.handles {
+            assert!(
+                handle.shutdown().await,
+                "a worker shut down within its timeout"
+            );
+        }
+        for task in self.tasks {
+            task.await
+                .expect("the worker task")
+                .expect("the worker ran");
+        }
+    }
+}

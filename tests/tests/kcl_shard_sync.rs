@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kcl_core::LeaseStore;
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, fast_builder, lease_store, put_records, spawn, Journal, Recorder,
+    assert_ordered_per_shard, lease_store, put_records, Fleet, Journal,
 };
 use kcl_integration_tests::{
     create_active_stream, dynamodb_client, eventually, kinesis_client, start_emulator, unique_name,
@@ -96,23 +96,16 @@ async fn a_finished_parent_is_never_leased_again() {
         Arc::clone(&violations),
     ));
     let journal = Arc::new(Journal::default());
-    let workers: Vec<_> = ["w1", "w2", "w3"]
-        .iter()
-        .map(|id| {
-            fast_builder(
-                "sync-app",
-                &stream,
-                kinesis.clone(),
-                Arc::clone(&store),
-                Recorder::factory(Arc::clone(&journal)),
-                id,
-            )
-            .build()
-            .unwrap()
-        })
-        .collect();
-    let handles: Vec<_> = workers.iter().map(|w| w.handle()).collect();
-    let tasks: Vec<_> = workers.into_iter().map(spawn).collect();
+    let fleet = Fleet::start(
+        &["w1", "w2", "w3"],
+        "sync-app",
+        &stream,
+        &kinesis,
+        &store,
+        &journal,
+        Duration::ZERO,
+    )
+    .await;
 
     put_records(&kinesis, &stream, "before", 1000).await;
     // Shard 0 of 4 holds the lowest quarter of the hash key space; split it in the middle.
@@ -147,12 +140,7 @@ async fn a_finished_parent_is_never_leased_again() {
         (journal.payloads().len() == 2400).then_some(())
     })
     .await;
-    for handle in &handles {
-        assert!(handle.shutdown().await);
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+    fleet.shutdown().await;
     stop_watch.store(true, Ordering::Relaxed);
     watcher.await.unwrap();
 
