@@ -1657,3 +1657,44 @@ async fn reserved_words_operator_counts_and_in_operands_are_refused_as_dynamodb_
         "Invalid FilterExpression: The IN operator is provided with too many operands; number of operands: 101"
     );
 }
+
+#[tokio::test]
+async fn delete_item_refuses_update_only_return_values_and_keeps_the_item() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("sk", n(1))
+        .send()
+        .await
+        .unwrap();
+    for mode in [
+        ReturnValue::UpdatedOld,
+        ReturnValue::AllNew,
+        ReturnValue::UpdatedNew,
+    ] {
+        let err = client
+            .delete_item()
+            .table_name(&name)
+            .key("pk", s("a"))
+            .key("sk", n(1))
+            .return_values(mode.clone())
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(code(&err), "ValidationException", "{mode:?}");
+    }
+    let kept = client
+        .get_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .send()
+        .await
+        .unwrap();
+    assert!(kept.item().is_some(), "a refused delete deletes nothing");
+}

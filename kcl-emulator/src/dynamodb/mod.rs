@@ -1099,10 +1099,17 @@ impl DynamoDb {
         let key = validated_item(
             field(body, "Key").ok_or_else(|| ApiError::validation("Key is required"))?,
         )?;
+        // Refused before anything changes: an update-only ReturnValues must not delete the item
+        // and then fail (or quietly return nothing).
+        let mode = field(body, "ReturnValues").and_then(s);
+        if !matches!(mode, None | Some("NONE") | Some("ALL_OLD")) {
+            return Err(ApiError::validation(
+                "ReturnValues can only be ALL_OLD or NONE",
+            ));
+        }
         let mut placeholders = placeholders(body)?;
         let condition = write_condition(body, &mut placeholders)?;
         placeholders.check_all_used()?;
-        let mode = field(body, "ReturnValues").and_then(s);
         let (old, waits) = self.with_table(&name, |table| {
             let canonical = table.key_of(&key, true)?;
             let old = table.items.get(&canonical).cloned();
