@@ -1698,3 +1698,59 @@ async fn delete_item_refuses_update_only_return_values_and_keeps_the_item() {
         .unwrap();
     assert!(kept.item().is_some(), "a refused delete deletes nothing");
 }
+
+#[tokio::test]
+async fn batch_write_refuses_two_requests_for_one_item_and_writes_nothing() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    put_all(
+        &client,
+        &name,
+        vec![HashMap::from([
+            ("pk".to_owned(), s("a")),
+            ("sk".to_owned(), n(1)),
+        ])],
+    )
+    .await;
+    let delete = |pk: &str| {
+        WriteRequest::builder()
+            .delete_request(
+                aws_sdk_dynamodb::types::DeleteRequest::builder()
+                    .key("pk", s(pk))
+                    .key("sk", n(1))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let put = |pk: &str| {
+        WriteRequest::builder()
+            .put_request(
+                PutRequest::builder()
+                    .item("pk", s(pk))
+                    .item("sk", n(1))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    for batch in [
+        vec![delete("a"), delete("a")],
+        vec![put("b"), delete("a"), put("b")],
+        vec![put("b"), delete("b")],
+    ] {
+        let err = client
+            .batch_write_item()
+            .request_items(&name, batch)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(code(&err), "ValidationException");
+    }
+    // Nothing of the refused batches was applied: "a" is still there, "b" never was.
+    let scan = client.scan().table_name(&name).send().await.unwrap();
+    let keys: Vec<_> = scan.items().iter().map(|i| i["pk"].clone()).collect();
+    assert_eq!(keys, [s("a")]);
+}

@@ -1205,30 +1205,54 @@ impl DynamoDb {
                 "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length less than or equal to 25",
             ));
         }
-        let mut waits = Vec::new();
+        // Every request is checked before any is applied, so a refused batch writes nothing.
+        let mut planned = Vec::new();
         for (table_name, writes) in requests {
-            for write in writes.as_array().into_iter().flatten() {
-                let table_waits = self.with_table(table_name, |table| {
-                    if let Some(put) = write.get("PutRequest") {
+            let changes = self.with_table(table_name, |table| {
+                let mut seen = std::collections::BTreeSet::new();
+                let mut changes = Vec::new();
+                for write in writes.as_array().into_iter().flatten() {
+                    let (key, item) = if let Some(put) = write.get("PutRequest") {
                         let item = validated_item(put.get("Item").unwrap_or(&Json::Null))?;
-                        let key = table.key_of(&item, false)?;
-                        table.items.insert(key.clone(), item.clone());
-                        Ok(self.log(table_name, vec![Change::Put(key, item)]))
+                        (table.key_of(&item, false)?, Some(item))
                     } else if let Some(delete) = write.get("DeleteRequest") {
                         let key = validated_item(delete.get("Key").unwrap_or(&Json::Null))?;
-                        let canonical = table.key_of(&key, true)?;
-                        Ok(table
-                            .items
-                            .remove(&canonical)
-                            .and_then(|_| self.log(table_name, vec![Change::Delete(canonical)])))
+                        (table.key_of(&key, true)?, None)
                     } else {
-                        Err(ApiError::validation(
+                        return Err(ApiError::validation(
                             "Each write request needs a PutRequest or a DeleteRequest",
-                        ))
+                        ));
+                    };
+                    if !seen.insert(key.clone()) {
+                        return Err(ApiError::validation(
+                            "Provided list of item keys contains duplicates",
+                        ));
                     }
-                })?;
-                waits.extend(table_waits.into_iter().flatten());
-            }
+                    changes.push((key, item));
+                }
+                Ok(changes)
+            })?;
+            planned.push((table_name, changes));
+        }
+        let mut waits = Vec::new();
+        for (table_name, changes) in planned {
+            let table_waits = self.with_table(table_name, |table| {
+                let mut logged = Vec::new();
+                for (key, item) in changes {
+                    let change = match item {
+                        Some(item) => {
+                            table.items.insert(key.clone(), item.clone());
+                            Some(Change::Put(key, item))
+                        }
+                        None => table.items.remove(&key).map(|_| Change::Delete(key)),
+                    };
+                    logged.extend(change);
+                }
+                Ok((!logged.is_empty())
+                    .then(|| self.log(table_name, logged))
+                    .flatten())
+            })?;
+            waits.extend(table_waits.into_iter().flatten());
         }
         Self::durable(Some(waits)).await?;
         Ok(json!({"UnprocessedItems": {}}))
