@@ -1754,3 +1754,46 @@ async fn batch_write_refuses_two_requests_for_one_item_and_writes_nothing() {
     let keys: Vec<_> = scan.items().iter().map(|i| i["pk"].clone()).collect();
     assert_eq!(keys, [s("a")]);
 }
+
+#[tokio::test]
+async fn an_update_of_a_key_attribute_is_refused_before_its_condition_is_evaluated() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    // No item exists, so the condition would fail; the key update is refused first, in both
+    // the expression and the legacy form.
+    let expression = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .update_expression("SET pk = :other")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":other", s("b"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&expression), "ValidationException");
+    let legacy = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .attribute_updates(
+            "pk",
+            AttributeValueUpdate::builder()
+                .action(AttributeAction::Put)
+                .value(s("b"))
+                .build(),
+        )
+        .expected(
+            "owner",
+            ExpectedAttributeValue::builder().value(s("w1")).build(),
+        )
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&legacy), "ValidationException");
+}

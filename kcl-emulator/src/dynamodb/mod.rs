@@ -1059,6 +1059,8 @@ impl DynamoDb {
         let mode = field(body, "ReturnValues").and_then(s);
         let (old, new, updated, waits) = self.with_table(&name, |table| {
             let canonical = table.key_of(&key, true)?;
+            let key_names = table.meta.key_names();
+            expr::check_key_untouched(&update, &key_names)?;
             let old = table.items.get(&canonical).cloned();
             if let Some(cond) = &condition {
                 if !expr::evaluate(cond, old.as_ref().unwrap_or(&Item::new())) {
@@ -1066,7 +1068,6 @@ impl DynamoDb {
                 }
             }
             let mut item = old.clone().unwrap_or_else(|| key.clone());
-            let key_names = table.meta.key_names();
             expr::apply_update(&mut item, &update, &key_names)?;
             if item_size(&item) > MAX_ITEM_BYTES {
                 return Err(ApiError::validation(
