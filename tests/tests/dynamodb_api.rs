@@ -1657,3 +1657,143 @@ async fn reserved_words_operator_counts_and_in_operands_are_refused_as_dynamodb_
         "Invalid FilterExpression: The IN operator is provided with too many operands; number of operands: 101"
     );
 }
+
+#[tokio::test]
+async fn delete_item_refuses_update_only_return_values_and_keeps_the_item() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", s("a"))
+        .item("sk", n(1))
+        .send()
+        .await
+        .unwrap();
+    for mode in [
+        ReturnValue::UpdatedOld,
+        ReturnValue::AllNew,
+        ReturnValue::UpdatedNew,
+    ] {
+        let err = client
+            .delete_item()
+            .table_name(&name)
+            .key("pk", s("a"))
+            .key("sk", n(1))
+            .return_values(mode.clone())
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(code(&err), "ValidationException", "{mode:?}");
+    }
+    let kept = client
+        .get_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .send()
+        .await
+        .unwrap();
+    assert!(kept.item().is_some(), "a refused delete deletes nothing");
+}
+
+#[tokio::test]
+async fn batch_write_refuses_two_requests_for_one_item_and_writes_nothing() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    put_all(
+        &client,
+        &name,
+        vec![HashMap::from([
+            ("pk".to_owned(), s("a")),
+            ("sk".to_owned(), n(1)),
+        ])],
+    )
+    .await;
+    let delete = |pk: &str| {
+        WriteRequest::builder()
+            .delete_request(
+                aws_sdk_dynamodb::types::DeleteRequest::builder()
+                    .key("pk", s(pk))
+                    .key("sk", n(1))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let put = |pk: &str| {
+        WriteRequest::builder()
+            .put_request(
+                PutRequest::builder()
+                    .item("pk", s(pk))
+                    .item("sk", n(1))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    for batch in [
+        vec![delete("a"), delete("a")],
+        vec![put("b"), delete("a"), put("b")],
+        vec![put("b"), delete("b")],
+    ] {
+        let err = client
+            .batch_write_item()
+            .request_items(&name, batch)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(code(&err), "ValidationException");
+    }
+    // Nothing of the refused batches was applied: "a" is still there, "b" never was.
+    let scan = client.scan().table_name(&name).send().await.unwrap();
+    let keys: Vec<_> = scan.items().iter().map(|i| i["pk"].clone()).collect();
+    assert_eq!(keys, [s("a")]);
+}
+
+#[tokio::test]
+async fn an_update_of_a_key_attribute_is_refused_before_its_condition_is_evaluated() {
+    let emulator = start_emulator().await;
+    let client = dynamodb_client(&emulator.endpoint_url());
+    let name = table(&client).await;
+    // No item exists, so the condition would fail; the key update is refused first, in both
+    // the expression and the legacy form.
+    let expression = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .update_expression("SET pk = :other")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":other", s("b"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&expression), "ValidationException");
+    let legacy = client
+        .update_item()
+        .table_name(&name)
+        .key("pk", s("a"))
+        .key("sk", n(1))
+        .attribute_updates(
+            "pk",
+            AttributeValueUpdate::builder()
+                .action(AttributeAction::Put)
+                .value(s("b"))
+                .build(),
+        )
+        .expected(
+            "owner",
+            ExpectedAttributeValue::builder().value(s("w1")).build(),
+        )
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&legacy), "ValidationException");
+}

@@ -1055,8 +1055,9 @@ fn remove_at(item: &mut Item, path: &Path) -> ApiResult<()> {
     Ok(())
 }
 
-/// Applies `update` to `item`. Right-hand sides see the item as it was before the update.
-pub(crate) fn apply_update(item: &mut Item, update: &Update, key_names: &[&str]) -> ApiResult<()> {
+/// Refuses an update that acts on a key attribute. Callers check this before evaluating a
+/// condition, since DynamoDB refuses such a request whatever the item holds.
+pub(crate) fn check_key_untouched(update: &Update, key_names: &[&str]) -> ApiResult<()> {
     for path in update
         .set
         .iter()
@@ -1073,6 +1074,12 @@ pub(crate) fn apply_update(item: &mut Item, update: &Update, key_names: &[&str])
             }
         }
     }
+    Ok(())
+}
+
+/// Applies `update` to `item`. Right-hand sides see the item as it was before the update.
+pub(crate) fn apply_update(item: &mut Item, update: &Update, key_names: &[&str]) -> ApiResult<()> {
+    check_key_untouched(update, key_names)?;
     let before = item.clone();
     let mut sets = Vec::with_capacity(update.set.len());
     for (path, value) in &update.set {

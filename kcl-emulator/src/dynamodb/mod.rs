@@ -1059,6 +1059,8 @@ impl DynamoDb {
         let mode = field(body, "ReturnValues").and_then(s);
         let (old, new, updated, waits) = self.with_table(&name, |table| {
             let canonical = table.key_of(&key, true)?;
+            let key_names = table.meta.key_names();
+            expr::check_key_untouched(&update, &key_names)?;
             let old = table.items.get(&canonical).cloned();
             if let Some(cond) = &condition {
                 if !expr::evaluate(cond, old.as_ref().unwrap_or(&Item::new())) {
@@ -1066,7 +1068,6 @@ impl DynamoDb {
                 }
             }
             let mut item = old.clone().unwrap_or_else(|| key.clone());
-            let key_names = table.meta.key_names();
             expr::apply_update(&mut item, &update, &key_names)?;
             if item_size(&item) > MAX_ITEM_BYTES {
                 return Err(ApiError::validation(
@@ -1099,10 +1100,17 @@ impl DynamoDb {
         let key = validated_item(
             field(body, "Key").ok_or_else(|| ApiError::validation("Key is required"))?,
         )?;
+        // Refused before anything changes: an update-only ReturnValues must not delete the item
+        // and then fail (or quietly return nothing).
+        let mode = field(body, "ReturnValues").and_then(s);
+        if !matches!(mode, None | Some("NONE") | Some("ALL_OLD")) {
+            return Err(ApiError::validation(
+                "ReturnValues can only be ALL_OLD or NONE",
+            ));
+        }
         let mut placeholders = placeholders(body)?;
         let condition = write_condition(body, &mut placeholders)?;
         placeholders.check_all_used()?;
-        let mode = field(body, "ReturnValues").and_then(s);
         let (old, waits) = self.with_table(&name, |table| {
             let canonical = table.key_of(&key, true)?;
             let old = table.items.get(&canonical).cloned();
@@ -1198,30 +1206,54 @@ impl DynamoDb {
                 "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length less than or equal to 25",
             ));
         }
-        let mut waits = Vec::new();
+        // Every request is checked before any is applied, so a refused batch writes nothing.
+        let mut planned = Vec::new();
         for (table_name, writes) in requests {
-            for write in writes.as_array().into_iter().flatten() {
-                let table_waits = self.with_table(table_name, |table| {
-                    if let Some(put) = write.get("PutRequest") {
+            let changes = self.with_table(table_name, |table| {
+                let mut seen = std::collections::BTreeSet::new();
+                let mut changes = Vec::new();
+                for write in writes.as_array().into_iter().flatten() {
+                    let (key, item) = if let Some(put) = write.get("PutRequest") {
                         let item = validated_item(put.get("Item").unwrap_or(&Json::Null))?;
-                        let key = table.key_of(&item, false)?;
-                        table.items.insert(key.clone(), item.clone());
-                        Ok(self.log(table_name, vec![Change::Put(key, item)]))
+                        (table.key_of(&item, false)?, Some(item))
                     } else if let Some(delete) = write.get("DeleteRequest") {
                         let key = validated_item(delete.get("Key").unwrap_or(&Json::Null))?;
-                        let canonical = table.key_of(&key, true)?;
-                        Ok(table
-                            .items
-                            .remove(&canonical)
-                            .and_then(|_| self.log(table_name, vec![Change::Delete(canonical)])))
+                        (table.key_of(&key, true)?, None)
                     } else {
-                        Err(ApiError::validation(
+                        return Err(ApiError::validation(
                             "Each write request needs a PutRequest or a DeleteRequest",
-                        ))
+                        ));
+                    };
+                    if !seen.insert(key.clone()) {
+                        return Err(ApiError::validation(
+                            "Provided list of item keys contains duplicates",
+                        ));
                     }
-                })?;
-                waits.extend(table_waits.into_iter().flatten());
-            }
+                    changes.push((key, item));
+                }
+                Ok(changes)
+            })?;
+            planned.push((table_name, changes));
+        }
+        let mut waits = Vec::new();
+        for (table_name, changes) in planned {
+            let table_waits = self.with_table(table_name, |table| {
+                let mut logged = Vec::new();
+                for (key, item) in changes {
+                    let change = match item {
+                        Some(item) => {
+                            table.items.insert(key.clone(), item.clone());
+                            Some(Change::Put(key, item))
+                        }
+                        None => table.items.remove(&key).map(|_| Change::Delete(key)),
+                    };
+                    logged.extend(change);
+                }
+                Ok((!logged.is_empty())
+                    .then(|| self.log(table_name, logged))
+                    .flatten())
+            })?;
+            waits.extend(table_waits.into_iter().flatten());
         }
         Self::durable(Some(waits)).await?;
         Ok(json!({"UnprocessedItems": {}}))
