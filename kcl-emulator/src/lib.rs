@@ -29,6 +29,8 @@ pub mod testcontainers;
 
 #[doc(hidden)]
 pub mod bench_support;
+#[doc(hidden)]
+pub mod fuzz_entry;
 
 pub use config::Config;
 pub use embedded::EmbeddedEmulator;

@@ -15,7 +15,7 @@ mod subscribe;
 mod tags;
 mod validate;
 
-pub(crate) use subscribe::{subscribe, Subscriptions};
+pub(crate) use subscribe::{subscribe, subscription_frames, Subscriptions};
 
 use std::sync::Arc;
 
@@ -24,6 +24,71 @@ use serde::Deserialize;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::protocol::{self, Format};
 use crate::store::{KinesisStore, Stream};
+
+/// Invokes `$callback! { "Operation" => action, ... }` with every Kinesis operation that has a
+/// whole (non-streamed) response, so dispatch and request decoding share one table.
+macro_rules! kinesis_actions {
+    ($callback:ident) => {
+        $callback! {
+            "CreateStream" => streams::create_stream,
+            "DeleteStream" => streams::delete_stream,
+            "DescribeStream" => streams::describe_stream,
+            "DescribeStreamSummary" => streams::describe_stream_summary,
+            "ListStreams" => streams::list_streams,
+            "ListShards" => shards::list_shards,
+            "SplitShard" => shards::split_shard,
+            "MergeShards" => shards::merge_shards,
+            "UpdateShardCount" => shards::update_shard_count,
+            "PutRecord" => records::put_record,
+            "PutRecords" => records::put_records,
+            "GetShardIterator" => records::get_shard_iterator,
+            "GetRecords" => records::get_records,
+            "IncreaseStreamRetentionPeriod" => settings::increase_retention,
+            "DecreaseStreamRetentionPeriod" => settings::decrease_retention,
+            "StartStreamEncryption" => settings::start_encryption,
+            "StopStreamEncryption" => settings::stop_encryption,
+            "EnableEnhancedMonitoring" => settings::enable_monitoring,
+            "DisableEnhancedMonitoring" => settings::disable_monitoring,
+            "UpdateStreamMode" => settings::update_stream_mode,
+            "UpdateMaxRecordSize" => settings::update_max_record_size,
+            "UpdateStreamWarmThroughput" => settings::update_warm_throughput,
+            "UpdateStreamRecordDistributionStrategy" => settings::update_record_distribution,
+            "DescribeLimits" => settings::describe_limits,
+            "DescribeAccountSettings" => settings::describe_account_settings,
+            "UpdateAccountSettings" => settings::update_account_settings,
+            "PutResourcePolicy" => settings::put_resource_policy,
+            "GetResourcePolicy" => settings::get_resource_policy,
+            "DeleteResourcePolicy" => settings::delete_resource_policy,
+            "AddTagsToStream" => tags::add_tags_to_stream,
+            "RemoveTagsFromStream" => tags::remove_tags_from_stream,
+            "ListTagsForStream" => tags::list_tags_for_stream,
+            "TagResource" => tags::tag_resource,
+            "UntagResource" => tags::untag_resource,
+            "ListTagsForResource" => tags::list_tags_for_resource,
+            "RegisterStreamConsumer" => consumers::register,
+            "DescribeStreamConsumer" => consumers::describe,
+            "ListStreamConsumers" => consumers::list,
+            "DeregisterStreamConsumer" => consumers::deregister,
+            "CreateChannel" => channels::create,
+            "DescribeChannel" => channels::describe,
+            "ListChannels" => channels::list,
+            "UpdateChannel" => channels::update,
+            "DeleteChannel" => channels::delete,
+            "CreateQueue" => queues::create,
+            "DescribeQueue" => queues::describe,
+            "ListQueues" => queues::list,
+            "UpdateQueue" => queues::update,
+            "DeleteQueue" => queues::delete,
+            "ReceiveQueueRecords" => queues::receive,
+            "AcknowledgeQueueRecords" => queues::acknowledge,
+            "UpdateQueueRecordsVisibility" => queues::change_visibility,
+            "ReceiveDeadLetterQueueRecords" => queues::receive_dead_letters,
+            "AcknowledgeDeadLetterQueueRecords" => queues::acknowledge_dead_letters,
+            "UpdateDeadLetterQueueRecordsVisibility" => queues::change_dead_letter_visibility,
+            "RestoreDeadLetterQueueRecords" => queues::restore_dead_letters,
+        }
+    };
+}
 
 /// Runs Kinesis operation `operation` on `body` and returns the encoded response body.
 ///
@@ -43,71 +108,60 @@ pub(crate) async fn dispatch(
                     let output = $action(store, input).await?;
                     Ok(protocol::encode(format, &output))
                 })*
-                _ => Err(ApiError::new(
-                    ErrorKind::UnknownOperation,
-                    format!("Unknown operation Kinesis_20131202.{operation}"),
-                )),
+                _ => Err(unknown_operation(operation)),
             }
         };
     }
-    route! {
-        "CreateStream" => streams::create_stream,
-        "DeleteStream" => streams::delete_stream,
-        "DescribeStream" => streams::describe_stream,
-        "DescribeStreamSummary" => streams::describe_stream_summary,
-        "ListStreams" => streams::list_streams,
-        "ListShards" => shards::list_shards,
-        "SplitShard" => shards::split_shard,
-        "MergeShards" => shards::merge_shards,
-        "UpdateShardCount" => shards::update_shard_count,
-        "PutRecord" => records::put_record,
-        "PutRecords" => records::put_records,
-        "GetShardIterator" => records::get_shard_iterator,
-        "GetRecords" => records::get_records,
-        "IncreaseStreamRetentionPeriod" => settings::increase_retention,
-        "DecreaseStreamRetentionPeriod" => settings::decrease_retention,
-        "StartStreamEncryption" => settings::start_encryption,
-        "StopStreamEncryption" => settings::stop_encryption,
-        "EnableEnhancedMonitoring" => settings::enable_monitoring,
-        "DisableEnhancedMonitoring" => settings::disable_monitoring,
-        "UpdateStreamMode" => settings::update_stream_mode,
-        "UpdateMaxRecordSize" => settings::update_max_record_size,
-        "UpdateStreamWarmThroughput" => settings::update_warm_throughput,
-        "UpdateStreamRecordDistributionStrategy" => settings::update_record_distribution,
-        "DescribeLimits" => settings::describe_limits,
-        "DescribeAccountSettings" => settings::describe_account_settings,
-        "UpdateAccountSettings" => settings::update_account_settings,
-        "PutResourcePolicy" => settings::put_resource_policy,
-        "GetResourcePolicy" => settings::get_resource_policy,
-        "DeleteResourcePolicy" => settings::delete_resource_policy,
-        "AddTagsToStream" => tags::add_tags_to_stream,
-        "RemoveTagsFromStream" => tags::remove_tags_from_stream,
-        "ListTagsForStream" => tags::list_tags_for_stream,
-        "TagResource" => tags::tag_resource,
-        "UntagResource" => tags::untag_resource,
-        "ListTagsForResource" => tags::list_tags_for_resource,
-        "RegisterStreamConsumer" => consumers::register,
-        "DescribeStreamConsumer" => consumers::describe,
-        "ListStreamConsumers" => consumers::list,
-        "DeregisterStreamConsumer" => consumers::deregister,
-        "CreateChannel" => channels::create,
-        "DescribeChannel" => channels::describe,
-        "ListChannels" => channels::list,
-        "UpdateChannel" => channels::update,
-        "DeleteChannel" => channels::delete,
-        "CreateQueue" => queues::create,
-        "DescribeQueue" => queues::describe,
-        "ListQueues" => queues::list,
-        "UpdateQueue" => queues::update,
-        "DeleteQueue" => queues::delete,
-        "ReceiveQueueRecords" => queues::receive,
-        "AcknowledgeQueueRecords" => queues::acknowledge,
-        "UpdateQueueRecordsVisibility" => queues::change_visibility,
-        "ReceiveDeadLetterQueueRecords" => queues::receive_dead_letters,
-        "AcknowledgeDeadLetterQueueRecords" => queues::acknowledge_dead_letters,
-        "UpdateDeadLetterQueueRecordsVisibility" => queues::change_dead_letter_visibility,
-        "RestoreDeadLetterQueueRecords" => queues::restore_dead_letters,
+    kinesis_actions!(route)
+}
+
+/// Decodes `body` as the input of `operation`, exactly as [`dispatch`] does before it runs the
+/// action, without touching any stream. For fuzzing the request decoders.
+///
+/// # Errors
+/// The `SerializationException` dispatch would answer, or `UnknownOperationException`.
+pub(crate) fn decode_request(operation: &str, format: Format, body: &[u8]) -> ApiResult<()> {
+    /// Decodes into the input type of `_action`, which the compiler infers from its signature.
+    fn decode_for<'a, Input, Output>(
+        _action: impl FnOnce(&'a KinesisStore, Input) -> Output,
+        format: Format,
+        body: &[u8],
+    ) -> ApiResult<Input>
+    where
+        Input: serde::de::DeserializeOwned,
+    {
+        protocol::decode(format, body)
     }
+    macro_rules! decode {
+        ($($name:literal => $action:path),* $(,)?) => {
+            match operation {
+                // Streamed, so not in the table; the server decodes it in `subscribe`.
+                "SubscribeToShard" => {
+                    protocol::decode::<subscribe::SubscribeInput>(format, body).map(drop)
+                }
+                $($name => decode_for($action, format, body).map(drop),)*
+                _ => Err(unknown_operation(operation)),
+            }
+        };
+    }
+    kinesis_actions!(decode)
+}
+
+/// The names of the operations [`decode_request`] knows.
+pub(crate) fn operation_names() -> &'static [&'static str] {
+    macro_rules! names {
+        ($($name:literal => $action:path),* $(,)?) => {
+            &["SubscribeToShard", $($name),*]
+        };
+    }
+    kinesis_actions!(names)
+}
+
+fn unknown_operation(operation: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::UnknownOperation,
+        format!("Unknown operation Kinesis_20131202.{operation}"),
+    )
 }
 
 /// The `StreamName` / `StreamARN` pair most inputs carry.

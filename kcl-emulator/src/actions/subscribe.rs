@@ -138,6 +138,47 @@ fn exception(error: &ApiError, format: Format, content_type: &str) -> Bytes {
     )
 }
 
+/// The first frame of every subscription.
+fn initial_response(format: Format, content_type: &str) -> Bytes {
+    event(
+        "initial-response",
+        content_type,
+        protocol::encode_value(format, &serde_json::json!({})),
+    )
+}
+
+/// The frame of one batch of records.
+fn records_event(format: Format, content_type: &str, payload: &SubscribeToShardEvent) -> Bytes {
+    event(
+        "SubscribeToShardEvent",
+        content_type,
+        protocol::encode(format, payload),
+    )
+}
+
+/// The frames a subscription in `format` sends: the initial response, an event carrying
+/// `records`, and the exception that ends it with `error`. For fuzzing the event-stream framing.
+pub(crate) fn subscription_frames(
+    format: Format,
+    records: Vec<RecordOutput>,
+    continuation_sequence_number: Option<String>,
+    millis_behind_latest: i64,
+    error: &ApiError,
+) -> [Bytes; 3] {
+    let content_type = format.content_type("1.1");
+    let payload = SubscribeToShardEvent {
+        records,
+        continuation_sequence_number,
+        millis_behind_latest,
+        child_shards: None,
+    };
+    [
+        initial_response(format, &content_type),
+        records_event(format, &content_type, &payload),
+        exception(error, format, &content_type),
+    ]
+}
+
 /// Validates the request and starts the subscriber task. Errors found before the stream opens
 /// (unknown consumer or shard, a second live subscription) are ordinary error responses.
 pub(crate) fn subscribe(
@@ -235,12 +276,10 @@ impl Subscriber {
     }
 
     async fn run(self, mut position: u64, lifetime: Duration) {
-        let initial = event(
-            "initial-response",
-            &self.content_type,
-            protocol::encode_value(self.format, &serde_json::json!({})),
-        );
-        if !self.send(initial).await {
+        if !self
+            .send(initial_response(self.format, &self.content_type))
+            .await
+        {
             return;
         }
         let deadline = tokio::time::Instant::now() + lifetime;
@@ -280,9 +319,8 @@ impl Subscriber {
                 millis_behind_latest: batch.millis_behind_latest,
                 child_shards: batch.child_shards,
             };
-            let bytes = protocol::encode(self.format, &payload);
             if !self
-                .send(event("SubscribeToShardEvent", &self.content_type, bytes))
+                .send(records_event(self.format, &self.content_type, &payload))
                 .await
             {
                 return;

@@ -15,6 +15,7 @@
 //! on disk.
 
 mod expr;
+pub(crate) mod fuzzing;
 mod value;
 mod wal;
 
