@@ -23,7 +23,7 @@ use crate::store::queues::{
     delivers, Delivered, Delivery, EntryError, Path, ReceiptHandle, ReceiveRequest, ShardsSource,
     Start,
 };
-use crate::store::{KinesisStore, Lifecycle, QueueMeta, Status, Stream};
+use crate::store::{KinesisStore, Lifecycle, MetaChange, QueueMeta, Status, Stream};
 
 /// A queue's visibility timeout unless its attributes name one.
 const DEFAULT_VISIBILITY_TIMEOUT_SECS: u32 = 30;
@@ -361,7 +361,7 @@ pub(crate) async fn create(
         queues.push(queue.clone());
         queue
     };
-    store.save_meta()?;
+    store.save_change(MetaChange::Queue(&queue.arn))?;
     Ok(DescriptionOutput {
         queue_description: describe_queue_meta(&queue, store.now_ms()),
     })
@@ -401,7 +401,7 @@ pub(crate) async fn delete(store: &KinesisStore, input: QueueRef) -> ApiResult<D
             .begin_delete(now, store.config.delete_delay.as_millis() as i64);
         Ok(())
     })?;
-    store.save_meta()?;
+    store.save_change(MetaChange::Queue(arn))?;
     Ok(DeleteOutput {})
 }
 
@@ -440,7 +440,7 @@ pub(crate) async fn update(
             .begin_update(now, store.config.update_delay.as_millis() as i64);
         Ok(describe_queue_meta(queue, now))
     })?;
-    store.save_meta()?;
+    store.save_change(MetaChange::Queue(arn))?;
     Ok(DescriptionOutput {
         queue_description: description,
     })
@@ -816,7 +816,7 @@ fn batch(store: &KinesisStore, input: BatchInput, action: BatchAction) -> ApiRes
 /// Saves the metadata after a change to `arn`'s delivery state; when the save fails, puts
 /// back the state from `before` so nothing is answered as done that was not kept.
 fn save_or_undo(store: &KinesisStore, arn: &str, before: Option<Delivery>) -> ApiResult<()> {
-    let Err(err) = store.save_meta() else {
+    let Err(err) = store.save_change(MetaChange::Queue(arn)) else {
         return Ok(());
     };
     if let Some(before) = before {
