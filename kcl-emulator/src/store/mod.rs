@@ -322,6 +322,10 @@ pub(crate) struct KinesisStore {
     channels: Mutex<Vec<ChannelMeta>>,
     /// The account's queues, including ones whose deletion has not completed.
     queues: Mutex<Vec<QueueMeta>>,
+    /// Bumped when a request changes a queue in a way a waiting receive must see (records made
+    /// visible again or restored, the queue deleted). Appends wake receives through their
+    /// shards' `changed` instead.
+    pub(crate) queues_changed: watch::Sender<u64>,
 }
 
 /// Outcome of appending one record.
@@ -372,6 +376,7 @@ impl KinesisStore {
             subscriptions: Arc::default(),
             channels: Mutex::new(Vec::new()),
             queues: Mutex::new(Vec::new()),
+            queues_changed: watch::channel(0).0,
         };
         if let Some(snapshot) = recovered {
             store.recover(snapshot)?;
@@ -390,6 +395,8 @@ impl KinesisStore {
         self.clock.advance(by);
         self.enforce_retention();
         self.purge_deleted();
+        // Visibility timeouts may have run out on the new clock: waiting receives look again.
+        self.queues_changed.send_modify(|v| *v += 1);
         // The metadata records the clock, so a restart resumes from the advanced time.
         if let Err(err) = self.save_change(MetaChange::Clock) {
             tracing::error!(error = %err, "saving metadata after advancing the clock failed");
