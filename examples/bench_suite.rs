@@ -1,6 +1,7 @@
 //! The whole benchmark suite in one command, printed as one table with the machine and date:
 //! emulator ingest, drain and latency (in memory and durable), draining a Kinesis queue with
-//! concurrent receivers (in memory and durable), the conditional UpdateItem rate
+//! concurrent receivers (in memory and durable), CreateStream latency as durable metadata
+//! grows, the conditional UpdateItem rate
 //! of its DynamoDB API, the load client's own ceiling, and the KCL rows (end-to-end records/s
 //! with a no-op processor, put -> process_records latency, failover time, lease-table writes
 //! per lease, memory per lease), each in polling and fan-out mode where that applies.
@@ -43,6 +44,8 @@ enum Section {
     Emulator,
     /// Worker rows.
     Kcl,
+    /// Only the CreateStream latency row of the emulator section.
+    Metadata,
 }
 
 #[tokio::main]
@@ -61,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let memory = EmbeddedEmulator::start(config.clone()).await?;
     let clients = Clients::new(&memory.endpoint_url()).await;
     let mut rows = Vec::new();
-    let kcl_rows = args.only != Some(Section::Emulator);
+    let kcl_rows = args.only.is_none() || args.only == Some(Section::Kcl);
     // First, while the process is small: later workloads leave the allocator holding memory
     // that would hide the worker's growth.
     let rss = if kcl_rows {
@@ -69,11 +72,15 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    if args.only != Some(Section::Kcl) {
+    if args.only.is_none() || args.only == Some(Section::Emulator) {
         emulator_rows(&memory, &config, &clients, &workload, &mut rows).await?;
+        metadata_rows(&config, quick, &mut rows).await?;
         if let Some(endpoint) = &args.endpoint {
             bench::run_suite(endpoint, endpoint, &workload, &mut rows).await?;
         }
+    }
+    if args.only == Some(Section::Metadata) {
+        metadata_rows(&config, quick, &mut rows).await?;
     }
     if kcl_rows {
         worker_rows(quick, &clients, &workload, &mut rows).await?;
@@ -143,6 +150,36 @@ async fn emulator_rows(
         kcl::conditional_updates_raw(clients, &memory.endpoint_url(), 4, update_run).await?;
     row.target = "emulator (memory)".to_owned();
     rows.push(row);
+    Ok(())
+}
+
+/// CreateStream latency at a few stream counts, on a fresh durable emulator (so the streams
+/// counted are only the ones this row creates).
+async fn metadata_rows(
+    config: &Config,
+    quick: bool,
+    rows: &mut Vec<bench::Row>,
+) -> anyhow::Result<()> {
+    let (counts, window) = if quick {
+        (vec![20, 50], 10)
+    } else {
+        (vec![1000, 5000], 100)
+    };
+    let dir = tempfile::tempdir()?;
+    let mut meta_config = config.clone();
+    meta_config.data_dir = Some(dir.path().to_owned());
+    meta_config.shard_limit = counts.iter().copied().max().unwrap_or(0) as u32;
+    let meta = EmbeddedEmulator::start(meta_config).await?;
+    rows.extend(
+        bench::metadata::create_stream_latency(
+            &meta.endpoint_url(),
+            "emulator (durable)",
+            &counts,
+            window,
+        )
+        .await?,
+    );
+    meta.shutdown().await;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kcl;
+pub mod metadata;
 pub mod queues;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

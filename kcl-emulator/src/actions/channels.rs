@@ -20,7 +20,7 @@ use crate::store::channels::{
     DeadLetterQueue, Destination, RecordConfig, S3Destination, S3Table, S3TablesDestination,
     StreamConfig,
 };
-use crate::store::{ChannelMeta, KinesisStore, Lifecycle};
+use crate::store::{ChannelMeta, KinesisStore, Lifecycle, MetaChange};
 
 /// `DataFreshnessInSeconds` when the request leaves it out.
 const DEFAULT_DATA_FRESHNESS_SECONDS: i64 = 300;
@@ -673,7 +673,7 @@ pub(crate) async fn create(
         }
         channels.push(channel.clone());
     }
-    store.save_meta()?;
+    store.save_change(MetaChange::Channel(&channel.arn))?;
     Ok(DescriptionOutput {
         channel_description: describe_channel_meta(store, &channel),
     })
@@ -709,7 +709,7 @@ pub(crate) async fn delete(store: &KinesisStore, input: ChannelRef) -> ApiResult
             .begin_delete(now, store.config.delete_delay.as_millis() as i64);
         Ok(())
     })?;
-    store.save_meta()?;
+    store.save_change(MetaChange::Channel(arn))?;
     Ok(DeleteOutput {})
 }
 
@@ -807,7 +807,7 @@ pub(crate) async fn update(
         *entry = updated.clone();
         Ok(())
     })?;
-    store.save_meta()?;
+    store.save_change(MetaChange::Channel(arn))?;
     Ok(DescriptionOutput {
         channel_description: describe_channel_meta(store, &updated),
     })

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{epoch_seconds, validate_name, validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{ConsumerMeta, KinesisStore, Stream};
+use crate::store::{ConsumerMeta, KinesisStore, MetaChange, Stream};
 
 /// Most consumers a stream may have registered at once, queues included.
 pub(super) const MAX_CONSUMERS: usize = 20;
@@ -134,7 +134,7 @@ pub(crate) async fn register(
         state.settings.consumers.push(consumer);
         output
     };
-    store.save_meta()?;
+    store.save_change(MetaChange::Stream(&stream))?;
     Ok(RegisterOutput { consumer: output })
 }
 
@@ -219,7 +219,7 @@ pub(crate) async fn deregister(
             }
         }
     }
-    store.save_meta()?;
+    store.save_change(MetaChange::Stream(&stream))?;
     Ok(DeregisterOutput {})
 }
 

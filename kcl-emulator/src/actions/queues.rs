@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::consumers::MAX_CONSUMERS;
 use super::validate::{
@@ -23,7 +24,7 @@ use crate::store::queues::{
     delivers, Delivered, Delivery, EntryError, Path, ReceiptHandle, ReceiveRequest, ShardsSource,
     Start,
 };
-use crate::store::{KinesisStore, Lifecycle, QueueMeta, Status, Stream};
+use crate::store::{KinesisStore, Lifecycle, MetaChange, QueueMeta, Status, Stream};
 
 /// A queue's visibility timeout unless its attributes name one.
 const DEFAULT_VISIBILITY_TIMEOUT_SECS: u32 = 30;
@@ -35,8 +36,6 @@ const DEFAULT_RECEIVE_LIMIT: i64 = 10;
 const DEFAULT_WAIT_SECS: i64 = 9;
 /// Most queue summaries one ListQueues page holds.
 const LIST_PAGE_LIMIT: usize = 100;
-/// How often a long poll looks again for visible records.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 const STARTING_POSITIONS: &[&str] = &["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"];
 const TARGET_TYPES: &[&str] = &["BUILT_IN", "NONE"];
@@ -361,7 +360,7 @@ pub(crate) async fn create(
         queues.push(queue.clone());
         queue
     };
-    store.save_meta()?;
+    store.save_change(MetaChange::Queue(&queue.arn))?;
     Ok(DescriptionOutput {
         queue_description: describe_queue_meta(&queue, store.now_ms()),
     })
@@ -401,7 +400,9 @@ pub(crate) async fn delete(store: &KinesisStore, input: QueueRef) -> ApiResult<D
             .begin_delete(now, store.config.delete_delay.as_millis() as i64);
         Ok(())
     })?;
-    store.save_meta()?;
+    store.save_change(MetaChange::Queue(arn))?;
+    // Receives waiting on the queue look again, and find it deleting.
+    store.queues_changed.send_modify(|v| *v += 1);
     Ok(DeleteOutput {})
 }
 
@@ -440,7 +441,7 @@ pub(crate) async fn update(
             .begin_update(now, store.config.update_delay.as_millis() as i64);
         Ok(describe_queue_meta(queue, now))
     })?;
-    store.save_meta()?;
+    store.save_change(MetaChange::Queue(arn))?;
     Ok(DescriptionOutput {
         queue_description: description,
     })
@@ -565,8 +566,24 @@ async fn receive_on(
     let wait = Duration::from_secs(input.wait_time_seconds.unwrap_or(DEFAULT_WAIT_SECS) as u64);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let (delivered, stream) =
-            receive_once(store, arn, path, limit, input.visibility_timeout_seconds)?;
+        let stream = queue_stream(store, arn)?;
+        // Subscribed before looking, so a record appended (or made visible by another
+        // request) between the look and the wait still wakes this receive.
+        let mut signals: Vec<watch::Receiver<u64>> = stream
+            .lock()
+            .shards
+            .iter()
+            .map(|shard| shard.changed.subscribe())
+            .chain(std::iter::once(store.queues_changed.subscribe()))
+            .collect();
+        let (delivered, next_visible_ms) = receive_once(
+            store,
+            arn,
+            &stream,
+            path,
+            limit,
+            input.visibility_timeout_seconds,
+        )?;
         if !delivered.is_empty() {
             return Ok(ReceiveOutput {
                 queue_records: delivered
@@ -575,23 +592,31 @@ async fn receive_on(
                     .collect(),
             });
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Ok(ReceiveOutput {
                 queue_records: Vec::new(),
             });
         }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - tokio::time::Instant::now())).await;
+        // Nothing signals a visibility timeout running out: that alone is waited for on the
+        // clock.
+        let wake_at = next_visible_ms.map_or(deadline, |at| {
+            let in_ms = (at - store.now_ms()).max(1) as u64;
+            deadline.min(now + Duration::from_millis(in_ms))
+        });
+        let any_signal =
+            futures::future::select_all(signals.iter_mut().map(|s| Box::pin(s.changed())));
+        tokio::select! {
+            // A sender that is gone (its stream was removed) counts as a change: the next
+            // look reports what happened.
+            _ = any_signal => {}
+            () = tokio::time::sleep_until(wake_at) => {}
+        }
     }
 }
 
-/// One attempt at a receive: the records handed out, and the queue's stream.
-fn receive_once(
-    store: &KinesisStore,
-    arn: &str,
-    path: Path,
-    limit: usize,
-    visibility_override: Option<i64>,
-) -> ApiResult<(Vec<Delivered>, Arc<Stream>)> {
+/// The stream of the queue `arn` names, if the queue delivers records now.
+fn queue_stream(store: &KinesisStore, arn: &str) -> ApiResult<Arc<Stream>> {
     let queue = locate_queue(store, arn)?;
     let status = queue.status;
     if !delivers(status) {
@@ -602,8 +627,20 @@ fn receive_once(
     }
     // Resolve the stream before taking the queues' lock: the lookup may purge deleted
     // streams, which saves metadata, which takes that lock.
-    let stream = store.stream(&queue.stream_name)?;
-    let (delivered, before) = with_queue(store, arn, |queue, now| {
+    store.stream(&queue.stream_name)
+}
+
+/// One attempt at a receive from `stream`, the queue's stream: the records handed out, and
+/// when the next record in flight becomes visible again.
+fn receive_once(
+    store: &KinesisStore,
+    arn: &str,
+    stream: &Stream,
+    path: Path,
+    limit: usize,
+    visibility_override: Option<i64>,
+) -> ApiResult<(Vec<Delivered>, Option<i64>)> {
+    let (delivered, before, next_visible_ms) = with_queue(store, arn, |queue, now| {
         // The shard list is read under the queues' lock, so no receive works from a list
         // older than the delivery state it changes.
         let source = ShardsSource(stream.lock().shards.clone());
@@ -621,12 +658,12 @@ fn receive_once(
             Path::Normal => queue.delivery.receive(&source, queue.start, max, &request),
             Path::DeadLetter => queue.delivery.receive_dead_letters(&source, max, &request),
         };
-        Ok((delivered, before))
+        Ok((delivered, before, queue.delivery.next_visible_ms(now)))
     })?;
     if !delivered.is_empty() {
         save_or_undo(store, arn, before)?;
     }
-    Ok((delivered, stream))
+    Ok((delivered, next_visible_ms))
 }
 
 fn queue_record(delivered: Delivered, stream: &Stream) -> QueueRecord {
@@ -809,6 +846,8 @@ fn batch(store: &KinesisStore, input: BatchInput, action: BatchAction) -> ApiRes
     })?;
     if !output.successful.is_empty() {
         save_or_undo(store, arn, before)?;
+        // Records made visible again or restored are there for receives already waiting.
+        store.queues_changed.send_modify(|v| *v += 1);
     }
     Ok(output)
 }
@@ -816,7 +855,7 @@ fn batch(store: &KinesisStore, input: BatchInput, action: BatchAction) -> ApiRes
 /// Saves the metadata after a change to `arn`'s delivery state; when the save fails, puts
 /// back the state from `before` so nothing is answered as done that was not kept.
 fn save_or_undo(store: &KinesisStore, arn: &str, before: Option<Delivery>) -> ApiResult<()> {
-    let Err(err) = store.save_meta() else {
+    let Err(err) = store.save_change(MetaChange::Queue(arn)) else {
         return Ok(());
     };
     if let Some(before) = before {
@@ -829,4 +868,125 @@ fn save_or_undo(store: &KinesisStore, arn: &str, before: Option<Delivery>) -> Ap
         }
     }
     Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewRecord, StreamSettings};
+    use crate::Config;
+
+    /// An in-memory store with an ACTIVE one-shard stream and a queue reading it.
+    async fn store_with_queue() -> (Arc<KinesisStore>, String) {
+        let mut config = Config::embedded();
+        config.create_delay = Duration::ZERO;
+        let store = Arc::new(KinesisStore::open(&config).unwrap());
+        store
+            .create_stream("waits", 1, StreamSettings::new(0, 0, "ON_DEMAND"))
+            .unwrap();
+        let stream_arn = store.stream("waits").unwrap().arn.clone();
+        let input = serde_json::from_value(serde_json::json!({
+            "QueueName": "waiter",
+            "StreamConfigurationList": [{"StreamARN": stream_arn}],
+        }))
+        .unwrap();
+        let created = create(&store, input).await.unwrap();
+        (store, created.queue_description.queue_arn)
+    }
+
+    /// A long poll sleeps until a put signals the shard: it is subscribed to the shard's
+    /// signal while it waits, and with the clock paused it returns the record without any time
+    /// passing (a poll that looked again on a timer would need time to pass to see it).
+    #[tokio::test(start_paused = true)]
+    async fn a_long_poll_is_woken_by_the_put_not_by_a_timer() {
+        let (store, queue_arn) = store_with_queue().await;
+        let stream = store.stream("waits").unwrap();
+        let shard = Arc::clone(&stream.lock().shards[0]);
+        let started = tokio::time::Instant::now();
+        let waiting = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let input = serde_json::from_value(serde_json::json!({
+                    "QueueARN": queue_arn,
+                    "WaitTimeSeconds": 20,
+                }))
+                .unwrap();
+                receive(&store, input).await
+            })
+        };
+        // Yielding keeps the paused clock still: the receive runs until it waits.
+        for _ in 0..1000 {
+            if shard.changed.receiver_count() > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            shard.changed.receiver_count(),
+            1,
+            "the waiting receive listens to the shard's signal"
+        );
+        let record = NewRecord {
+            partition_key: Arc::from("key"),
+            data: bytes::Bytes::from_static(b"late"),
+            hash: crate::store::keys::partition_key_hash("key"),
+        };
+        store.append(&stream, vec![record]).await.unwrap();
+        let got = waiting.await.unwrap().unwrap();
+        assert_eq!(got.queue_records.len(), 1);
+        assert_eq!(got.queue_records[0].partition_key, "key");
+        assert_eq!(
+            tokio::time::Instant::now(),
+            started,
+            "no timer fired: the put woke the receive"
+        );
+    }
+
+    /// Records made visible by another request wake a waiting receive as a put does: the
+    /// record handed out with a long visibility timeout comes back as soon as its timeout is
+    /// set to zero, with no time passing.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_poll_is_woken_when_another_request_makes_a_record_visible() {
+        let (store, queue_arn) = store_with_queue().await;
+        let stream = store.stream("waits").unwrap();
+        let record = NewRecord {
+            partition_key: Arc::from("key"),
+            data: bytes::Bytes::from_static(b"once"),
+            hash: crate::store::keys::partition_key_hash("key"),
+        };
+        store.append(&stream, vec![record]).await.unwrap();
+        let receive_input = |wait: i64| {
+            serde_json::from_value::<ReceiveInput>(serde_json::json!({
+                "QueueARN": queue_arn,
+                "WaitTimeSeconds": wait,
+                "VisibilityTimeoutSeconds": 3600,
+            }))
+            .unwrap()
+        };
+        let first = receive(&store, receive_input(1)).await.unwrap();
+        let handle = first.queue_records[0].receipt_handle.clone();
+        let started = tokio::time::Instant::now();
+        let waiting = {
+            let (store, input) = (Arc::clone(&store), receive_input(20));
+            tokio::spawn(async move { receive(&store, input).await })
+        };
+        for _ in 0..1000 {
+            if store.queues_changed.receiver_count() > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(store.queues_changed.receiver_count(), 1);
+        let input = serde_json::from_value(serde_json::json!({
+            "QueueARN": queue_arn,
+            "Entries": [{"ReceiptHandle": handle, "VisibilityTimeoutSeconds": 0}],
+        }))
+        .unwrap();
+        let changed = change_visibility(&store, input).await.unwrap();
+        assert_eq!(changed.successful.len(), 1);
+        let got = waiting.await.unwrap().unwrap();
+        assert_eq!(got.queue_records.len(), 1);
+        assert_eq!(got.queue_records[0].receive_count, 2);
+        assert_eq!(tokio::time::Instant::now(), started, "no timer fired");
+    }
 }

@@ -7,7 +7,7 @@ use super::streams::Empty;
 use super::tags::with_resource;
 use super::{epoch_seconds, validate_range, StreamModeDetails, StreamRef};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{KinesisStore, StreamState};
+use crate::store::{KinesisStore, MetaChange, StreamState};
 
 /// Retention bounds in hours: one day to one year.
 const MIN_RETENTION_HOURS: i64 = 24;
@@ -60,7 +60,7 @@ fn change_retention(
         }
         state.settings.retention_hours = hours as u32;
     }
-    store.save_meta()?;
+    store.save_change(MetaChange::Stream(&stream))?;
     if !increase {
         store.enforce_retention();
     }
@@ -98,7 +98,7 @@ fn update_settings<T>(
         }
         result
     };
-    store.save_meta()?;
+    store.save_change(MetaChange::Stream(&stream))?;
     Ok(result)
 }
 
@@ -292,7 +292,7 @@ pub(crate) async fn update_stream_mode(
         state.settings.mode = mode;
         store.start_update(&mut state);
     }
-    store.save_meta()?;
+    store.save_change(MetaChange::Stream(&stream))?;
     Ok(Empty {})
 }
 

@@ -2,13 +2,14 @@
 //! UntagResource, ListTagsForResource (streams, consumers, channels and queues).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::streams::Empty;
 use super::{validate_range, StreamRef};
 use crate::error::{ApiError, ApiResult};
-use crate::store::KinesisStore;
+use crate::store::{KinesisStore, MetaChange, Stream};
 
 /// Most tags a stream may carry.
 const MAX_TAGS: usize = 50;
@@ -70,59 +71,78 @@ pub(super) fn with_resource<T>(
     writes: bool,
     change: impl FnOnce(ResourceAttributes<'_>) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    let result = on_resource(store, arn, change)?;
+    let (result, owner) = on_resource(store, arn, change)?;
     if writes {
-        store.save_meta()?;
+        store.save_change(match &owner {
+            Owner::Channel => MetaChange::Channel(arn),
+            Owner::Queue => MetaChange::Queue(arn),
+            Owner::Stream(stream) => MetaChange::Stream(stream),
+        })?;
     }
     Ok(result)
+}
+
+/// Whose metadata holds a resource's attributes: a consumer's are its stream's.
+enum Owner {
+    Channel,
+    Queue,
+    Stream(Arc<Stream>),
 }
 
 fn on_resource<T>(
     store: &KinesisStore,
     arn: &str,
     change: impl FnOnce(ResourceAttributes<'_>) -> ApiResult<T>,
-) -> ApiResult<T> {
+) -> ApiResult<(T, Owner)> {
     if arn.contains(":channel/") {
-        return super::channels::with_channel(store, arn, |channel, _| {
+        let result = super::channels::with_channel(store, arn, |channel, _| {
             change(ResourceAttributes {
                 tags: &mut channel.tags,
                 policy: &mut channel.resource_policy,
             })
-        });
+        })?;
+        return Ok((result, Owner::Channel));
     }
     if arn.contains(":queue/") {
-        return super::queues::with_queue(store, arn, |queue, _| {
+        let result = super::queues::with_queue(store, arn, |queue, _| {
             change(ResourceAttributes {
                 tags: &mut queue.tags,
                 policy: &mut queue.resource_policy,
             })
-        });
+        })?;
+        return Ok((result, Owner::Queue));
     }
     if arn.contains("/consumer/") {
         let (stream, consumer) = super::consumers::resolve_consumer_arn(store, arn)?;
-        let mut state = stream.lock();
-        let entry = state
-            .settings
-            .consumers
-            .iter_mut()
-            .find(|c| c.arn == consumer.arn)
-            .ok_or_else(|| ApiError::not_found(format!("Consumer {arn} not found.")))?;
-        return change(ResourceAttributes {
-            tags: &mut entry.tags,
-            policy: &mut entry.resource_policy,
-        });
+        let result = {
+            let mut state = stream.lock();
+            let entry = state
+                .settings
+                .consumers
+                .iter_mut()
+                .find(|c| c.arn == consumer.arn)
+                .ok_or_else(|| ApiError::not_found(format!("Consumer {arn} not found.")))?;
+            change(ResourceAttributes {
+                tags: &mut entry.tags,
+                policy: &mut entry.resource_policy,
+            })?
+        };
+        return Ok((result, Owner::Stream(stream)));
     }
     let stream = StreamRef {
         name: None,
         arn: Some(arn.to_owned()),
     }
     .resolve(store)?;
-    let mut state = stream.lock();
-    let settings = &mut state.settings;
-    change(ResourceAttributes {
-        tags: &mut settings.tags,
-        policy: &mut settings.resource_policy,
-    })
+    let result = {
+        let mut state = stream.lock();
+        let settings = &mut state.settings;
+        change(ResourceAttributes {
+            tags: &mut settings.tags,
+            policy: &mut settings.resource_policy,
+        })?
+    };
+    Ok((result, Owner::Stream(stream)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,7 +177,7 @@ pub(crate) async fn add_tags_to_stream(
         )?;
         state.settings.tags.extend(input.tags);
     }
-    store.save_meta()?;
+    store.save_change(MetaChange::Stream(&stream))?;
     Ok(Empty {})
 }
 
@@ -180,7 +200,7 @@ pub(crate) async fn remove_tags_from_stream(
             state.settings.tags.remove(key);
         }
     }
-    store.save_meta()?;
+    store.save_change(MetaChange::Stream(&stream))?;
     Ok(Empty {})
 }
 

@@ -10,6 +10,8 @@
 //! (group commit), then acknowledges. A record is acknowledged to the client, and made visible to
 //! readers, only after that sync: whatever a client saw survives `kill -9`.
 //!
+//! The frame layer (length, CRC, payload) is shared with the metadata journal (`meta.rs`).
+//!
 //! Recovery reads every segment; the first frame that is short or fails its CRC marks a torn
 //! tail (a write cut off by a crash) and the file is truncated there. Retention removes whole
 //! segments whose newest record has expired, never rewriting a file.
@@ -31,43 +33,69 @@ const PAYLOAD_HEADER: usize = 8 + 8 + 2;
 /// No valid frame is larger than this (1 MiB data + 256 four-byte characters of key + header).
 const MAX_PAYLOAD: usize = 1024 * 1024 + 1024 + PAYLOAD_HEADER;
 
+/// Appends one frame to `buf`: its payload is whatever `write_payload` appends. Every file
+/// this store writes incrementally (shard segments, the metadata journal) is a sequence of these
+/// frames, so a torn tail is found the same way in each.
+pub(crate) fn encode_frame_with(buf: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>)) {
+    let len_at = buf.len();
+    buf.extend_from_slice(&[0; 8]);
+    let payload_at = buf.len();
+    write_payload(buf);
+    let payload_len = (buf.len() - payload_at) as u32;
+    let crc = crc32fast::hash(&buf[payload_at..]);
+    buf[len_at..len_at + 4].copy_from_slice(&payload_len.to_le_bytes());
+    buf[len_at + 4..len_at + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The whole frames at the start of `bytes`: each payload with the offset just past its frame.
+/// Iteration stops at the first frame that is short, fails its CRC or has a payload length
+/// outside `payload_lengths`: from there on the bytes are a torn or corrupt tail.
+pub(crate) fn frames(
+    bytes: &[u8],
+    payload_lengths: std::ops::RangeInclusive<usize>,
+) -> impl Iterator<Item = (&[u8], usize)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if bytes.len() - at < 8 {
+            return None;
+        }
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        if !payload_lengths.contains(&len) || bytes.len() - at - 8 < len {
+            return None;
+        }
+        let payload = &bytes[at + 8..at + 8 + len];
+        if crc32fast::hash(payload) != crc {
+            return None;
+        }
+        at += 8 + len;
+        Some((payload, at))
+    })
+}
+
 /// Appends the frame for `record` to `buf`.
 pub(crate) fn encode_frame(buf: &mut Vec<u8>, record: &Record) {
     let key = record.partition_key.as_bytes();
-    let payload_len = PAYLOAD_HEADER + key.len() + record.data.len();
-    buf.reserve(8 + payload_len);
-    buf.extend_from_slice(&(payload_len as u32).to_le_bytes());
-    let crc_at = buf.len();
-    buf.extend_from_slice(&[0; 4]);
-    let payload_at = buf.len();
-    buf.extend_from_slice(&record.counter.to_le_bytes());
-    buf.extend_from_slice(&record.arrival_ms.to_le_bytes());
-    buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    buf.extend_from_slice(key);
-    buf.extend_from_slice(&record.data);
-    let crc = crc32fast::hash(&buf[payload_at..]);
-    buf[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    buf.reserve(8 + PAYLOAD_HEADER + key.len() + record.data.len());
+    encode_frame_with(buf, |buf| {
+        buf.extend_from_slice(&record.counter.to_le_bytes());
+        buf.extend_from_slice(&record.arrival_ms.to_le_bytes());
+        buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        buf.extend_from_slice(key);
+        buf.extend_from_slice(&record.data);
+    });
 }
 
 /// Decodes the frames of one segment. Returns the records and the length of the valid prefix;
 /// a shorter valid prefix than the input means the rest is a torn or corrupt tail.
 pub(crate) fn decode_frames(bytes: &[u8]) -> (Vec<Record>, usize) {
     let mut records = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= 8 {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if !(PAYLOAD_HEADER..=MAX_PAYLOAD).contains(&len) || bytes.len() - at - 8 < len {
-            break;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
+    let mut valid = 0;
+    for (payload, end) in frames(bytes, PAYLOAD_HEADER..=MAX_PAYLOAD) {
         let counter = u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes"));
         let arrival_ms = i64::from_le_bytes(payload[8..16].try_into().expect("8 bytes"));
         let key_len = u16::from_le_bytes(payload[16..18].try_into().expect("2 bytes")) as usize;
-        if PAYLOAD_HEADER + key_len > len {
+        if PAYLOAD_HEADER + key_len > payload.len() {
             break;
         }
         let Ok(key) = std::str::from_utf8(&payload[18..18 + key_len]) else {
@@ -79,9 +107,9 @@ pub(crate) fn decode_frames(bytes: &[u8]) -> (Vec<Record>, usize) {
             partition_key: Arc::from(key),
             data: Bytes::copy_from_slice(&payload[18 + key_len..]),
         });
-        at += 8 + len;
+        valid = end;
     }
-    (records, at)
+    (records, valid)
 }
 
 #[derive(Debug)]

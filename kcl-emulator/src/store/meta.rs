@@ -1,18 +1,29 @@
-//! Stream, shard, consumer, channel and queue metadata, and its crash-safe snapshot on disk.
+//! Stream, shard, consumer, channel and queue metadata, and how it is kept on disk.
 //!
-//! The snapshot is small (no records), so it is rewritten whole on every change: written to a
-//! temporary file, synced, renamed over `meta.json`, and the directory synced. A crash leaves
-//! either the old or the new snapshot, never a mix.
+//! Two files hold it: a snapshot of everything (`meta.json`) and a journal of the changes made
+//! since (`meta-journal-<generation>.log`). A change appends one record to the journal, the
+//! new state of the one stream, channel or queue it touched, and syncs it: its cost does not
+//! grow with the number of streams. When the journal has grown past the snapshot's size (and
+//! a floor), the snapshot is written again (to a temporary file, synced, renamed over
+//! `meta.json`, the directory synced) under the next generation, and the old journal is
+//! deleted; rewriting the snapshot that rarely keeps the cost per change bounded on average.
+//!
+//! The snapshot names its generation, and recovery replays only that generation's journal: a
+//! crash between the rename and the old journal's deletion leaves a journal that is ignored
+//! (and removed). Journal records are frames of the shard logs' codec (`log.rs`); the first
+//! torn or corrupt frame ends the replay, and the file is cut there. Data directories written
+//! before the journal existed hold a snapshot alone (generation 0, no journal) and load as
+//! they are.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ChannelMeta, QueueMeta, Status, Stream};
+use super::{log, ChannelMeta, QueueMeta, Status, Stream};
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,7 +185,7 @@ impl StreamSettings {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SavedShard {
     pub(crate) index: u32,
     pub(crate) id: String,
@@ -191,7 +202,7 @@ pub(crate) struct SavedShard {
     pub(crate) closed_ms: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SavedStream {
     pub(crate) name: String,
     pub(crate) epoch: u64,
@@ -216,73 +227,482 @@ pub(crate) struct Snapshot {
     /// Absent from snapshots written before queues existed.
     #[serde(default)]
     pub(crate) queues: Vec<QueueMeta>,
+    /// Which journal continues this snapshot. Absent (0) from snapshots written before the
+    /// journal existed, which no journal continues.
+    #[serde(default)]
+    pub(crate) generation: u64,
 }
 
 const META_FILE: &str = "meta.json";
+/// The journal is compacted into a new snapshot once it is larger than both the snapshot and
+/// this: small stores are not rewritten every few changes.
+const MIN_COMPACT_BYTES: u64 = 1024 * 1024;
+/// No journal record is larger than this; a length beyond it is garbage, not a record.
+const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
 
-pub(crate) fn save(
-    root: &Path,
-    streams: &[&Arc<Stream>],
-    channels: &[ChannelMeta],
-    queues: &[QueueMeta],
-    counter: u64,
-    clock_ms: i64,
-) -> io::Result<()> {
-    let snapshot = Snapshot {
-        version: 1,
-        counter,
-        clock_ms,
-        streams: streams
-            .iter()
-            .map(|stream| {
-                let state = stream.lock();
-                SavedStream {
-                    name: stream.name.clone(),
-                    epoch: stream.epoch,
-                    settings: state.settings.clone(),
-                    shards: state
-                        .shards
-                        .iter()
-                        .map(|s| {
-                            let log = s.lock();
-                            SavedShard {
-                                index: s.index,
-                                id: s.id.clone(),
-                                parent: s.parent.clone(),
-                                adjacent_parent: s.adjacent_parent.clone(),
-                                start_hash: s.start_hash.to_string(),
-                                end_hash: s.end_hash.to_string(),
-                                starting_counter: s.starting_counter,
-                                ending_counter: log.ending_counter,
-                                closed_ms: log.closed_ms,
-                            }
-                        })
-                        .collect(),
-                }
-            })
-            .collect(),
-        channels: channels.to_vec(),
-        queues: queues.to_vec(),
-    };
-    let bytes = serde_json::to_vec_pretty(&snapshot).map_err(io::Error::other)?;
-    let tmp = root.join("meta.json.tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, root.join(META_FILE))?;
-    File::open(root)?.sync_all()?;
-    Ok(())
+impl SavedStream {
+    /// The metadata of `stream` as it is now (takes its lock and its shards').
+    pub(crate) fn of(stream: &Stream) -> SavedStream {
+        let state = stream.lock();
+        SavedStream {
+            name: stream.name.clone(),
+            epoch: stream.epoch,
+            settings: state.settings.clone(),
+            shards: state
+                .shards
+                .iter()
+                .map(|s| {
+                    let log = s.lock();
+                    SavedShard {
+                        index: s.index,
+                        id: s.id.clone(),
+                        parent: s.parent.clone(),
+                        adjacent_parent: s.adjacent_parent.clone(),
+                        start_hash: s.start_hash.to_string(),
+                        end_hash: s.end_hash.to_string(),
+                        starting_counter: s.starting_counter,
+                        ending_counter: log.ending_counter,
+                        closed_ms: log.closed_ms,
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
-pub(crate) fn load(root: &Path) -> io::Result<Option<Snapshot>> {
-    match fs::read(root.join(META_FILE)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|err| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("corrupt {META_FILE}: {err}"),
+impl Snapshot {
+    /// A snapshot of `streams`, `channels` and `queues` (generation set when it is written).
+    pub(crate) fn of(
+        streams: &[&Arc<Stream>],
+        channels: &[ChannelMeta],
+        queues: &[QueueMeta],
+        counter: u64,
+        clock_ms: i64,
+    ) -> Snapshot {
+        Snapshot {
+            version: 1,
+            counter,
+            clock_ms,
+            streams: streams.iter().map(|s| SavedStream::of(s)).collect(),
+            channels: channels.to_vec(),
+            queues: queues.to_vec(),
+            generation: 0,
+        }
+    }
+
+    /// Applies one journal record: the record holds the whole new state of what it names.
+    fn apply(&mut self, entry: JournalEntry) {
+        self.counter = self.counter.max(entry.counter);
+        self.clock_ms = self.clock_ms.max(entry.clock_ms);
+        match entry.change {
+            Change::Stream(saved) => match self.streams.iter_mut().find(|s| s.name == saved.name) {
+                Some(slot) => *slot = saved,
+                None => self.streams.push(saved),
+            },
+            Change::StreamRemoved { name, epoch } => {
+                self.streams
+                    .retain(|s| !(s.name == name && s.epoch == epoch));
+            }
+            Change::Channel(channel) => {
+                match self.channels.iter_mut().find(|c| c.arn == channel.arn) {
+                    Some(slot) => *slot = channel,
+                    None => self.channels.push(channel),
+                }
+            }
+            Change::Queue(queue) => match self.queues.iter_mut().find(|q| q.arn == queue.arn) {
+                Some(slot) => *slot = queue,
+                None => self.queues.push(queue),
+            },
+            Change::Clock => {}
+        }
+    }
+}
+
+/// What one journal record changes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Change {
+    /// A stream was created or changed (settings, consumers, tags, shards): its new state.
+    Stream(SavedStream),
+    /// A stream's deletion completed. The epoch tells it from a later stream of the same name.
+    StreamRemoved { name: String, epoch: u64 },
+    /// A channel was created or changed: its new state.
+    Channel(ChannelMeta),
+    /// A queue was created or changed, its delivery state included: its new state.
+    Queue(QueueMeta),
+    /// Only the clock and counter moved (the store's clock was advanced).
+    Clock,
+}
+
+/// One journal record: a change, and the counter and clock when it was made.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct JournalEntry {
+    pub(crate) counter: u64,
+    pub(crate) clock_ms: i64,
+    pub(crate) change: Change,
+}
+
+/// The metadata files of a durable store: the snapshot and its journal, open for appending.
+#[derive(Debug)]
+pub(crate) struct MetaFiles {
+    root: PathBuf,
+    /// The generation of the snapshot on disk, which the journal continues.
+    generation: u64,
+    /// The journal, once this generation has one.
+    journal: Option<File>,
+    /// Bytes of whole records in the journal.
+    journal_bytes: u64,
+    /// Size of the snapshot on disk.
+    snapshot_bytes: u64,
+    /// Set when an append or a compaction failed: the journal's tail (or which snapshot is
+    /// on disk) is then unknown, so the next change writes a whole snapshot instead.
+    needs_snapshot: bool,
+}
+
+fn journal_path(root: &Path, generation: u64) -> PathBuf {
+    root.join(format!("meta-journal-{generation:020}.log"))
+}
+
+fn is_journal(name: &str) -> bool {
+    name.starts_with("meta-journal-") && name.ends_with(".log")
+}
+
+impl MetaFiles {
+    /// Opens the metadata in `root` and recovers it: the snapshot with its journal replayed.
+    /// `None` when there is none (a new store). A torn journal tail is cut off, and journals
+    /// of other generations (left by a crash during compaction) are removed.
+    pub(crate) fn open(root: &Path) -> io::Result<(MetaFiles, Option<Snapshot>)> {
+        let (mut snapshot, snapshot_bytes) = match fs::read(root.join(META_FILE)) {
+            Ok(bytes) => {
+                let snapshot: Snapshot = serde_json::from_slice(&bytes).map_err(|err| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("corrupt {META_FILE}: {err}"),
+                    )
+                })?;
+                (Some(snapshot), bytes.len() as u64)
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => (None, 0),
+            Err(err) => return Err(err),
+        };
+        let generation = snapshot.as_ref().map_or(0, |s| s.generation);
+        let current = journal_path(root, generation);
+        for entry in fs::read_dir(root)? {
+            let path = entry?.path();
+            let stray = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_journal)
+                && path != current;
+            if stray {
+                fs::remove_file(&path)?;
+            }
+        }
+        let mut journal_bytes = 0;
+        let journal = match fs::read(&current) {
+            Ok(bytes) => {
+                let mut valid = 0;
+                for (payload, end) in log::frames(&bytes, 1..=MAX_RECORD_BYTES) {
+                    let Ok(entry) = serde_json::from_slice::<JournalEntry>(payload) else {
+                        break;
+                    };
+                    snapshot
+                        .get_or_insert_with(|| Snapshot::of(&[], &[], &[], 0, 0))
+                        .apply(entry);
+                    valid = end;
+                }
+                let file = OpenOptions::new().append(true).open(&current)?;
+                if valid < bytes.len() {
+                    tracing::warn!(
+                        path = %current.display(),
+                        kept = valid,
+                        dropped = bytes.len() - valid,
+                        "truncating torn tail of the metadata journal"
+                    );
+                    file.set_len(valid as u64)?;
+                    file.sync_all()?;
+                }
+                journal_bytes = valid as u64;
+                Some(file)
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let files = MetaFiles {
+            root: root.to_owned(),
+            generation,
+            journal,
+            journal_bytes,
+            snapshot_bytes,
+            needs_snapshot: false,
+        };
+        Ok((files, snapshot))
+    }
+
+    /// Whether the next change must write a whole snapshot rather than a journal record.
+    pub(crate) fn needs_snapshot(&self) -> bool {
+        self.needs_snapshot
+    }
+
+    /// Whether the journal has grown enough to be folded into a new snapshot.
+    pub(crate) fn should_compact(&self) -> bool {
+        self.journal_bytes > self.snapshot_bytes.max(MIN_COMPACT_BYTES)
+    }
+
+    /// Appends `entries` to the journal and syncs it: once this returns, they survive a crash.
+    pub(crate) fn append(&mut self, entries: &[JournalEntry]) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        for entry in entries {
+            let payload = serde_json::to_vec(entry).map_err(io::Error::other)?;
+            log::encode_frame_with(&mut bytes, |buf| buf.extend_from_slice(&payload));
+        }
+        let result = self.append_bytes(&bytes);
+        if result.is_err() {
+            self.needs_snapshot = true;
+        }
+        result
+    }
+
+    fn append_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.journal.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(journal_path(&self.root, self.generation))?;
+            // The new file's directory entry must be durable before any record in it counts.
+            File::open(&self.root)?.sync_all()?;
+            self.journal = Some(file);
+        }
+        let file = self.journal.as_mut().expect("opened above");
+        file.write_all(bytes)?;
+        file.sync_data()?;
+        self.journal_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes `snapshot` as the next generation and starts its (empty) journal; the previous
+    /// journal is deleted once the new snapshot is durable.
+    pub(crate) fn write_snapshot(&mut self, mut snapshot: Snapshot) -> io::Result<()> {
+        let result = self.write_snapshot_unchecked(&mut snapshot);
+        self.needs_snapshot = result.is_err();
+        result
+    }
+
+    fn write_snapshot_unchecked(&mut self, snapshot: &mut Snapshot) -> io::Result<()> {
+        let next = self.generation + 1;
+        snapshot.generation = next;
+        let bytes = serde_json::to_vec_pretty(&snapshot).map_err(io::Error::other)?;
+        let tmp = self.root.join("meta.json.tmp");
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, self.root.join(META_FILE))?;
+        // From the rename on, the old journal no longer continues the snapshot that may be on
+        // disk: later changes go to the new generation's journal.
+        let previous = std::mem::replace(&mut self.generation, next);
+        self.journal = None;
+        self.journal_bytes = 0;
+        self.snapshot_bytes = bytes.len() as u64;
+        File::open(&self.root)?.sync_all()?;
+        match fs::remove_file(journal_path(&self.root, previous)) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(name: &str, epoch: u64, retention_hours: u32) -> SavedStream {
+        let mut settings = StreamSettings::new(0, 0, "PROVISIONED");
+        settings.retention_hours = retention_hours;
+        SavedStream {
+            name: name.to_owned(),
+            epoch,
+            settings,
+            shards: Vec::new(),
+        }
+    }
+
+    fn entry(counter: u64, change: Change) -> JournalEntry {
+        JournalEntry {
+            counter,
+            clock_ms: counter as i64,
+            change,
+        }
+    }
+
+    /// (name, epoch, retention) of every stream in the recovered metadata, and its counter.
+    fn recovered(root: &Path) -> (Vec<(String, u64, u32)>, u64) {
+        let (_, snapshot) = MetaFiles::open(root).unwrap();
+        let snapshot = snapshot.expect("metadata");
+        let mut streams: Vec<_> = snapshot
+            .streams
+            .iter()
+            .map(|s| (s.name.clone(), s.epoch, s.settings.retention_hours))
+            .collect();
+        streams.sort();
+        (streams, snapshot.counter)
+    }
+
+    fn journal_of(root: &Path, generation: u64) -> PathBuf {
+        journal_path(root, generation)
+    }
+
+    #[test]
+    fn the_journal_replays_in_order_and_a_torn_record_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut files, snapshot) = MetaFiles::open(dir.path()).unwrap();
+        assert!(snapshot.is_none());
+        files
+            .append(&[
+                entry(1, Change::Stream(stream("a", 1, 24))),
+                entry(2, Change::Stream(stream("b", 2, 24))),
+            ])
+            .unwrap();
+        files
+            .append(&[entry(3, Change::Stream(stream("a", 1, 48)))])
+            .unwrap();
+        // A removal names the epoch: it never removes a later stream of the same name.
+        files
+            .append(&[entry(
+                4,
+                Change::StreamRemoved {
+                    name: "b".to_owned(),
+                    epoch: 0,
+                },
+            )])
+            .unwrap();
+        files.append(&[entry(9, Change::Clock)]).unwrap();
+        drop(files);
+        let expected = vec![("a".to_owned(), 1, 48), ("b".to_owned(), 2, 24)];
+        assert_eq!(recovered(dir.path()), (expected.clone(), 9));
+
+        // A crash in the middle of an append leaves part of a frame: every cut of a whole
+        // record is ignored, and the records before it stand.
+        let journal = journal_of(dir.path(), 0);
+        let whole = fs::read(&journal).unwrap();
+        let mut last = Vec::new();
+        let payload = serde_json::to_vec(&entry(10, Change::Stream(stream("c", 3, 24)))).unwrap();
+        log::encode_frame_with(&mut last, |buf| buf.extend_from_slice(&payload));
+        for cut in [1, 7, 8, 9, last.len() / 2, last.len() - 1] {
+            let mut torn = whole.clone();
+            torn.extend_from_slice(&last[..cut]);
+            fs::write(&journal, &torn).unwrap();
+            assert_eq!(recovered(dir.path()), (expected.clone(), 9), "cut {cut}");
+            assert_eq!(
+                fs::read(&journal).unwrap(),
+                whole,
+                "the torn tail is cut off"
+            );
+        }
+        // Appends after the cut are read back: they do not sit behind garbage.
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&last[..last.len() - 1]);
+        fs::write(&journal, &torn).unwrap();
+        let (mut files, _) = MetaFiles::open(dir.path()).unwrap();
+        files
+            .append(&[entry(11, Change::Stream(stream("d", 4, 24)))])
+            .unwrap();
+        drop(files);
+        let (streams, counter) = recovered(dir.path());
+        assert_eq!(counter, 11);
+        assert!(streams.contains(&("d".to_owned(), 4, 24)));
+    }
+
+    #[test]
+    fn compaction_starts_a_new_generation_and_a_stale_journal_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut files, _) = MetaFiles::open(dir.path()).unwrap();
+        files
+            .append(&[entry(1, Change::Stream(stream("a", 1, 24)))])
+            .unwrap();
+        let stale = fs::read(journal_of(dir.path(), 0)).unwrap();
+        let mut snapshot = Snapshot::of(&[], &[], &[], 5, 5);
+        snapshot.streams.push(stream("a", 1, 72));
+        files.write_snapshot(snapshot).unwrap();
+        assert!(!journal_of(dir.path(), 0).exists());
+        assert!(!files.should_compact());
+        files
+            .append(&[entry(6, Change::Stream(stream("b", 2, 24)))])
+            .unwrap();
+        assert!(journal_of(dir.path(), 1).exists());
+        drop(files);
+        // A crash between the snapshot's rename and the old journal's deletion leaves the old
+        // journal behind: replaying it would undo changes the snapshot holds.
+        fs::write(journal_of(dir.path(), 0), &stale).unwrap();
+        let expected = vec![("a".to_owned(), 1, 72), ("b".to_owned(), 2, 24)];
+        assert_eq!(recovered(dir.path()), (expected, 6));
+        assert!(
+            !journal_of(dir.path(), 0).exists(),
+            "the stale journal is removed"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_written_before_the_journal_existed_loads_and_is_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = serde_json::to_value(Snapshot::of(&[], &[], &[], 7, 7)).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        fields.remove("generation");
+        fields.insert(
+            "streams".to_owned(),
+            serde_json::to_value([stream("old", 1, 24)]).unwrap(),
+        );
+        fs::write(
+            dir.path().join(META_FILE),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(recovered(dir.path()), (vec![("old".to_owned(), 1, 24)], 7));
+        let (mut files, _) = MetaFiles::open(dir.path()).unwrap();
+        files
+            .append(&[entry(8, Change::Stream(stream("new", 2, 24)))])
+            .unwrap();
+        drop(files);
+        assert_eq!(
+            recovered(dir.path()),
+            (
+                vec![("new".to_owned(), 2, 24), ("old".to_owned(), 1, 24)],
+                8
             )
-        }),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
+        );
+    }
+
+    #[test]
+    fn the_journal_is_compacted_once_it_outgrows_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut files, _) = MetaFiles::open(dir.path()).unwrap();
+        let mut big = stream("a", 1, 24);
+        big.settings.resource_policy = Some("x".repeat(64 * 1024));
+        let mut appended = 0;
+        while !files.should_compact() {
+            files
+                .append(&[entry(1, Change::Stream(stream("a", 1, 24)))])
+                .unwrap();
+            files
+                .append(&[entry(1, Change::Stream(big.clone()))])
+                .unwrap();
+            appended += 1;
+        }
+        // The floor keeps small journals from being compacted every few changes.
+        assert!(appended * 64 * 1024 >= MIN_COMPACT_BYTES);
+        // Past the floor, the bound is the snapshot's size: a change costs the same on average
+        // however many streams the snapshot holds.
+        let mut snapshot = Snapshot::of(&[], &[], &[], 1, 1);
+        snapshot.streams = vec![big.clone(); 48];
+        files.write_snapshot(snapshot).unwrap();
+        let snapshot_bytes = fs::metadata(dir.path().join(META_FILE)).unwrap().len();
+        assert!(snapshot_bytes > 2 * MIN_COMPACT_BYTES);
+        let mut journal_bytes = 0;
+        while journal_bytes <= snapshot_bytes {
+            assert!(!files.should_compact());
+            files
+                .append(&[entry(2, Change::Stream(big.clone()))])
+                .unwrap();
+            journal_bytes = fs::metadata(journal_of(dir.path(), 1)).unwrap().len();
+        }
+        assert!(files.should_compact());
     }
 }

@@ -5,9 +5,10 @@
 //! order), tags, settings and enhanced fan-out consumers. A shard holds its records in memory
 //! in sequence order (the read path is a binary search), and, with a data directory, a
 //! [`log::ShardFiles`] that makes them durable. Stream, shard, consumer, channel and queue
-//! metadata is written crash-safely (`meta.json` replaced by rename) on every change, before
-//! the change is answered. Channels and queues belong to the account, not to a stream, and sit
-//! beside the streams; a queue's delivery state is part of the snapshot too.
+//! metadata is made durable on every change, before the change is answered: a journal record
+//! of what the change touched, folded into a snapshot now and then (see [`meta`]). Channels and
+//! queues belong to the account, not to a stream, and sit beside the streams; a queue's
+//! delivery state is part of its metadata too.
 //!
 //! # Locking
 //! `streams` (the map) is read-locked on every request and write-locked only to add or remove a
@@ -286,8 +287,22 @@ impl Stream {
 struct Durable {
     root: PathBuf,
     committer: log::Committer,
-    /// Serializes metadata snapshots so an older one never replaces a newer one.
-    meta_lock: Mutex<()>,
+    /// The metadata files. Their lock serializes metadata writes, so records reach the journal
+    /// in the order their states were read, and an older snapshot never replaces a newer one.
+    meta: Mutex<meta::MetaFiles>,
+}
+
+/// What a metadata change touched: the journal records the new state of that and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MetaChange<'a> {
+    /// A stream's settings, consumers, tags or shards.
+    Stream(&'a Stream),
+    /// The channel with this ARN.
+    Channel(&'a str),
+    /// The queue with this ARN, its delivery state included.
+    Queue(&'a str),
+    /// Only the clock (moved forward for testing).
+    Clock,
 }
 
 /// The Kinesis side of the emulator.
@@ -307,6 +322,10 @@ pub(crate) struct KinesisStore {
     channels: Mutex<Vec<ChannelMeta>>,
     /// The account's queues, including ones whose deletion has not completed.
     queues: Mutex<Vec<QueueMeta>>,
+    /// Bumped when a request changes a queue in a way a waiting receive must see (records made
+    /// visible again or restored, the queue deleted). Appends wake receives through their
+    /// shards' `changed` instead.
+    pub(crate) queues_changed: watch::Sender<u64>,
 }
 
 /// Outcome of appending one record.
@@ -332,14 +351,17 @@ pub(crate) struct NewRecord {
 impl KinesisStore {
     /// Opens the store: in memory, or recovered from `config.data_dir`.
     pub(crate) fn open(config: &Config) -> std::io::Result<KinesisStore> {
+        let mut recovered = None;
         let durable = match &config.data_dir {
             Some(dir) => {
                 let root = dir.join("kinesis");
                 std::fs::create_dir_all(&root)?;
+                let (meta, snapshot) = meta::MetaFiles::open(&root)?;
+                recovered = snapshot;
                 Some(Durable {
                     root,
                     committer: log::Committer::start()?,
-                    meta_lock: Mutex::new(()),
+                    meta: Mutex::new(meta),
                 })
             }
             None => None,
@@ -354,8 +376,11 @@ impl KinesisStore {
             subscriptions: Arc::default(),
             channels: Mutex::new(Vec::new()),
             queues: Mutex::new(Vec::new()),
+            queues_changed: watch::channel(0).0,
         };
-        store.recover()?;
+        if let Some(snapshot) = recovered {
+            store.recover(snapshot)?;
+        }
         Ok(store)
     }
 
@@ -370,8 +395,10 @@ impl KinesisStore {
         self.clock.advance(by);
         self.enforce_retention();
         self.purge_deleted();
-        // The snapshot records the clock, so a restart resumes from the advanced time.
-        if let Err(err) = self.save_meta() {
+        // Visibility timeouts may have run out on the new clock: waiting receives look again.
+        self.queues_changed.send_modify(|v| *v += 1);
+        // The metadata records the clock, so a restart resumes from the advanced time.
+        if let Err(err) = self.save_change(MetaChange::Clock) {
             tracing::error!(error = %err, "saving metadata after advancing the clock failed");
         }
     }
@@ -496,7 +523,7 @@ impl KinesisStore {
             }
             state.rebuild_open();
         }
-        self.save_meta_locked(&streams, Some(&stream))?;
+        self.save_changes_locked(&streams, Some(&stream), &[MetaChange::Stream(&stream)])?;
         streams.insert(name.to_owned(), stream);
         Ok(())
     }
@@ -586,7 +613,7 @@ impl KinesisStore {
         state.settings.deleting_until = Some(now + self.config.delete_delay.as_millis() as i64);
         drop(state);
         drop(queues);
-        self.save_meta()?;
+        self.save_change(MetaChange::Stream(stream))?;
         Ok(())
     }
 
@@ -605,7 +632,7 @@ impl KinesisStore {
         if gone.is_empty() {
             return;
         }
-        if let Err(err) = self.save_meta() {
+        if let Err(err) = self.save_removals(&gone) {
             tracing::error!(error = %err, "saving metadata after stream deletion failed");
         }
         for stream in gone {
@@ -813,21 +840,131 @@ impl KinesisStore {
         }
     }
 
-    /// Writes the metadata of every stream (durable mode only).
-    pub(crate) fn save_meta(&self) -> ApiResult<()> {
+    /// Makes `change` durable (durable mode only): call after the change, with no lock of the
+    /// store held.
+    ///
+    /// # Errors
+    /// An internal error when the metadata could not be written.
+    pub(crate) fn save_change(&self, change: MetaChange<'_>) -> ApiResult<()> {
         let streams = self.streams_read();
-        self.save_meta_locked(&streams, None)
+        self.save_changes_locked(&streams, None, &[change])
     }
 
-    fn save_meta_locked(
+    /// Records that the deletion of each stream of `gone` has completed.
+    fn save_removals(&self, gone: &[Arc<Stream>]) -> ApiResult<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let streams = self.streams_read();
+        self.write_meta(durable, &streams, None, || {
+            gone.iter()
+                .map(|stream| meta::Change::StreamRemoved {
+                    name: stream.name.clone(),
+                    epoch: stream.epoch,
+                })
+                .collect()
+        })
+    }
+
+    /// Saves `changes` while the caller holds the streams' map (`streams`, with `extra`, a
+    /// stream about to be inserted into it).
+    fn save_changes_locked(
         &self,
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
+        changes: &[MetaChange<'_>],
     ) -> ApiResult<()> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
-        let _guard = durable.meta_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_meta(durable, streams, extra, || {
+            self.describe_changes(streams, extra, changes)
+        })
+    }
+
+    /// The journal records for `changes`: the current state of what each touched.
+    fn describe_changes(
+        &self,
+        streams: &BTreeMap<String, Arc<Stream>>,
+        extra: Option<&Arc<Stream>>,
+        changes: &[MetaChange<'_>],
+    ) -> Vec<meta::Change> {
+        let mut entries = Vec::with_capacity(changes.len());
+        for change in changes {
+            entries.push(match *change {
+                MetaChange::Stream(stream) => {
+                    // A stream whose deletion completed (and was recorded) while this change
+                    // waited must not come back, nor replace a new stream of the same name.
+                    let current = streams
+                        .get(&stream.name)
+                        .or(extra.filter(|e| e.name == stream.name))
+                        .is_some_and(|s| s.epoch == stream.epoch);
+                    if !current {
+                        continue;
+                    }
+                    meta::Change::Stream(meta::SavedStream::of(stream))
+                }
+                MetaChange::Channel(arn) => {
+                    match self.channels().iter().find(|c| c.arn == arn) {
+                        Some(channel) => meta::Change::Channel(channel.clone()),
+                        // Removed once its deletion completed: the last record says so.
+                        None => continue,
+                    }
+                }
+                MetaChange::Queue(arn) => match self.queues().iter().find(|q| q.arn == arn) {
+                    Some(queue) => meta::Change::Queue(queue.clone()),
+                    None => continue,
+                },
+                MetaChange::Clock => meta::Change::Clock,
+            });
+        }
+        entries
+    }
+
+    /// Appends the records `changes` builds to the journal, or writes a whole snapshot when the
+    /// journal is due for compaction or cannot be trusted after a failure.
+    fn write_meta(
+        &self,
+        durable: &Durable,
+        streams: &BTreeMap<String, Arc<Stream>>,
+        extra: Option<&Arc<Stream>>,
+        changes: impl FnOnce() -> Vec<meta::Change>,
+    ) -> ApiResult<()> {
+        // States, counter and clock are read under the lock, so records reach the journal in
+        // the order they were read: a later record never holds an older state.
+        let mut files = durable.meta.lock().unwrap_or_else(|p| p.into_inner());
+        if files.needs_snapshot() {
+            // The snapshot is read after the changes were made, so it holds them.
+            files.write_snapshot(self.snapshot(streams, extra))?;
+            return Ok(());
+        }
+        let counter = self.counter.load(Ordering::Relaxed);
+        let clock_ms = self.now_ms();
+        let entries: Vec<meta::JournalEntry> = changes()
+            .into_iter()
+            .map(|change| meta::JournalEntry {
+                counter,
+                clock_ms,
+                change,
+            })
+            .collect();
+        files.append(&entries)?;
+        if files.should_compact() {
+            // The change is durable in the journal already: a failed compaction is retried
+            // with the next change rather than failing this one.
+            if let Err(err) = files.write_snapshot(self.snapshot(streams, extra)) {
+                tracing::error!(error = %err, "compacting the metadata journal failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything the metadata holds, as it is now.
+    fn snapshot(
+        &self,
+        streams: &BTreeMap<String, Arc<Stream>>,
+        extra: Option<&Arc<Stream>>,
+    ) -> meta::Snapshot {
         let all: Vec<&Arc<Stream>> = streams.values().chain(extra).collect();
         // Resources whose deletion has completed are gone for good: they are not saved.
         let now = self.now_ms();
@@ -843,22 +980,17 @@ impl KinesisStore {
             .filter(|q| !q.deleted(now))
             .cloned()
             .collect();
-        meta::save(
-            &durable.root,
+        meta::Snapshot::of(
             &all,
             &channels,
             &queues,
             self.counter.load(Ordering::Relaxed),
             now,
-        )?;
-        Ok(())
+        )
     }
 
-    fn recover(&self) -> std::io::Result<()> {
+    fn recover(&self, snapshot: meta::Snapshot) -> std::io::Result<()> {
         let Some(durable) = &self.durable else {
-            return Ok(());
-        };
-        let Some(snapshot) = meta::load(&durable.root)? else {
             return Ok(());
         };
         self.clock.resume_from(snapshot.clock_ms);
@@ -913,14 +1045,14 @@ impl KinesisStore {
         Ok(())
     }
 
-    /// The account's channels, locked. Callers change them and then call [`Self::save_meta`]
+    /// The account's channels, locked. Callers change them and then call [`Self::save_change`]
     /// after releasing the guard.
     pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<ChannelMeta>> {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The account's queues, locked. The lock comes before any stream's or shard's, and the
-    /// guard must be released before [`Self::save_meta`] or [`Self::stream`] is called.
+    /// guard must be released before [`Self::save_change`] or [`Self::stream`] is called.
     pub(crate) fn queues(&self) -> std::sync::MutexGuard<'_, Vec<QueueMeta>> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -288,6 +288,16 @@ impl Delivery {
             .count()
     }
 
+    /// When the next record in flight becomes visible again (or a dead letter) after `now_ms`:
+    /// the one change to what a receive finds that no request or append brings about.
+    pub(crate) fn next_visible_ms(&self, now_ms: i64) -> Option<i64> {
+        self.pending
+            .values()
+            .map(|p| p.visible_at_ms)
+            .filter(|&at| at > now_ms)
+            .min()
+    }
+
     /// Turns records whose visibility lapsed after their last allowed receive into dead-letter
     /// records. Every operation on the delivery state settles first, so whether a record is a
     /// dead letter depends only on the clock.

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::{KinesisStore, Shard, Stream, StreamState};
+use super::{KinesisStore, MetaChange, Shard, Stream, StreamState};
 use crate::error::{ApiError, ApiResult};
 
 impl KinesisStore {
@@ -39,7 +39,7 @@ impl KinesisStore {
             self.split_locked(stream, &mut state, &parent, new_starting_hash)?;
             self.start_update(&mut state);
         }
-        self.save_meta()
+        self.save_change(MetaChange::Stream(stream))
     }
 
     /// Merges two adjacent open shards into one child.
@@ -66,7 +66,7 @@ impl KinesisStore {
             self.merge_locked(stream, &mut state, &first, &second)?;
             self.start_update(&mut state);
         }
-        self.save_meta()
+        self.save_change(MetaChange::Stream(stream))
     }
 
     /// Reshapes the stream to `target` open shards of (nearly) equal hash ranges.
@@ -108,7 +108,7 @@ impl KinesisStore {
             }
             self.start_update(&mut state);
         }
-        self.save_meta()?;
+        self.save_change(MetaChange::Stream(stream))?;
         Ok(current)
     }
 
