@@ -9,6 +9,13 @@
 //!   this worker holds its target, `ceil(leases / workers)` capped by `max_leases_for_worker`:
 //!   unowned leases first, then expired ones, and only when none is free, steals at most
 //!   `max_leases_to_steal_at_one_time` from the most loaded worker.
+//! - A **steal is a graceful handoff** (the KCL 3 sequence, unless `graceful_handoff` is off):
+//!   the taker sets itself as `leaseOwner` and the owner as `checkpointOwner`, without bumping
+//!   the counter. The owner finds out at its next renewal or checkpoint, keeps the lease while
+//!   its processor gets `shutdown_requested` and checkpoints, then completes the handoff
+//!   (removes `checkpointOwner`, bumps the counter); the taker then takes the lease at that
+//!   checkpoint. An owner that never answers loses the lease when it expires; one that takes
+//!   longer than `graceful_handoff_timeout` lets go anyway.
 //! - **Expiry** is judged on this worker's monotonic clock: a lease is expired when its counter
 //!   has not changed, as seen by this worker, for `failover_time`. No clocks are compared across
 //!   hosts. When a listing shows a lease that will expire before the next regular taker run,

@@ -105,6 +105,44 @@ async fn contract(store: &dyn LeaseStore) {
     // an unowned lease can be taken again; switches count the change of owner
     assert!(store.take_lease(&evicted, "w2").await.unwrap());
 
+    // graceful handoff (the KCL 3 writes): w3 asks w2 for the lease, w2 completes it
+    let owned = store.get_lease(&a.lease_key).await.unwrap().unwrap();
+    let mut not_the_owner = owned.clone();
+    not_the_owner.lease_owner = Some("w9".to_owned());
+    assert!(
+        !store.start_handoff(&not_the_owner, "w3").await.unwrap(),
+        "only from the owner"
+    );
+    assert!(store.start_handoff(&owned, "w3").await.unwrap());
+    let asked = store.get_lease(&a.lease_key).await.unwrap().unwrap();
+    assert_eq!(asked.lease_owner.as_deref(), Some("w3"));
+    assert_eq!(asked.checkpoint_owner.as_deref(), Some("w2"));
+    assert_eq!(asked.lease_counter, owned.lease_counter, "not bumped");
+    assert!(
+        !store.start_handoff(&asked, "w4").await.unwrap(),
+        "one handoff at a time"
+    );
+    // the old owner renews and checkpoints with the table's copy while it winds down
+    assert!(store.renew_lease(&asked).await.unwrap());
+    let mut winding_down = asked.clone();
+    winding_down.lease_counter += 1;
+    assert!(
+        !store.complete_handoff(&asked).await.unwrap(),
+        "stale counter loses"
+    );
+    assert!(store.complete_handoff(&winding_down).await.unwrap());
+    let handed = store.get_lease(&a.lease_key).await.unwrap().unwrap();
+    assert_eq!(handed.lease_owner.as_deref(), Some("w3"));
+    assert_eq!(handed.checkpoint_owner, None);
+    assert_eq!(handed.lease_counter, winding_down.lease_counter + 1);
+    // a stalled handoff ends with a take, which clears checkpointOwner
+    assert!(store.start_handoff(&handed, "w4").await.unwrap());
+    let stalled = store.get_lease(&a.lease_key).await.unwrap().unwrap();
+    assert!(store.take_lease(&stalled, "w4").await.unwrap());
+    let taken = store.get_lease(&a.lease_key).await.unwrap().unwrap();
+    assert_eq!(taken.lease_owner.as_deref(), Some("w4"));
+    assert_eq!(taken.checkpoint_owner, None);
+
     // children
     let children = BTreeSet::from([
         "shardId-000000000005".to_owned(),
