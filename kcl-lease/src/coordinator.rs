@@ -684,14 +684,47 @@ impl LeaseCoordinator {
             // Asked for by another worker: give it to that worker rather than to anyone.
             return self.store.complete_handoff(&lease).await;
         }
-        self.store.evict_lease(&lease).await
+        if self.store.evict_lease(&lease).await? {
+            return Ok(true);
+        }
+        // Asked for since this worker last renewed it: complete that handoff instead.
+        match self.store.get_lease(lease_key).await? {
+            Some(current) if is_handoff_from(&self.worker_id, &lease, &current) => {
+                self.store.complete_handoff(&current).await
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Releases every held lease (graceful shutdown).
+    ///
+    /// A handoff to this worker that its old owner completed after this worker's last taker
+    /// run leaves a lease in this worker's name that it never held: such leases are released
+    /// too, so they do not wait out a failover time. (A handoff still under way is left to
+    /// finish; that lease then expires like any dead worker's.)
     pub async fn release_all(&self) {
         for key in self.held_keys() {
             if let Err(err) = self.release(&key).await {
                 tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "releasing a lease failed");
+            }
+        }
+        if !self.config.graceful_handoff {
+            return;
+        }
+        let leases = match self.store.list_leases().await {
+            Ok(leases) => leases,
+            Err(err) => {
+                tracing::warn!(worker = %self.worker_id, error = %err, "listing leases at shutdown failed");
+                return;
+            }
+        };
+        for lease in leases.into_iter().filter(|l| {
+            l.lease_owner.as_deref() == Some(self.worker_id.as_str())
+                && l.checkpoint_owner.is_none()
+                && (self.filter)(l)
+        }) {
+            if let Err(err) = self.store.evict_lease(&lease).await {
+                tracing::warn!(worker = %self.worker_id, lease = %lease.lease_key, error = %err, "releasing a handed-off lease failed");
             }
         }
     }

@@ -274,3 +274,48 @@ async fn stalled_handoffs_end_by_timeout_or_by_expiry() {
         assert_eq!(lease.lease_owner.as_deref(), Some("taker"));
     }
 }
+
+/// A handoff the old owner completed just before the new owner shut down (before its taker
+/// picked the lease up) leaves no lease in the name of a worker that is gone.
+#[tokio::test(start_paused = true)]
+async fn a_worker_shutting_down_releases_leases_handed_to_it_but_not_yet_taken() {
+    let store = store_with(2).await;
+    let (a, mut a_events) = worker(&store, "a");
+    let (b, _b_events) = worker(&store, "b");
+    a.take_leases().await.unwrap();
+    while a_events.try_recv().is_ok() {}
+    b.take_leases().await.unwrap();
+    a.renew_all().await;
+    let Ok(LeaseEvent::HandoffRequested(key)) = a_events.try_recv() else {
+        panic!("a was asked for a lease");
+    };
+    assert!(a.complete_handoff(&key).await.unwrap());
+    // b shuts down before its next taker run.
+    b.release_all().await;
+    let lease = store.get_lease(&key).await.unwrap().unwrap();
+    assert_eq!(lease.lease_owner, None, "released for the fleet");
+}
+
+/// An owner that shuts down before it noticed it was asked for a lease completes the handoff
+/// (the lease goes to the worker that asked) instead of leaving it half handed over.
+#[tokio::test(start_paused = true)]
+async fn an_owner_shutting_down_completes_a_handoff_it_had_not_noticed() {
+    let store = store_with(2).await;
+    let (a, mut a_events) = worker(&store, "a");
+    let (b, _b_events) = worker(&store, "b");
+    a.take_leases().await.unwrap();
+    while a_events.try_recv().is_ok() {}
+    b.take_leases().await.unwrap();
+    a.release_all().await;
+    for lease in store.list_leases().await.unwrap() {
+        assert_eq!(lease.checkpoint_owner, None, "{}", lease.lease_key);
+        assert_ne!(
+            lease.lease_owner.as_deref(),
+            Some("a"),
+            "{}",
+            lease.lease_key
+        );
+    }
+    // The lease a was asked for is b's to take at once.
+    assert_eq!(b.take_leases().await.unwrap().len(), 2);
+}
