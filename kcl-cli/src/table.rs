@@ -167,11 +167,13 @@ fn entry_key(entry: &Entry) -> &str {
 /// Java KCL (2.x tables have no tags).
 pub fn classify(item: &HashMap<String, AttributeValue>) -> anyhow::Result<Entry> {
     let key = string(item, "leaseKey").unwrap_or_default();
+    if Lease::is_lease_item(item) {
+        return Ok(Entry::Lease(
+            Lease::from_item(item).with_context(|| format!("reading lease {key}"))?,
+        ));
+    }
     let entity_type = string(item, "entityType");
     Ok(match entity_type.as_deref() {
-        None | Some("LEASE") => {
-            Entry::Lease(Lease::from_item(item).with_context(|| format!("reading lease {key}"))?)
-        }
         Some("LEADER") => Entry::Leader(Leader {
             owner: string(item, "ownerName"),
             lease_duration_ms: string(item, "leaseDuration").and_then(|d| d.parse().ok()),
@@ -188,9 +190,10 @@ pub fn classify(item: &HashMap<String, AttributeValue>) -> anyhow::Result<Entry>
             modified_by: string(item, "mb"),
             modified_at_ms: number(item, "mts").map(|n| n as u64),
         }),
-        Some(other) => Entry::Other {
+        other => Entry::Other {
             key,
-            entity_type: other.to_owned(),
+            // A tag that is not a string: shown as it is not a kind this tool knows.
+            entity_type: other.unwrap_or("?").to_owned(),
         },
     })
 }
