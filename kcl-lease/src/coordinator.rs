@@ -66,6 +66,9 @@ pub struct LeaseConfig {
     /// `shutdown_requested` and final checkpoint) before it lets go anyway. Default 30 s, as
     /// in the Java KCL.
     pub graceful_handoff_timeout: Duration,
+    /// Fleet coordination: the KCL 3 protocol (the default) or the 2.x taker, and their
+    /// settings.
+    pub coordination: crate::kcl3::CoordinationConfig,
 }
 
 impl Default for LeaseConfig {
@@ -78,6 +81,7 @@ impl Default for LeaseConfig {
             renew_concurrency: 64,
             graceful_handoff: true,
             graceful_handoff_timeout: Duration::from_secs(30),
+            coordination: crate::kcl3::CoordinationConfig::default(),
         }
     }
 }

@@ -11,6 +11,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::backoff::{retry, BackoffConfig};
+use crate::entities::{
+    LeaderLock, MigrationState, TableSnapshot, WorkerMetrics, ENTITY_WORKER_METRICS, LEADER_KEY,
+    MIGRATION_KEY,
+};
 use crate::error::{LeaseError, Result};
 use crate::lease::Lease;
 use crate::store::{CheckpointUpdate, LeaseStore};
@@ -189,6 +193,103 @@ impl DynamoDbLeaseStore {
             }
             None => "attribute_not_exists(leaseOwner)",
         }
+    }
+
+    /// The condition that a lease's `leaseOwner` and `checkpointOwner` are still as in
+    /// `lease` and that it exists: what the leader's writes are conditioned on.
+    fn owners_condition(lease: &Lease, values: &mut HashMap<String, AttributeValue>) -> String {
+        let owner = Self::owner_condition(lease, values);
+        let checkpoint_owner = match &lease.checkpoint_owner {
+            Some(checkpoint_owner) => {
+                values.insert(":checkpoint_owner".to_owned(), s(checkpoint_owner));
+                "checkpointOwner = :checkpoint_owner"
+            }
+            None => "attribute_not_exists(checkpointOwner)",
+        };
+        format!("attribute_exists(leaseKey) AND {owner} AND {checkpoint_owner}")
+    }
+
+    /// A conditional put; `Ok(false)` when the condition fails.
+    async fn conditional_put(
+        &self,
+        operation: &'static str,
+        item: HashMap<String, AttributeValue>,
+        condition: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<bool> {
+        retry(&self.config.backoff, || async {
+            let mut request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(condition);
+            if !values.is_empty() {
+                request = request.set_expression_attribute_values(Some(values.clone()));
+            }
+            match request.send().await {
+                Ok(_) => Ok(true),
+                Err(err) => classify(operation, err),
+            }
+        })
+        .await
+    }
+
+    /// A conditional delete; `Ok(false)` when the condition fails.
+    async fn conditional_delete(
+        &self,
+        operation: &'static str,
+        key: &str,
+        condition: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<bool> {
+        retry(&self.config.backoff, || async {
+            match self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(key)))
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(err) => classify(operation, err),
+            }
+        })
+        .await
+    }
+
+    /// One item, read consistently.
+    async fn get_item(
+        &self,
+        operation: &'static str,
+        key: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>> {
+        let out = retry(&self.config.backoff, || async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(key)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|err| sdk_error(operation, err))
+        })
+        .await?;
+        Ok(out.item)
+    }
+
+    /// The keys of `owner`'s leases by a scan, for a table without the owner index.
+    async fn scan_keys_of_owner(&self, owner: &str) -> Result<Vec<String>> {
+        Ok(self
+            .list_leases()
+            .await?
+            .into_iter()
+            .filter(|lease| lease.lease_owner.as_deref() == Some(owner))
+            .map(|lease| lease.lease_key)
+            .collect())
     }
 
     async fn wait_active(&self) -> Result<()> {
@@ -379,14 +480,18 @@ impl LeaseStore for DynamoDbLeaseStore {
         ]);
         let owner = Self::owner_condition(lease, &mut values);
         let condition = format!("leaseCounter = :counter AND {owner}");
-        self.conditional_update(
-            "renew",
-            &lease.lease_key,
-            &condition,
-            "SET leaseCounter = :next",
-            values,
-        )
-        .await
+        let update = match lease.throughput_kbps {
+            Some(kbps) => {
+                values.insert(
+                    ":throughput".to_owned(),
+                    AttributeValue::N(kbps.to_string()),
+                );
+                "SET leaseCounter = :next, throughputKBps = :throughput"
+            }
+            None => "SET leaseCounter = :next",
+        };
+        self.conditional_update("renew", &lease.lease_key, &condition, update, values)
+            .await
     }
 
     async fn take_lease(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
@@ -549,5 +654,303 @@ impl LeaseStore for DynamoDbLeaseStore {
             }
         })
         .await
+    }
+    async fn scan_table(&self) -> Result<TableSnapshot> {
+        let mut snapshot = TableSnapshot::default();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            // Eventually consistent, as Java's leader scans: every decision taken from it is
+            // a conditional write, and it costs half the read units of a consistent scan.
+            let page = retry(&self.config.backoff, || async {
+                self.client
+                    .scan()
+                    .table_name(&self.table)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("scan_table", err))
+            })
+            .await?;
+            for item in page.items() {
+                snapshot.add_item(item)?;
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(snapshot),
+            }
+        }
+    }
+
+    async fn lease_keys_of_owner(&self, owner: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = retry(&self.config.backoff, || async {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(OWNER_INDEX)
+                    .key_condition_expression("leaseOwner = :owner")
+                    .expression_attribute_values(":owner", s(owner))
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("lease_keys_of_owner", err))
+            })
+            .await;
+            let page = match page {
+                Ok(page) => page,
+                // A table created without the index (by a 2.x worker, or with `owner_index`
+                // off) answers a query on it with a ValidationException: the same answer then
+                // comes from a scan.
+                Err(LeaseError::Store { message, .. })
+                    if keys.is_empty() && message.starts_with("ValidationException") =>
+                {
+                    tracing::debug!(table = %self.table, error = %message, "no owner index; scanning instead");
+                    return self.scan_keys_of_owner(owner).await;
+                }
+                Err(err) => return Err(err),
+            };
+            keys.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|item| item.get("leaseKey")?.as_s().ok().cloned()),
+            );
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    async fn assign_lease(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
+        let mut values = HashMap::from([
+            (":new_owner".to_owned(), s(new_owner)),
+            (":one".to_owned(), n(1)),
+        ]);
+        let condition = Self::owners_condition(lease, &mut values);
+        let switches = lease.lease_owner.as_deref() != Some(new_owner)
+            || lease.checkpoint_owner.as_deref() == Some(new_owner);
+        let update = if switches {
+            "SET leaseOwner = :new_owner REMOVE checkpointOwner ADD leaseCounter :one, ownerSwitchesSinceCheckpoint :one"
+        } else {
+            "SET leaseOwner = :new_owner REMOVE checkpointOwner ADD leaseCounter :one"
+        };
+        self.conditional_update("assign", &lease.lease_key, &condition, update, values)
+            .await
+    }
+
+    async fn unassign_lease(&self, lease: &Lease) -> Result<bool> {
+        let mut values = HashMap::from([(":one".to_owned(), n(1))]);
+        let condition = Self::owners_condition(lease, &mut values);
+        // During a handoff the next owner keeps `leaseOwner`: only the handoff is ended.
+        let update = if lease.checkpoint_owner.is_some() {
+            "REMOVE checkpointOwner ADD leaseCounter :one"
+        } else {
+            "REMOVE leaseOwner, checkpointOwner ADD leaseCounter :one"
+        };
+        self.conditional_update("unassign", &lease.lease_key, &condition, update, values)
+            .await
+    }
+
+    async fn report_worker_metrics(&self, metrics: &WorkerMetrics) -> Result<WorkerMetrics> {
+        let item = metrics.to_item();
+        let mut values: HashMap<String, AttributeValue> = item
+            .iter()
+            .filter(|(name, _)| name.as_str() != "leaseKey")
+            .map(|(name, value)| (format!(":{name}"), value.clone()))
+            .collect();
+        let set = values
+            .keys()
+            .map(|placeholder| format!("{} = {placeholder}", &placeholder[1..]))
+            .collect::<Vec<_>>()
+            .join(", ");
+        values.insert(":one".to_owned(), n(1));
+        let update = format!("SET {set} ADD hbc :one");
+        let out = retry(&self.config.backoff, || async {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(&metrics.worker_id)))
+                .update_expression(&update)
+                .set_expression_attribute_values(Some(values.clone()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await
+                .map_err(|err| sdk_error("report_worker_metrics", err))
+        })
+        .await?;
+        match out.attributes() {
+            Some(stored) => WorkerMetrics::from_item(stored),
+            None => Err(LeaseError::Store {
+                operation: "report_worker_metrics",
+                message: "UpdateItem returned no attributes".to_owned(),
+                retryable: false,
+            }),
+        }
+    }
+
+    async fn get_worker_metrics(&self, worker_ids: &[String]) -> Result<Vec<WorkerMetrics>> {
+        let mut found = Vec::new();
+        // BatchGetItem reads at most 100 keys per call.
+        for chunk in worker_ids.chunks(100) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|id| Self::key(id)).collect();
+            while !pending.is_empty() {
+                let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(pending.clone()))
+                    .build()
+                    .expect("keys are set");
+                let out = retry(&self.config.backoff, || async {
+                    self.client
+                        .batch_get_item()
+                        .request_items(&self.table, keys.clone())
+                        .send()
+                        .await
+                        .map_err(|err| sdk_error("get_worker_metrics", err))
+                })
+                .await?;
+                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                    for item in items {
+                        if item.get("entityType").and_then(|t| t.as_s().ok())
+                            == Some(&ENTITY_WORKER_METRICS.to_owned())
+                        {
+                            found.push(WorkerMetrics::from_item(item)?);
+                        }
+                    }
+                }
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    // Throttled: back off before asking for the rest.
+                    tokio::time::sleep(self.config.backoff.initial).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn notify_assignment(&self, worker_id: &str) -> Result<()> {
+        let values = HashMap::from([
+            (":one".to_owned(), n(1)),
+            (":kind".to_owned(), s(ENTITY_WORKER_METRICS)),
+        ]);
+        self.conditional_update(
+            "notify_assignment",
+            worker_id,
+            "entityType = :kind",
+            "ADD ag :one",
+            values,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_worker_draining(&self, worker_id: &str, draining: bool) -> Result<bool> {
+        let values = HashMap::from([
+            (":draining".to_owned(), AttributeValue::Bool(draining)),
+            (":kind".to_owned(), s(ENTITY_WORKER_METRICS)),
+        ]);
+        self.conditional_update(
+            "set_worker_draining",
+            worker_id,
+            "entityType = :kind",
+            "SET drn = :draining",
+            values,
+        )
+        .await
+    }
+
+    async fn delete_worker_metrics(&self, worker_id: &str, last_update_secs: u64) -> Result<bool> {
+        let values = HashMap::from([
+            (":lut".to_owned(), n(last_update_secs)),
+            (":kind".to_owned(), s(ENTITY_WORKER_METRICS)),
+        ]);
+        self.conditional_delete(
+            "delete_worker_metrics",
+            worker_id,
+            "entityType = :kind AND lut = :lut",
+            values,
+        )
+        .await
+    }
+
+    async fn get_leader_lock(&self) -> Result<Option<LeaderLock>> {
+        self.get_item("get_leader_lock", LEADER_KEY)
+            .await?
+            .map(|item| LeaderLock::from_item(&item))
+            .transpose()
+    }
+
+    async fn acquire_leader_lock(
+        &self,
+        lock: &LeaderLock,
+        replacing: Option<&str>,
+    ) -> Result<bool> {
+        let mut values = HashMap::new();
+        let condition = match replacing {
+            None => "attribute_not_exists(leaseKey)",
+            Some(version) => {
+                values.insert(":version".to_owned(), s(version));
+                "recordVersionNumber = :version"
+            }
+        };
+        self.conditional_put("acquire_leader_lock", lock.to_item(), condition, values)
+            .await
+    }
+
+    async fn renew_leader_lock(&self, lock: &LeaderLock, previous_version: &str) -> Result<bool> {
+        let values = HashMap::from([
+            (":owner".to_owned(), s(&lock.owner)),
+            (":version".to_owned(), s(previous_version)),
+        ]);
+        self.conditional_put(
+            "renew_leader_lock",
+            lock.to_item(),
+            "ownerName = :owner AND recordVersionNumber = :version",
+            values,
+        )
+        .await
+    }
+
+    async fn release_leader_lock(&self, lock: &LeaderLock) -> Result<bool> {
+        let values = HashMap::from([
+            (":owner".to_owned(), s(&lock.owner)),
+            (":version".to_owned(), s(&lock.record_version)),
+        ]);
+        self.conditional_delete(
+            "release_leader_lock",
+            LEADER_KEY,
+            "ownerName = :owner AND recordVersionNumber = :version",
+            values,
+        )
+        .await
+    }
+
+    async fn get_migration_state(&self) -> Result<Option<MigrationState>> {
+        self.get_item("get_migration_state", MIGRATION_KEY)
+            .await?
+            .map(|item| MigrationState::from_item(&item))
+            .transpose()
+    }
+
+    async fn put_migration_state(
+        &self,
+        state: &MigrationState,
+        expected_version: Option<&str>,
+    ) -> Result<bool> {
+        let mut values = HashMap::new();
+        let condition = match expected_version {
+            None => "attribute_not_exists(leaseKey)",
+            Some(version) => {
+                values.insert(":version".to_owned(), s(version));
+                "cv = :version"
+            }
+        };
+        self.conditional_put("put_migration_state", state.to_item(), condition, values)
+            .await
     }
 }

@@ -181,6 +181,11 @@ impl Lease {
                 AttributeValue::S(owner.clone()),
             );
         }
+        // Java 3.5 tags every item of the lease table; 2.x readers ignore the attribute.
+        item.insert(
+            "entityType".to_owned(),
+            AttributeValue::S(crate::entities::ENTITY_LEASE.to_owned()),
+        );
         // Java's multi-stream leases also carry their stream (as "streamName", though it holds
         // the whole stream identifier) and shard id, and Java filters on them.
         if let Some(key) = MultiStreamKey::parse(&self.lease_key) {

@@ -1,0 +1,110 @@
+//! Settings of fleet coordination.
+
+use std::time::Duration;
+
+/// How the workers of a fleet share out leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CoordinationMode {
+    /// The KCL 3 protocol: one leader (elected through a lock item) assigns leases by load and
+    /// moves them with graceful handoffs; workers never take leases themselves. The default.
+    #[default]
+    Kcl3,
+    /// The KCL 2.x protocol: every worker's taker scans the table and takes or steals leases.
+    /// For tables shared with Java KCL 2.x workers.
+    Kcl2,
+}
+
+/// How the leader balances leases between workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AssignmentStrategy {
+    /// By each worker's reported utilisation (CPU), falling back to lease throughput for workers
+    /// that report no metrics (Java's default).
+    #[default]
+    Utilisation,
+    /// By lease count: every worker holds `ceil(leases / workers)` at most (Java's
+    /// `LEASE_COUNT_BASED`).
+    LeaseCount,
+}
+
+/// Settings of KCL 3 coordination. The lease timings (failover time, graceful handoff) are in
+/// [`LeaseConfig`](crate::LeaseConfig); the defaults here are Java KCL 3.5's unless the doc of
+/// a field says why not.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CoordinationConfig {
+    /// The protocol. Default [`CoordinationMode::Kcl3`]. A table whose migration state
+    /// (`Migration3.0`) says the fleet runs 2.x is not switched behind its back: such a worker
+    /// runs the 2.x protocol until the fleet is upgraded.
+    pub mode: CoordinationMode,
+    /// How often the leader runs a full assignment round (one scan of the table; unassigned
+    /// leases, new workers, rebalancing). Default 20 s (2 × the default failover time), as
+    /// Java's `leaseAssignmentIntervalMillis`.
+    pub assignment_interval: Duration,
+    /// How often each worker reports its metrics, which is also its heartbeat. Default 500 ms:
+    /// a leader tells a dead worker from a live one by its heartbeat, so this bounds how late a
+    /// failover starts (Java reports every 30 s and judges liveness by lease counters).
+    pub report_interval: Duration,
+    /// How often the leader (and its designated successor) reads the workers' heartbeats.
+    /// Default 500 ms.
+    pub liveness_check_interval: Duration,
+    /// How often a worker that is neither leader nor successor reads the leader lock, to take
+    /// it over if the leader and its successor both died. Default 10 s.
+    pub leader_check_interval: Duration,
+    /// How often a worker looks up its leases in the owner index even without a sign that the
+    /// leader gave it any. Default 10 s (Java: 9,975 ms).
+    pub discovery_interval: Duration,
+    /// How often CPU utilisation is sampled. Default 1 s.
+    pub metrics_capture_interval: Duration,
+    /// How many averages of each metric a worker keeps in its item. Default 10.
+    pub persisted_metric_values: usize,
+    /// Report no metrics (the worker is then balanced by lease throughput). Default `false`.
+    pub disable_worker_metrics: bool,
+    /// A worker metrics item without this library's heartbeat (a Java worker's) counts as
+    /// active while its `lut` is younger than this. Default 60 s.
+    pub stale_worker_after: Duration,
+    /// Metrics items of workers silent for this long are deleted by the leader. Default 1 day.
+    pub stale_worker_metrics_cleanup: Duration,
+    /// Balancing strategy. Default [`AssignmentStrategy::Utilisation`].
+    pub strategy: AssignmentStrategy,
+    /// Every how many assignment rounds the leader rebalances (the first round included).
+    /// Default 3.
+    pub variance_balancing_frequency: u32,
+    /// Workers within this percentage of the average utilisation are balanced. Default 10.
+    pub rebalance_threshold_percent: f64,
+    /// Share of a worker's excess load moved in one rebalance, in percent. Default 60.
+    pub dampening_percent: f64,
+    /// Whether a rebalance may move at least one lease even when that overshoots the target.
+    /// Default `true`.
+    pub allow_throughput_overshoot: bool,
+    /// Weight of the newest value in the moving average of a metric. Default 0.5.
+    pub metrics_ema_alpha: f64,
+    /// Most lease throughput (KB/s) a worker is given. Default unlimited.
+    pub max_throughput_per_host_kbps: Option<f64>,
+}
+
+impl Default for CoordinationConfig {
+    fn default() -> Self {
+        CoordinationConfig {
+            mode: CoordinationMode::Kcl3,
+            assignment_interval: Duration::from_secs(20),
+            report_interval: Duration::from_millis(500),
+            liveness_check_interval: Duration::from_millis(500),
+            leader_check_interval: Duration::from_secs(10),
+            discovery_interval: Duration::from_secs(10),
+            metrics_capture_interval: Duration::from_secs(1),
+            persisted_metric_values: crate::PERSISTED_METRIC_VALUES,
+            disable_worker_metrics: false,
+            stale_worker_after: Duration::from_secs(60),
+            stale_worker_metrics_cleanup: Duration::from_secs(24 * 60 * 60),
+            strategy: AssignmentStrategy::Utilisation,
+            variance_balancing_frequency: 3,
+            rebalance_threshold_percent: 10.0,
+            dampening_percent: 60.0,
+            allow_throughput_overshoot: true,
+            metrics_ema_alpha: 0.5,
+            max_throughput_per_host_kbps: None,
+        }
+    }
+}

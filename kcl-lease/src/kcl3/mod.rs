@@ -1,0 +1,17 @@
+//! KCL 3 fleet coordination: a leader, elected through a lock item, assigns leases by load
+//! and moves them with graceful handoffs; workers report metrics (their heartbeat) and find
+//! the leases given to them through the owner index.
+//!
+//! - `config`: [`CoordinationConfig`], [`CoordinationMode`], [`AssignmentStrategy`].
+//! - `assignment`: the leader's plan for one round, a pure function of the table and the
+//!   workers' loads ([`plan_assignment`]).
+//! - `manager`: [`LeaseAssignmentManager`], the leader's loop: judges liveness from
+//!   heartbeats, runs assignment rounds and carries the plans out.
+
+mod assignment;
+mod config;
+mod manager;
+
+pub use assignment::{plan_assignment, LeaseMove, PlanInput, WorkerLoad};
+pub use config::{AssignmentStrategy, CoordinationConfig, CoordinationMode};
+pub use manager::LeaseAssignmentManager;
