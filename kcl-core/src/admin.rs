@@ -119,6 +119,7 @@ fn respond(
                     "ready": code == StatusCode::OK,
                     "reason": reason,
                     "worker": status.worker_id(),
+                    "leader": status.is_leader(),
                     "leases": status.shards().len(),
                 }),
             )

@@ -44,7 +44,10 @@ pub use error::{Error, Result};
 pub use kcl_checkpoint::{
     CheckpointError, Checkpointer, ExtendedSequenceNumber, PreparedCheckpoint, SequenceNumber,
 };
-pub use kcl_lease::{DynamoDbLeaseStore, InMemoryLeaseStore, LeaseConfig, LeaseStore};
+pub use kcl_lease::{
+    AssignmentStrategy, CoordinationConfig, CoordinationMode, DynamoDbLeaseStore,
+    InMemoryLeaseStore, LeaseConfig, LeaseStore,
+};
 pub use processor::{
     ChildShard, DeadLetterHandler, DeadLetterInput, InitializationInput, LeaseLostInput,
     ProcessRecordsInput, ProcessorError, RecordProcessor, RecordProcessorFactory, ShardEndedInput,

@@ -584,6 +584,8 @@ async fn process(
             );
             metrics::counter!("kcl_records_processed_total").increment(count);
             metrics::counter!("kcl_bytes_processed_total").increment(bytes as u64);
+            ctx.coordinator
+                .record_delivered(&lease.lease_key, bytes as u64);
         }
         if let Some(children) = &batch.child_shards {
             return shard_end(run, children, processor).await;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kcl_lease::{
-    DynamoDbLeaseStore, LeaseConfig, LeaseCoordinator, LeaseEvent, LeaseStore, TableConfig,
+    CoordinationConfig, CoordinationMode, DynamoDbLeaseStore, LeaseConfig, LeaseCoordinator,
+    LeaseEvent, LeaseStore, TableConfig,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -145,7 +146,23 @@ impl SchedulerBuilder {
         self
     }
 
-    /// All lease settings. Default [`LeaseConfig::default`].
+    /// Fleet coordination: the protocol ([`CoordinationMode::Kcl3`] by default: a leader
+    /// assigns leases by load and moves them with graceful handoffs; [`CoordinationMode::Kcl2`]
+    /// for tables shared with Java KCL 2.x workers) and its timings. Default
+    /// [`CoordinationConfig::default`], whose fields document their defaults.
+    pub fn coordination(mut self, config: CoordinationConfig) -> Self {
+        self.lease.coordination = config;
+        self
+    }
+
+    /// The coordination protocol alone (see [`SchedulerBuilder::coordination`]). Default
+    /// [`CoordinationMode::Kcl3`].
+    pub fn coordination_mode(mut self, mode: CoordinationMode) -> Self {
+        self.lease.coordination.mode = mode;
+        self
+    }
+
+    /// All lease settings, coordination included. Default [`LeaseConfig::default`].
     pub fn lease_config(mut self, config: LeaseConfig) -> Self {
         self.lease = config;
         self
@@ -493,6 +510,9 @@ impl Scheduler {
         let mut former = FormerStreams::default();
         let mut sync = tokio::time::interval(self.lifecycle.shard_sync_interval);
         sync.tick().await;
+        // Leadership changes without an event: the status looks at it this often.
+        let mut status_refresh = tokio::time::interval(Duration::from_secs(1));
+        status_refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(worker = %self.worker_id, application = %self.application_name, "scheduler running");
         self.status.set_started(true);
         loop {
@@ -541,6 +561,7 @@ impl Scheduler {
                         Err(err) => tracing::error!(error = %err, "a shard consumer task failed"),
                     }
                 }
+                _ = status_refresh.tick() => {}
                 _ = sync.tick() => {
                     let mut deleted = HashSet::new();
                     for (index, stream) in ctx.streams.iter().enumerate() {
@@ -562,6 +583,7 @@ impl Scheduler {
             let held = coordinator.held_keys();
             metrics::gauge!("kcl_leases_held").set(held.len() as f64);
             self.status.set_held(&held);
+            self.status.set_leader(coordinator.is_leader());
         }
         // Graceful shutdown: processors first (final checkpoints), then the leases.
         for running in consumers.values() {
@@ -585,6 +607,7 @@ impl Scheduler {
         lease_task.join().await;
         coordinator.release_all().await;
         self.status.set_started(false);
+        self.status.set_leader(false);
         self.status.set_held(&[]);
         tracing::info!(worker = %self.worker_id, completed, "scheduler stopped");
         let _ = self.done.send(Some(completed));

@@ -20,6 +20,8 @@ struct State {
     worker_id: String,
     started: bool,
     stopped: bool,
+    /// Whether this worker leads its fleet (KCL 3 coordination).
+    leader: bool,
     shards: BTreeMap<String, Shard>,
 }
 
@@ -64,6 +66,16 @@ impl WorkerStatus {
     /// Whether the worker has started: lease table ready, shards synced, coordinator running.
     pub fn started(&self) -> bool {
         self.with(|s| s.started && !s.stopped)
+    }
+
+    /// Whether this worker is its fleet's leader (KCL 3 coordination: it assigns the leases).
+    /// Always `false` in KCL 2.x mode.
+    pub fn is_leader(&self) -> bool {
+        self.with(|s| s.leader && s.started && !s.stopped)
+    }
+
+    pub(crate) fn set_leader(&self, leader: bool) {
+        self.with(|s| s.leader = leader);
     }
 
     /// The shards this worker holds.

@@ -1,10 +1,36 @@
-//! The lease coordinator: keeps this worker's leases alive and takes its fair share.
+//! The lease coordinator: keeps this worker's leases, in one of two protocols
+//! ([`CoordinationMode`], in [`LeaseConfig::coordination`]).
 //!
+//! # KCL 3 (the default)
+//! A leader, elected through the table's lock item ([`LeaderElector`]), assigns leases; workers
+//! never take any. [`LeaseCoordinator::run`] first reads the table's migration state
+//! (`Migration3.0`): none is written as KCL 3; a fleet recorded as running 2.x
+//! (`CLIENT_VERSION_2X`, `CLIENT_VERSION_UPGRADE_FROM_2X`) is not switched behind its back, and
+//! this worker runs the 2.x protocol below. In KCL 3 mode the run loop does:
+//! - **Renewals**: per lease, as below (Java-compatible), while the leader lock is a Java
+//!   leader's or there is none. When the lock says the leader judges liveness by heartbeats
+//!   (`liveness = "heartbeat"`, written by this library's leaders), held leases are kept by
+//!   the heartbeat instead: no per-lease writes; a worker whose reports have all failed for a
+//!   failover time drops every lease (the leader has judged it dead by then), and throughput
+//!   goes out with checkpoints.
+//! - **Metrics report** (every `report_interval`): CPU utilisation
+//!   ([`WorkerMetricsSampler`]); the store bumps the heartbeat counter and returns the item,
+//!   whose assignment generation (`ag`) changes when the leader gave this worker leases.
+//! - **Discovery** (when `ag` changed, and every `discovery_interval`): the owner index lists
+//!   the leases in this worker's name; new ones are read consistently and taken up when no
+//!   handoff to this worker is still under way; held ones the index no longer lists are read
+//!   too, so a lease moved away or being handed off is noticed without per-lease renewals.
+//! - **Election** and, on the leader, [`LeaseAssignmentManager::tick_as_leader`] (on its
+//!   successor [`LeaseAssignmentManager::tick_as_successor`]) every `liveness_check_interval`.
+//! - After completing a handoff, the old owner bumps the new owner's `ag`, so the new owner
+//!   starts from the final checkpoint within one report interval.
+//!
+//! # KCL 2.x
 //! - The **renewer** (every `failover_time / 3 - epsilon`) bumps the counter of every held lease
 //!   with a conditional write. A renewal that finds the counter or owner changed means another
 //!   worker took the lease: it is dropped and a [`LeaseEvent::Lost`] goes out. A lease this
 //!   worker could not renew for a whole failover time is dropped too, because another worker may
-//!   already consider it expired.
+//!   already consider it expired. Renewals write the lease's throughput (`throughputKBps`).
 //! - The **taker** (every `(failover_time + epsilon) * 2`) lists the table and takes leases until
 //!   this worker holds its target, `ceil(leases / workers)` capped by `max_leases_for_worker`:
 //!   unowned leases first, then expired ones, and only when none is free, steals at most
@@ -15,7 +41,8 @@
 //!   its processor gets `shutdown_requested` and checkpoints, then completes the handoff
 //!   (removes `checkpointOwner`, bumps the counter); the taker then takes the lease at that
 //!   checkpoint. An owner that never answers loses the lease when it expires; one that takes
-//!   longer than `graceful_handoff_timeout` lets go anyway.
+//!   longer than `graceful_handoff_timeout` lets go anyway. (KCL 3 handoffs, started by the
+//!   leader, go the same way on the owner's side.)
 //! - **Expiry** is judged on this worker's monotonic clock: a lease is expired when its counter
 //!   has not changed, as seen by this worker, for `failover_time`. No clocks are compared across
 //!   hosts. When a listing shows a lease that will expire before the next regular taker run,
@@ -28,6 +55,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +67,12 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::entities::{MigrationState, WorkerMetrics};
 use crate::error::{LeaseError, Result};
+use crate::kcl3::{
+    CoordinationMode, LeaderElector, LeaderRole, LeaseAssignmentManager, ThroughputTracker,
+    WorkerMetricsSampler,
+};
 use crate::lease::Lease;
 use crate::store::{CheckpointUpdate, LeaseStore};
 
@@ -178,6 +211,20 @@ struct Observed {
     changed_at: Instant,
 }
 
+/// `cv` of a fleet on the KCL 3 protocol.
+const CLIENT_VERSION_3X: &str = "CLIENT_VERSION_3X";
+/// `cv` of a fleet on the KCL 2.x protocol.
+const CLIENT_VERSION_2X: &str = "CLIENT_VERSION_2X";
+/// `cv` of a fleet being upgraded from 2.x: its workers still run the 2.x protocol.
+const CLIENT_VERSION_UPGRADE_FROM_2X: &str = "CLIENT_VERSION_UPGRADE_FROM_2X";
+
+/// Wall-clock time in epoch milliseconds, for items Java reads as dates (never for liveness).
+fn wall_clock_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Which leases of the table a worker may take. Leases it rejects are invisible to its taker:
 /// never taken, and not counted when it works out its share.
 pub type LeaseFilter = Arc<dyn Fn(&Lease) -> bool + Send + Sync>;
@@ -196,6 +243,26 @@ pub struct LeaseCoordinator {
     /// Breaks ties among equally good leases. Seeded from the worker id, so workers starting
     /// together prefer different leases, yet one fleet of named workers replays identically.
     tie_break: Mutex<StdRng>,
+    /// Bytes delivered per held lease, for `throughputKBps`.
+    throughput: Mutex<ThroughputTracker>,
+    /// The protocol the run loop settled on (the configured one, unless the table's migration
+    /// state keeps the fleet on 2.x).
+    mode: Mutex<CoordinationMode>,
+    /// KCL 3: the leader election (kept here so that [`LeaseCoordinator::release_all`] can
+    /// give the lock up).
+    elector: tokio::sync::Mutex<Option<LeaderElector>>,
+    /// KCL 3: whether this worker held the leader lock at its last election step.
+    leader: AtomicBool,
+    /// KCL 3: whether held leases are kept alive by this worker's heartbeat instead of
+    /// per-lease renewals (the leader's lock says it judges liveness by heartbeats).
+    heartbeat_renewal: AtomicBool,
+    /// KCL 3: when the last successful metrics report (heartbeat) started.
+    last_heartbeat: Mutex<Option<Instant>>,
+    /// KCL 3: the assignment generation (`ag`) seen in the last report.
+    assignment_generation: Mutex<Option<u64>>,
+    /// KCL 3: a handoff to this worker was still under way at the last discovery: look again
+    /// at the next report.
+    discovery_due: AtomicBool,
 }
 
 impl std::fmt::Debug for LeaseCoordinator {
@@ -232,6 +299,7 @@ impl LeaseCoordinator {
     ) -> (Arc<LeaseCoordinator>, mpsc::Receiver<LeaseEvent>) {
         let (events, receiver) = mpsc::channel(EVENT_BUFFER);
         let worker_id = worker_id.into();
+        let config_mode = config.coordination.mode;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         worker_id.hash(&mut hasher);
         let coordinator = LeaseCoordinator {
@@ -244,6 +312,14 @@ impl LeaseCoordinator {
             observed: Mutex::default(),
             next_expiry: Mutex::default(),
             events,
+            throughput: Mutex::default(),
+            mode: Mutex::new(config_mode),
+            elector: tokio::sync::Mutex::new(None),
+            leader: AtomicBool::new(false),
+            heartbeat_renewal: AtomicBool::new(false),
+            last_heartbeat: Mutex::new(None),
+            assignment_generation: Mutex::new(None),
+            discovery_due: AtomicBool::new(false),
         };
         (Arc::new(coordinator), receiver)
     }
@@ -282,9 +358,97 @@ impl LeaseCoordinator {
         leases
     }
 
-    /// Renews and takes until `cancel` fires. Does not release leases: call
-    /// [`LeaseCoordinator::release_all`] after the final checkpoints.
+    /// Keeps this worker's leases until `cancel` fires: the KCL 3 protocol or the 2.x taker
+    /// (see the module docs). Does not release leases: call [`LeaseCoordinator::release_all`]
+    /// after the final checkpoints.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mode = match self.config.coordination.mode {
+            CoordinationMode::Kcl3 => match self.settle_mode(&cancel).await {
+                Some(mode) => mode,
+                None => return,
+            },
+            other => other,
+        };
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+        match mode {
+            CoordinationMode::Kcl2 => self.run_kcl2(cancel).await,
+            _ => self.run_kcl3(cancel).await,
+        }
+    }
+
+    /// The protocol coordination runs on: the configured one, unless the table's migration
+    /// state says the fleet runs KCL 2.x (then known once [`LeaseCoordinator::run`] started).
+    pub fn coordination_mode(&self) -> CoordinationMode {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this worker is the fleet's leader (KCL 3), as of its last election step.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// Counts `bytes` delivered to the processor of the held lease `lease_key`: its
+    /// throughput (`throughputKBps`) is written with its next renewal or checkpoint.
+    pub fn record_delivered(&self, lease_key: &str, bytes: u64) {
+        self.throughput
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(lease_key, bytes);
+    }
+
+    fn current_kbps(&self, lease_key: &str) -> Option<f64> {
+        self.throughput
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .kbps(lease_key, self.config.renew_interval())
+    }
+
+    /// Reads the table's migration state (`Migration3.0`) and decides: KCL 3 unless the fleet
+    /// is recorded as running 2.x (then it is not switched behind its back). Writes the
+    /// KCL 3 state when there is none. `None` when cancelled first.
+    async fn settle_mode(&self, cancel: &CancellationToken) -> Option<CoordinationMode> {
+        loop {
+            let outcome = match self.store.get_migration_state().await {
+                Ok(Some(state)) => Ok(Some(state.client_version)),
+                Ok(None) => {
+                    let state = MigrationState {
+                        client_version: CLIENT_VERSION_3X.to_owned(),
+                        modified_by: self.worker_id.clone(),
+                        modified_at_ms: wall_clock_millis(),
+                        history: Vec::new(),
+                    };
+                    // Lost a race with another worker: read what it wrote.
+                    self.store
+                        .put_migration_state(&state, None)
+                        .await
+                        .map(|written| written.then(|| CLIENT_VERSION_3X.to_owned()))
+                }
+                Err(err) => Err(err),
+            };
+            match outcome {
+                Ok(Some(version)) => {
+                    return Some(match version.as_str() {
+                        CLIENT_VERSION_2X | CLIENT_VERSION_UPGRADE_FROM_2X => {
+                            tracing::warn!(worker = %self.worker_id, client_version = %version, "the table's migration state says the fleet runs KCL 2.x: running the 2.x protocol until it is upgraded");
+                            CoordinationMode::Kcl2
+                        }
+                        _ => CoordinationMode::Kcl3,
+                    })
+                }
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(worker = %self.worker_id, error = %err, "reading the migration state failed; trying again");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(self.config.renew_interval()) => {}
+            }
+        }
+    }
+
+    /// The 2.x protocol: renewer and taker.
+    async fn run_kcl2(self: Arc<Self>, cancel: CancellationToken) {
         let mut renew = tokio::time::interval(self.config.renew_interval());
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_take = Instant::now();
@@ -302,6 +466,300 @@ impl LeaseCoordinator {
         }
     }
 
+    /// The KCL 3 protocol: renewals (or the heartbeat's self-fencing), metrics reports,
+    /// discovery, the leader election, and the leader's (or successor's) steps.
+    async fn run_kcl3(self: Arc<Self>, cancel: CancellationToken) {
+        let coordination = self.config.coordination.clone();
+        *self.elector.lock().await = Some(LeaderElector::new(
+            Arc::clone(&self.store),
+            self.worker_id.clone(),
+            &self.config,
+        ));
+        let mut manager = LeaseAssignmentManager::new(
+            Arc::clone(&self.store),
+            self.worker_id.clone(),
+            self.config.clone(),
+            Arc::clone(&self.filter),
+        );
+        let mut sampler = WorkerMetricsSampler::new(
+            coordination.persisted_metric_values,
+            coordination.disable_worker_metrics,
+        );
+        let started = Instant::now();
+        let interval = |period: Duration| {
+            let mut interval = tokio::time::interval(period.max(Duration::from_millis(1)));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        };
+        let mut renew = interval(self.config.renew_interval());
+        let mut report = interval(coordination.report_interval);
+        let mut capture = interval(coordination.metrics_capture_interval);
+        // The first report's generation counts as new, so discovery runs right after it; this
+        // is the fallback when reports fail.
+        let mut next_discovery = started + coordination.discovery_interval;
+        let mut next_manager_step = started;
+        let mut role = LeaderRole::Follower;
+        loop {
+            let election_at = match self.elector.lock().await.as_ref() {
+                Some(elector) => elector.next_step_at(),
+                None => return,
+            };
+            let stepping = role != LeaderRole::Follower;
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = renew.tick() => self.keep_leases(started).await,
+                _ = capture.tick() => sampler.sample(),
+                _ = report.tick() => match self.report_metrics(&mut sampler).await {
+                    Ok(true) => next_discovery = Instant::now(),
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(worker = %self.worker_id, error = %err, "reporting worker metrics failed"),
+                },
+                () = tokio::time::sleep_until(next_discovery) => {
+                    if let Err(err) = self.discover_leases().await {
+                        tracing::warn!(worker = %self.worker_id, error = %err, "looking up assigned leases failed");
+                    }
+                    next_discovery = Instant::now() + coordination.discovery_interval;
+                }
+                () = tokio::time::sleep_until(election_at) => {
+                    let new_role = self.election_step(&manager).await;
+                    if role == LeaderRole::Leader && new_role != LeaderRole::Leader {
+                        manager.reset();
+                    }
+                    if role == LeaderRole::Follower && new_role != LeaderRole::Follower {
+                        next_manager_step = Instant::now();
+                    }
+                    role = new_role;
+                }
+                () = tokio::time::sleep_until(next_manager_step), if stepping => {
+                    let result = if role == LeaderRole::Leader {
+                        manager.tick_as_leader().await
+                    } else {
+                        manager.tick_as_successor().await
+                    };
+                    if let Err(err) = result {
+                        tracing::warn!(worker = %self.worker_id, error = %err, leader = role == LeaderRole::Leader, "lease assignment step failed");
+                    }
+                    next_manager_step = Instant::now() + coordination.liveness_check_interval;
+                }
+            }
+        }
+    }
+
+    /// One step of the leader election; notes whether this worker leads and whether the
+    /// leader judges liveness by heartbeats.
+    async fn election_step(&self, manager: &LeaseAssignmentManager) -> LeaderRole {
+        let mut guard = self.elector.lock().await;
+        let Some(elector) = guard.as_mut() else {
+            return LeaderRole::Follower;
+        };
+        // The successor: a live worker other than the leader, the same one while it lives.
+        let successor = elector.is_leader().then(|| {
+            manager
+                .live_workers()
+                .into_iter()
+                .filter(|worker| *worker != self.worker_id)
+                .min()
+        });
+        let role = match elector.step(successor.flatten()).await {
+            Ok(role) => role,
+            Err(err) => {
+                tracing::warn!(worker = %self.worker_id, error = %err, "reading the leader lock failed");
+                elector.role()
+            }
+        };
+        self.leader
+            .store(role == LeaderRole::Leader, Ordering::Relaxed);
+        let by_heartbeat = elector
+            .lock()
+            .is_some_and(|lock| lock.liveness_by_heartbeat);
+        if self.heartbeat_renewal.swap(by_heartbeat, Ordering::Relaxed) != by_heartbeat {
+            tracing::info!(worker = %self.worker_id, by_heartbeat, "leases are kept alive {}", if by_heartbeat { "by this worker's heartbeat" } else { "by per-lease renewals" });
+            if !by_heartbeat {
+                // Renewals start again now: the heartbeat kept the leases until now.
+                let now = Instant::now();
+                for entry in self.held_map().values() {
+                    *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = now;
+                }
+            }
+        }
+        role
+    }
+
+    /// At every renew interval in KCL 3 mode: per-lease renewals, or, while the leader judges
+    /// liveness by heartbeats, the heartbeat's self-fencing (no successful report for a
+    /// failover time: every lease is dropped, the leader has judged this worker dead) and
+    /// the end of handoffs that took too long.
+    async fn keep_leases(&self, started: Instant) {
+        if !self.heartbeat_renewal.load(Ordering::Relaxed) {
+            return self.renew_all().await;
+        }
+        let last = self
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(started);
+        if last.elapsed() > self.config.failover_time {
+            for key in self.held_keys() {
+                self.lost(&key, "heartbeat lost").await;
+            }
+            return;
+        }
+        let held: Vec<(String, Arc<Held>)> = self
+            .held_map()
+            .iter()
+            .filter(|(_, entry)| {
+                entry
+                    .handoff_requested()
+                    .is_some_and(|since| since.elapsed() > self.config.graceful_handoff_timeout)
+            })
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        for (key, entry) in held {
+            let lease = entry.lease.lock().await.clone();
+            tracing::warn!(worker = %self.worker_id, lease = %key, "the handoff took longer than allowed; let go without waiting for the processor");
+            match self.store.complete_handoff(&lease).await {
+                Ok(true) => self.notify_new_owner(&lease).await,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "completing a handoff failed")
+                }
+            }
+            if self.held_map().remove(&key).is_some() {
+                let _ = self.events.send(LeaseEvent::Lost(key)).await;
+            }
+        }
+    }
+
+    /// Reports this worker's metrics (its heartbeat). Returns whether discovery should run
+    /// now: the leader gave this worker leases since the last report (`ag` changed), or a
+    /// handoff to it was still under way at the last discovery.
+    ///
+    /// # Errors
+    /// Store errors.
+    async fn report_metrics(&self, sampler: &mut WorkerMetricsSampler) -> Result<bool> {
+        let start = Instant::now();
+        let (stats, operating_range) = sampler.report();
+        let mut metrics = WorkerMetrics::new(self.worker_id.clone());
+        metrics.last_update_secs = wall_clock_millis() / 1000;
+        metrics.stats = stats;
+        metrics.operating_range = operating_range;
+        let stored = self.store.report_worker_metrics(&metrics).await?;
+        *self
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(start);
+        if self.heartbeat_renewal.load(Ordering::Relaxed) {
+            for entry in self.held_map().values() {
+                let mut last = entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner());
+                *last = (*last).max(start);
+            }
+        }
+        let mut generation = self
+            .assignment_generation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let changed = *generation != Some(stored.assignment_generation);
+        *generation = Some(stored.assignment_generation);
+        Ok(changed | self.discovery_due.swap(false, Ordering::Relaxed))
+    }
+
+    /// KCL 3 discovery: the leases the owner index lists under this worker's name. A lease not
+    /// held yet is read (consistently) and taken up when it is this worker's with no handoff
+    /// still under way. A held lease the index no longer lists is read too: another worker's
+    /// now (lost), or being handed off from this worker (the handoff is adopted, as a renewal
+    /// would). Returns the keys taken up.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn discover_leases(&self) -> Result<Vec<String>> {
+        let listed: HashSet<String> = self
+            .store
+            .lease_keys_of_owner(&self.worker_id)
+            .await?
+            .into_iter()
+            .collect();
+        let held: BTreeMap<String, Arc<Held>> = self.held_map().clone();
+        let mut gained = Vec::new();
+        for key in listed.iter().filter(|key| !held.contains_key(*key)) {
+            let Some(lease) = self.store.get_lease(key).await? else {
+                continue;
+            };
+            if lease.lease_owner.as_deref() != Some(self.worker_id.as_str())
+                || !(self.filter)(&lease)
+            {
+                continue;
+            }
+            if lease.checkpoint_owner.is_some() {
+                // Handed to this worker, but its old owner is still checkpointing.
+                self.discovery_due.store(true, Ordering::Relaxed);
+                continue;
+            }
+            tracing::info!(worker = %self.worker_id, lease = %key, "lease assigned to this worker");
+            self.gain(lease).await;
+            gained.push(key.clone());
+        }
+        for (key, entry) in held.iter().filter(|(key, _)| !listed.contains(*key)) {
+            let Some(current) = self.store.get_lease(key).await? else {
+                self.lost(key, "the lease was deleted").await;
+                continue;
+            };
+            if current.lease_owner.as_deref() == Some(self.worker_id.as_str()) {
+                continue;
+            }
+            let mut lease = entry.lease.lock().await;
+            if entry.handoff_requested().is_some()
+                && current.checkpoint_owner.as_deref() == Some(self.worker_id.as_str())
+            {
+                continue;
+            }
+            if self.config.graceful_handoff && is_handoff_from(&self.worker_id, &lease, &current) {
+                *lease = current;
+                *entry
+                    .handoff_requested
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                drop(lease);
+                tracing::info!(worker = %self.worker_id, lease = %key, "the leader moves the lease; handing it off");
+                let _ = self
+                    .events
+                    .send(LeaseEvent::HandoffRequested(key.clone()))
+                    .await;
+                continue;
+            }
+            drop(lease);
+            self.lost(key, "assigned to another worker").await;
+        }
+        Ok(gained)
+    }
+
+    async fn gain(&self, lease: Lease) {
+        let key = lease.lease_key.clone();
+        self.throughput
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(&key, 0);
+        self.held_map()
+            .insert(key, Arc::new(Held::new(lease.clone())));
+        let _ = self.events.send(LeaseEvent::Gained(Box::new(lease))).await;
+    }
+
+    /// After a handoff completed, in KCL 3 mode: tells the new owner at once (bumps its
+    /// assignment generation), so it starts within one report interval of the checkpoint.
+    async fn notify_new_owner(&self, lease: &Lease) {
+        if self.coordination_mode() != CoordinationMode::Kcl3 {
+            return;
+        }
+        if let Some(owner) = lease
+            .lease_owner
+            .as_deref()
+            .filter(|owner| *owner != self.worker_id)
+        {
+            if let Err(err) = self.store.notify_assignment(owner).await {
+                tracing::warn!(worker = %self.worker_id, lease = %lease.lease_key, to = owner, error = %err, "telling the new owner failed; it finds the lease at its next discovery");
+            }
+        }
+    }
+
     /// When the taker should run next, after a run at `now`: one taker period later, or as soon
     /// as a silent lease of another worker expires if that is sooner.
     pub fn next_take_at(&self, now: Instant) -> Instant {
@@ -313,6 +771,10 @@ impl LeaseCoordinator {
     }
 
     async fn lost(&self, lease_key: &str, why: &str) {
+        self.throughput
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(lease_key);
         if self.held_map().remove(lease_key).is_some() {
             tracing::info!(worker = %self.worker_id, lease = lease_key, why, "lease lost");
             let _ = self
@@ -373,6 +835,9 @@ impl LeaseCoordinator {
         if last.elapsed() > self.config.failover_time {
             return Renewal::Lost("not renewed within the failover time");
         }
+        if let Some(kbps) = self.current_kbps(key) {
+            lease.throughput_kbps = Some(kbps);
+        }
         match self.store.renew_lease(&lease).await {
             Ok(true) => {
                 lease.lease_counter += 1;
@@ -431,6 +896,9 @@ impl LeaseCoordinator {
         let lease = entry.lease.lock().await;
         let done = self.store.complete_handoff(&lease).await?;
         tracing::info!(worker = %self.worker_id, lease = lease_key, done, "handed the lease off");
+        if done {
+            self.notify_new_owner(&lease).await;
+        }
         Ok(done)
     }
 
@@ -577,9 +1045,7 @@ impl LeaseCoordinator {
                     lease.lease_counter += 1;
                     tracing::info!(worker = %self.worker_id, lease = %lease.lease_key, "lease taken");
                     taken.push(lease.lease_key.clone());
-                    self.held_map()
-                        .insert(lease.lease_key.clone(), Arc::new(Held::new(lease.clone())));
-                    let _ = self.events.send(LeaseEvent::Gained(Box::new(lease))).await;
+                    self.gain(lease).await;
                 }
                 Ok(false) => {}
                 Err(err) => {
@@ -611,8 +1077,17 @@ impl LeaseCoordinator {
         let update = update.clone();
         let graceful = self.config.graceful_handoff;
         let worker_id = self.worker_id.clone();
+        // Without per-lease renewals, throughput goes out with checkpoints.
+        let kbps = if self.heartbeat_renewal.load(Ordering::Relaxed) {
+            self.current_kbps(lease_key)
+        } else {
+            None
+        };
         let write = tokio::spawn(async move {
             let mut lease = entry.lease.lock().await;
+            if kbps.is_some() {
+                lease.throughput_kbps = kbps;
+            }
             let mut written = store.update_checkpoint(&lease, &update).await?;
             let mut adopted = false;
             // The write may be the first to meet a handoff another worker started: take it on
@@ -686,7 +1161,11 @@ impl LeaseCoordinator {
         let lease = entry.lease.lock().await;
         if lease.checkpoint_owner.as_deref() == Some(self.worker_id.as_str()) {
             // Asked for by another worker: give it to that worker rather than to anyone.
-            return self.store.complete_handoff(&lease).await;
+            let done = self.store.complete_handoff(&lease).await?;
+            if done {
+                self.notify_new_owner(&lease).await;
+            }
+            return Ok(done);
         }
         if self.store.evict_lease(&lease).await? {
             return Ok(true);
@@ -694,7 +1173,11 @@ impl LeaseCoordinator {
         // Asked for since this worker last renewed it: complete that handoff instead.
         match self.store.get_lease(lease_key).await? {
             Some(current) if is_handoff_from(&self.worker_id, &lease, &current) => {
-                self.store.complete_handoff(&current).await
+                let done = self.store.complete_handoff(&current).await?;
+                if done {
+                    self.notify_new_owner(&current).await;
+                }
+                Ok(done)
             }
             _ => Ok(false),
         }
@@ -706,7 +1189,16 @@ impl LeaseCoordinator {
     /// run leaves a lease in this worker's name that it never held: such leases are released
     /// too, so they do not wait out a failover time. (A handoff still under way is left to
     /// finish; that lease then expires like any dead worker's.)
+    ///
+    /// In KCL 3 mode the leader lock is given up too, and the leases in this worker's name are
+    /// found through the owner index rather than a scan.
     pub async fn release_all(&self) {
+        if let Some(elector) = self.elector.lock().await.as_mut() {
+            if let Err(err) = elector.release().await {
+                tracing::warn!(worker = %self.worker_id, error = %err, "releasing the leader lock failed");
+            }
+            self.leader.store(false, Ordering::Relaxed);
+        }
         for key in self.held_keys() {
             if let Err(err) = self.release(&key).await {
                 tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "releasing a lease failed");
@@ -715,7 +1207,7 @@ impl LeaseCoordinator {
         if !self.config.graceful_handoff {
             return;
         }
-        let leases = match self.store.list_leases().await {
+        let leases = match self.leases_in_my_name().await {
             Ok(leases) => leases,
             Err(err) => {
                 tracing::warn!(worker = %self.worker_id, error = %err, "listing leases at shutdown failed");
@@ -731,6 +1223,21 @@ impl LeaseCoordinator {
                 tracing::warn!(worker = %self.worker_id, lease = %lease.lease_key, error = %err, "releasing a handed-off lease failed");
             }
         }
+    }
+
+    /// The table's leases whose owner is this worker: from the owner index in KCL 3 mode (no
+    /// worker but the leader scans the table), from a scan in 2.x mode.
+    async fn leases_in_my_name(&self) -> Result<Vec<Lease>> {
+        if self.coordination_mode() != CoordinationMode::Kcl3 {
+            return self.store.list_leases().await;
+        }
+        let mut leases = Vec::new();
+        for key in self.store.lease_keys_of_owner(&self.worker_id).await? {
+            if let Some(lease) = self.store.get_lease(&key).await? {
+                leases.push(lease);
+            }
+        }
+        Ok(leases)
     }
 
     /// Stops holding a lease without writing to the table (its lease was deleted, or the worker

@@ -603,6 +603,13 @@ impl LeaseStore for DynamoDbLeaseStore {
             }
             None => remove.push("pendingCheckpointState"),
         }
+        if let Some(kbps) = lease.throughput_kbps {
+            values.insert(
+                ":throughput".to_owned(),
+                AttributeValue::N(kbps.to_string()),
+            );
+            set.push("throughputKBps = :throughput");
+        }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));

@@ -36,8 +36,9 @@ pub use entities::{
 };
 pub use error::{LeaseError, Result};
 pub use kcl3::{
-    plan_assignment, AssignmentStrategy, CoordinationConfig, CoordinationMode,
-    LeaseAssignmentManager, LeaseMove, PlanInput, WorkerLoad,
+    plan_assignment, AssignmentStrategy, CoordinationConfig, CoordinationMode, LeaderElector,
+    LeaderRole, LeaseAssignmentManager, LeaseMove, PlanInput, ThroughputTracker, WorkerLoad,
+    WorkerMetricsSampler,
 };
 pub use lease::{Lease, MultiStreamKey, StoredCheckpoint};
 pub use store::{CheckpointUpdate, InMemoryLeaseStore, LeaseStore};

@@ -63,7 +63,8 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug {
     async fn complete_handoff(&self, lease: &Lease) -> Result<bool>;
 
     /// Writes a checkpoint if counter and owner are still as in `lease`; bumps the counter and
-    /// resets the owner-switch count.
+    /// resets the owner-switch count. Writes `lease.throughput_kbps` when it is set (workers
+    /// that keep their leases by heartbeat report throughput with their checkpoints).
     async fn update_checkpoint(&self, lease: &Lease, update: &CheckpointUpdate) -> Result<bool>;
 
     /// Adds `child_shard_ids` to the lease's children. `Ok(false)` if the lease is gone.
@@ -279,6 +280,9 @@ impl LeaseStore for InMemoryLeaseStore {
                 stored.checkpoint = Some(update.checkpoint.clone());
                 stored.pending_checkpoint = update.pending_checkpoint.clone();
                 stored.pending_checkpoint_state = update.pending_checkpoint_state.clone();
+                if lease.throughput_kbps.is_some() {
+                    stored.throughput_kbps = lease.throughput_kbps;
+                }
                 stored.owner_switches_since_checkpoint = 0;
                 stored.lease_counter += 1;
                 true

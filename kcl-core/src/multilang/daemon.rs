@@ -59,6 +59,7 @@ pub fn scheduler_builder(
     lease.max_leases_to_steal_at_one_time = config.max_leases_to_steal_at_one_time as usize;
     lease.graceful_handoff = config.graceful_handoff;
     lease.graceful_handoff_timeout = config.graceful_handoff_timeout;
+    lease.coordination = config.coordination.clone();
     builder = builder.lease_config(lease);
     if let Some(worker_id) = &config.worker_id {
         builder = builder.worker_id(worker_id);

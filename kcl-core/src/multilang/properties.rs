@@ -199,6 +199,9 @@ pub struct MultiLangConfig {
     /// First delay before a failed shard is restarted (doubling after further failures); the
     /// worker's default when absent.
     pub task_backoff: Option<Duration>,
+    /// KCL 3 coordination: the protocol (`clientVersionConfig`) and the leader's and
+    /// workers' settings under their Java keys; the library's defaults otherwise.
+    pub coordination: kcl_lease::CoordinationConfig,
     /// Keys that were present and are not used by this daemon (logged at start).
     pub ignored_keys: Vec<String>,
 }
@@ -235,6 +238,19 @@ const USED: &[&str] = &[
     "fanoutConfig.consumerArn",
     "isGracefulLeaseHandoffEnabled",
     "gracefulLeaseHandoffTimeoutMillis",
+    // KCL 3 coordination.
+    "clientVersionConfig",
+    "leaseAssignmentIntervalMillis",
+    "inMemoryWorkerMetricsCaptureFrequencyMillis",
+    "noOfPersistedMetricsPerWorkerMetrics",
+    "disableWorkerMetrics",
+    "maxThroughputPerHostKBps",
+    "dampeningPercentage",
+    "reBalanceThresholdPercentage",
+    "allowThroughputOvershoot",
+    "varianceBalancingFrequency",
+    "workerMetricsEMAAlpha",
+    "staleWorkerMetricsEntryCleanupDuration",
 ];
 
 /// The Java daemon's polling keys: with no `retrievalMode` (or `DEFAULT`), setting any of
@@ -247,25 +263,15 @@ const POLLING_KEYS: &[&str] = &[
     "maxGetRecordsThreadPool",
 ];
 
-/// KCL 3 keys (lease assignment by worker utilization, migration, the coordinator and
-/// worker-metrics tables). This daemon assigns leases the KCL 2 way, so they are accepted and
-/// have no effect yet. (The graceful handoff keys are honoured: steals are handoffs.)
-const KCL3: &[&str] = &[
-    "leaseAssignmentIntervalMillis",
-    "clientVersionConfig",
+/// KCL 3 keys with no counterpart here: this daemon keeps every KCL 3 item in the lease
+/// table (Java 3.5's layout), so the separate tables' names and provisioning, and the
+/// migration into the lease table, do not apply; and a worker's metrics report is its
+/// heartbeat (every `CoordinationConfig::report_interval`), not a 30 s report. Accepted, with
+/// a debug log.
+const KCL3_NOT_NEEDED: &[&str] = &[
     "migrateAllEntitiesToLeaseTable",
     "tableMigrationCompleteBakeTimeSeconds",
-    "inMemoryWorkerMetricsCaptureFrequencyMillis",
     "workerMetricsReporterFreqInMillis",
-    "noOfPersistedMetricsPerWorkerMetrics",
-    "disableWorkerMetrics",
-    "maxThroughputPerHostKBps",
-    "dampeningPercentage",
-    "reBalanceThresholdPercentage",
-    "allowThroughputOvershoot",
-    "varianceBalancingFrequency",
-    "workerMetricsEMAAlpha",
-    "staleWorkerMetricsEntryCleanupDuration",
     "workerMetricsTableName",
     "workerMetricsBillingMode",
     "workerMetricsReadCapacity",
@@ -343,6 +349,9 @@ pub enum KeyUse {
     Used,
     /// A Java daemon key accepted without effect, and why.
     NoEffect(&'static str),
+    /// A Java daemon key that does not apply to how this daemon works, and why (logged at
+    /// debug level only: setting it is not a mistake).
+    NotNeeded(&'static str),
     /// Not a key the Java daemon knows.
     Unknown,
 }
@@ -357,8 +366,10 @@ pub fn key_use(key: &str) -> KeyUse {
     {
         // Java matches this family case-insensitively (AWSCredentialsProvider, ...DynamoDB).
         KeyUse::NoEffect("credentials come from the default AWS chain")
-    } else if KCL3.contains(&key) {
-        KeyUse::NoEffect("KCL 3 lease assignment is not implemented yet; no effect yet")
+    } else if KCL3_NOT_NEEDED.contains(&key) {
+        KeyUse::NotNeeded(
+            "KCL 3 items all live in the lease table, and the metrics report is the heartbeat",
+        )
     } else if CLOUDWATCH_METRICS.contains(&key) {
         KeyUse::NoEffect("no CloudWatch metrics are published (see --metrics-addr)")
     } else if NO_EQUIVALENT.contains(&key)
@@ -493,6 +504,114 @@ fn retrieval_mode(props: &BTreeMap<String, String>) -> Result<RetrievalMode, Pro
     }
 }
 
+/// A decimal number (Java reads these keys as doubles).
+fn decimal(props: &BTreeMap<String, String>, key: &str) -> Result<Option<f64>, PropertiesError> {
+    match props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(value) => match value.parse::<f64>() {
+            Ok(number) if number.is_finite() && number >= 0.0 => Ok(Some(number)),
+            _ => Err(PropertiesError::Invalid {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                reason: "expected a non-negative number".to_owned(),
+            }),
+        },
+    }
+}
+
+/// An ISO-8601 duration as Java's `Duration.parse` reads it: `PnDTnHnMn.nS` (e.g. `P1D`,
+/// `PT12H`, `PT90.5S`).
+fn iso_duration(text: &str) -> Option<Duration> {
+    let upper = text.trim().to_ascii_uppercase();
+    let rest = upper.strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((days, time)) => (days, Some(time)),
+        None => (rest, None),
+    };
+    let mut seconds = 0.0;
+    if !days.is_empty() {
+        seconds += days.strip_suffix('D')?.parse::<f64>().ok()? * 86_400.0;
+    }
+    if let Some(mut time) = time {
+        if time.is_empty() {
+            return None;
+        }
+        for (unit, factor) in [('H', 3_600.0), ('M', 60.0), ('S', 1.0)] {
+            if let Some(at) = time.find(unit) {
+                seconds += time[..at].parse::<f64>().ok()? * factor;
+                time = &time[at + 1..];
+            }
+        }
+        if !time.is_empty() {
+            return None;
+        }
+    }
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// The KCL 3 keys that map to [`kcl_lease::CoordinationConfig`].
+fn coordination(
+    props: &BTreeMap<String, String>,
+) -> Result<kcl_lease::CoordinationConfig, PropertiesError> {
+    let mut config = kcl_lease::CoordinationConfig::default();
+    if let Some(version) = text(props, "clientVersionConfig") {
+        config.mode = match version.to_ascii_uppercase().as_str() {
+            "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X"
+            | "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X_PHASE1" => {
+                kcl_lease::CoordinationMode::Kcl2
+            }
+            "CLIENT_VERSION_CONFIG_3X" => kcl_lease::CoordinationMode::Kcl3,
+            _ => return Err(PropertiesError::Invalid {
+                key: "clientVersionConfig".to_owned(),
+                value: version,
+                reason:
+                    "expected CLIENT_VERSION_CONFIG_3X, CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X \
+                             or CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X_PHASE1"
+                        .to_owned(),
+            }),
+        };
+    }
+    if let Some(millis) = number::<u64>(props, "leaseAssignmentIntervalMillis")? {
+        config.assignment_interval = Duration::from_millis(millis);
+    }
+    if let Some(millis) = number::<u64>(props, "inMemoryWorkerMetricsCaptureFrequencyMillis")? {
+        config.metrics_capture_interval = Duration::from_millis(millis);
+    }
+    if let Some(count) = number::<usize>(props, "noOfPersistedMetricsPerWorkerMetrics")? {
+        config.persisted_metric_values = count;
+    }
+    if let Some(disabled) = boolean(props, "disableWorkerMetrics")? {
+        config.disable_worker_metrics = disabled;
+    }
+    if let Some(max) = decimal(props, "maxThroughputPerHostKBps")? {
+        config.max_throughput_per_host_kbps = Some(max);
+    }
+    if let Some(percent) = decimal(props, "dampeningPercentage")? {
+        config.dampening_percent = percent;
+    }
+    if let Some(percent) = decimal(props, "reBalanceThresholdPercentage")? {
+        config.rebalance_threshold_percent = percent;
+    }
+    if let Some(allow) = boolean(props, "allowThroughputOvershoot")? {
+        config.allow_throughput_overshoot = allow;
+    }
+    if let Some(frequency) = number::<u32>(props, "varianceBalancingFrequency")? {
+        config.variance_balancing_frequency = frequency;
+    }
+    if let Some(alpha) = decimal(props, "workerMetricsEMAAlpha")? {
+        config.metrics_ema_alpha = alpha;
+    }
+    if let Some(written) = text(props, "staleWorkerMetricsEntryCleanupDuration") {
+        config.stale_worker_metrics_cleanup =
+            iso_duration(&written).ok_or_else(|| PropertiesError::Invalid {
+                key: "staleWorkerMetricsEntryCleanupDuration".to_owned(),
+                value: written.clone(),
+                reason: "expected an ISO-8601 duration such as P1D or PT12H".to_owned(),
+            })?;
+    }
+    Ok(config)
+}
+
 impl MultiLangConfig {
     /// Reads the daemon's settings from parsed properties. Every key without effect is logged
     /// first (unknown ones as warnings), so a file that fails is fully reported.
@@ -508,6 +627,10 @@ impl MultiLangConfig {
                 KeyUse::Used => {}
                 KeyUse::NoEffect(why) => {
                     tracing::info!(key, "property has no effect in this daemon: {why}");
+                    ignored_keys.push(key.clone());
+                }
+                KeyUse::NotNeeded(why) => {
+                    tracing::debug!(key, "property not needed by this daemon: {why}");
                     ignored_keys.push(key.clone());
                 }
                 KeyUse::Unknown => {
@@ -572,6 +695,7 @@ impl MultiLangConfig {
             parent_shard_poll_interval: number(props, "parentShardPollIntervalMillis")?
                 .map(Duration::from_millis),
             task_backoff: number(props, "taskBackoffTimeMillis")?.map(Duration::from_millis),
+            coordination: coordination(props)?,
             ignored_keys,
         })
     }
@@ -842,13 +966,110 @@ mod tests {
         for key in JAVA_KEYS {
             assert_ne!(key_use(key), KeyUse::Unknown, "{key}");
         }
-        // The KCL 3 keys are accepted and say they have no effect yet.
-        for key in KCL3 {
+        // The KCL 3 keys of the separate tables are accepted and say why they do not apply.
+        for key in KCL3_NOT_NEEDED {
             match key_use(key) {
-                KeyUse::NoEffect(why) => assert!(why.contains("KCL 3"), "{key}: {why}"),
+                KeyUse::NotNeeded(why) => assert!(why.contains("KCL 3"), "{key}: {why}"),
                 other => panic!("{key}: {other:?}"),
             }
         }
+        assert_eq!(key_use("clientVersionConfig"), KeyUse::Used);
+        assert_eq!(key_use("leaseAssignmentIntervalMillis"), KeyUse::Used);
         assert_eq!(key_use("somethingNew"), KeyUse::Unknown);
+    }
+
+    #[test]
+    fn the_kcl3_keys_set_coordination() {
+        let default = config_with("");
+        assert_eq!(default.coordination.mode, kcl_lease::CoordinationMode::Kcl3);
+        assert_eq!(
+            default.coordination.assignment_interval,
+            Duration::from_secs(20)
+        );
+        let set = config_with(
+            "clientVersionConfig = CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X\n\
+             leaseAssignmentIntervalMillis = 5000\n\
+             inMemoryWorkerMetricsCaptureFrequencyMillis = 2000\n\
+             noOfPersistedMetricsPerWorkerMetrics = 4\n\
+             disableWorkerMetrics = true\n\
+             maxThroughputPerHostKBps = 2048.5\n\
+             dampeningPercentage = 40\n\
+             reBalanceThresholdPercentage = 15\n\
+             allowThroughputOvershoot = false\n\
+             varianceBalancingFrequency = 5\n\
+             workerMetricsEMAAlpha = 0.25\n\
+             staleWorkerMetricsEntryCleanupDuration = PT12H\n\
+             workerMetricsTableName = app-WorkerMetricStats\n\
+             workerMetricsReporterFreqInMillis = 30000",
+        );
+        let c = &set.coordination;
+        assert_eq!(c.mode, kcl_lease::CoordinationMode::Kcl2);
+        assert_eq!(c.assignment_interval, Duration::from_secs(5));
+        assert_eq!(c.metrics_capture_interval, Duration::from_secs(2));
+        assert_eq!(c.persisted_metric_values, 4);
+        assert!(c.disable_worker_metrics);
+        assert_eq!(c.max_throughput_per_host_kbps, Some(2048.5));
+        assert_eq!(c.dampening_percent, 40.0);
+        assert_eq!(c.rebalance_threshold_percent, 15.0);
+        assert!(!c.allow_throughput_overshoot);
+        assert_eq!(c.variance_balancing_frequency, 5);
+        assert_eq!(c.metrics_ema_alpha, 0.25);
+        assert_eq!(
+            c.stale_worker_metrics_cleanup,
+            Duration::from_secs(12 * 3600)
+        );
+        // The heartbeat is not slowed down to Java's 30 s report.
+        assert_eq!(
+            c.report_interval,
+            kcl_lease::CoordinationConfig::default().report_interval
+        );
+        assert_eq!(
+            set.ignored_keys,
+            [
+                "workerMetricsReporterFreqInMillis",
+                "workerMetricsTableName"
+            ]
+        );
+        for phase in [
+            "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X_PHASE1",
+            "CLIENT_VERSION_CONFIG_3X",
+        ] {
+            let mode = config_with(&format!("clientVersionConfig = {phase}"))
+                .coordination
+                .mode;
+            let expected = if phase.ends_with("3X") {
+                kcl_lease::CoordinationMode::Kcl3
+            } else {
+                kcl_lease::CoordinationMode::Kcl2
+            };
+            assert_eq!(mode, expected, "{phase}");
+        }
+        let base = "executableName = x\nstreamName = s\napplicationName = a\n";
+        for (extra, key) in [
+            (
+                "clientVersionConfig = CLIENT_VERSION_CONFIG_4X",
+                "clientVersionConfig",
+            ),
+            ("dampeningPercentage = lots", "dampeningPercentage"),
+            (
+                "staleWorkerMetricsEntryCleanupDuration = 1 day",
+                "staleWorkerMetricsEntryCleanupDuration",
+            ),
+        ] {
+            let err =
+                MultiLangConfig::from_properties(&parse(&format!("{base}{extra}\n"))).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn iso_durations_parse_as_in_java() {
+        assert_eq!(iso_duration("P1D"), Some(Duration::from_secs(86_400)));
+        assert_eq!(iso_duration("PT1H30M"), Some(Duration::from_secs(5_400)));
+        assert_eq!(iso_duration("pt90.5s"), Some(Duration::from_secs_f64(90.5)));
+        assert_eq!(iso_duration("P1DT1S"), Some(Duration::from_secs(86_401)));
+        assert_eq!(iso_duration("PT"), None);
+        assert_eq!(iso_duration("1D"), None);
+        assert_eq!(iso_duration("PT5X"), None);
     }
 }

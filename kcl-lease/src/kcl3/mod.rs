@@ -5,13 +5,21 @@
 //! - `config`: [`CoordinationConfig`], [`CoordinationMode`], [`AssignmentStrategy`].
 //! - `assignment`: the leader's plan for one round, a pure function of the table and the
 //!   workers' loads ([`plan_assignment`]).
+//! - `leader`: [`LeaderElector`], the election through the lock item (acquire, heartbeat,
+//!   takeover of a silent leader's lock, release).
+//! - `metrics`: [`WorkerMetricsSampler`] (CPU utilisation for the metrics item) and
+//!   [`ThroughputTracker`] (each lease's `throughputKBps`).
 //! - `manager`: [`LeaseAssignmentManager`], the leader's loop: judges liveness from
 //!   heartbeats, runs assignment rounds and carries the plans out.
 
 mod assignment;
 mod config;
+mod leader;
 mod manager;
+mod metrics;
 
 pub use assignment::{plan_assignment, LeaseMove, PlanInput, WorkerLoad};
 pub use config::{AssignmentStrategy, CoordinationConfig, CoordinationMode};
+pub use leader::{LeaderElector, LeaderRole};
 pub use manager::LeaseAssignmentManager;
+pub use metrics::{ThroughputTracker, WorkerMetricsSampler};
