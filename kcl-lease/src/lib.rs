@@ -37,7 +37,7 @@ pub use entities::{
 pub use error::{LeaseError, Result};
 pub use kcl3::{
     plan_assignment, AssignmentStrategy, CoordinationConfig, CoordinationMode,
-    LeaseAssignmentManager, LeaseMove, PlanInput, WorkerLoad,
+    LeaseAssignmentManager, LeaseMove, PlanInput, RoundSummary, WorkerLoad,
 };
 pub use lease::{Lease, MultiStreamKey, StoredCheckpoint};
 pub use store::{CheckpointUpdate, InMemoryLeaseStore, LeaseStore};

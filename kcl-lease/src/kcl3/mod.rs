@@ -14,4 +14,4 @@ mod manager;
 
 pub use assignment::{plan_assignment, LeaseMove, PlanInput, WorkerLoad};
 pub use config::{AssignmentStrategy, CoordinationConfig, CoordinationMode};
-pub use manager::LeaseAssignmentManager;
+pub use manager::{LeaseAssignmentManager, RoundSummary};
