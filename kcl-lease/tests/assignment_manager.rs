@@ -475,17 +475,24 @@ async fn workers_joining_a_loaded_leader_are_balanced_to_one_lease_within_two_ro
     let leases: Vec<(String, Option<&str>)> =
         (0..1_000).map(|i| (format!("s{i:04}"), None)).collect();
     let table = table_of(&leases).await;
-    let mut leader = manager(&table, "leader", config(AssignmentStrategy::LeaseCount));
+    let config = config(AssignmentStrategy::LeaseCount);
+    let interval = config.coordination.assignment_interval;
+    let mut leader = manager(&table, "leader", config);
     for _ in 0..4 {
         step(&table, &mut leader, &["leader"]).await;
     }
     assert_eq!(table.held_by("leader").await, 1_000);
     let rounds_before = leader.rounds();
+    // The newcomers are found by the next scheduled round's scan, and balanced in as soon
+    // as their heartbeats move: within one interval and a step, two rounds.
     let workers = ["leader", "w1", "w2", "w3"];
-    while leader.rounds() < rounds_before + 2 {
+    let mut elapsed = Duration::ZERO;
+    while elapsed <= interval + STEP {
         step(&table, &mut leader, &workers).await;
         table.complete_handoffs().await;
+        elapsed += STEP;
     }
+    assert!(leader.rounds() <= rounds_before + 2);
     let counts: Vec<usize> = table.counts().await.into_values().collect();
     assert_eq!(counts.len(), 4);
     assert!(
@@ -529,4 +536,55 @@ async fn a_successor_taking_over_assigns_dead_workers_leases_at_once() {
         step(&table, &mut fresh, &["b"]).await;
     }
     assert_eq!(table.held_by("b").await, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_leases_the_filter_accepts_are_assigned() {
+    let table = table_with(&[("mine-0", None), ("mine-1", None), ("theirs-0", None)]).await;
+    let mut leader = LeaseAssignmentManager::new(
+        Arc::clone(&table) as Arc<dyn LeaseStore>,
+        "leader",
+        config(AssignmentStrategy::Utilisation),
+        Arc::new(|lease: &Lease| lease.lease_key.starts_with("mine-")),
+    );
+    for _ in 0..4 {
+        step(&table, &mut leader, &["leader", "a"]).await;
+    }
+    let owners = table.owners().await;
+    assert!(owners["mine-0"].lease_owner.is_some());
+    assert!(owners["mine-1"].lease_owner.is_some());
+    assert_eq!(owners["theirs-0"].lease_owner, None);
+    assert_eq!(owners["theirs-0"].lease_counter, 0);
+    assert_eq!(leader.last_round().unwrap().leases, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_heartbeat_never_moves_gets_no_leases_and_stale_items_are_deleted() {
+    let leases: Vec<(String, Option<&str>)> = (0..6).map(|i| (format!("s{i}"), None)).collect();
+    let table = table_of(&leases).await;
+    // An item left behind by a worker that stopped long ago looks fresh to a new leader; it
+    // is trusted only once its heartbeat moves.
+    table.report("ghost", None).await;
+    table
+        .report_as_java("ancient", wall_secs() - 2 * 24 * 60 * 60)
+        .await;
+    let mut leader = manager(&table, "leader", config(AssignmentStrategy::Utilisation));
+    for _ in 0..4 {
+        step(&table, &mut leader, &["leader", "a"]).await;
+    }
+    let counts = table.counts().await;
+    assert_eq!(counts.get("ghost"), None, "{counts:?}");
+    assert_eq!(counts["leader"] + counts["a"], 6);
+    let left = table
+        .inner
+        .get_worker_metrics(&["ancient".into(), "ghost".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|w| w.worker_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["ghost"],
+        "a worker silent for a day is deleted"
+    );
 }
