@@ -317,7 +317,7 @@ async fn a_rebalance_moves_leases_off_the_busiest_worker_by_handoff() {
         (0..9).map(|i| (format!("s{i}"), Some("a"))).collect();
     let table = table_of(&leases).await;
     let mut leader = manager(&table, "leader", config(AssignmentStrategy::Utilisation));
-    for _ in 0..3 {
+    for _ in 0..4 {
         step(&table, &mut leader, &["leader", "a", "b"]).await;
     }
     let after = table.owners().await;
@@ -416,7 +416,7 @@ async fn java_workers_are_judged_by_lut_and_lease_counters() {
         let renewed = table.inner.get_lease("renewed").await.unwrap().unwrap();
         assert!(table.inner.renew_lease(&renewed).await.unwrap());
     };
-    for _ in 0..3 {
+    for _ in 0..4 {
         java_step(Arc::clone(&table)).await;
         table.report("leader", Some(10.0)).await;
         table.report("a", Some(10.0)).await;
@@ -586,5 +586,24 @@ async fn a_worker_whose_heartbeat_never_moves_gets_no_leases_and_stale_items_are
             .collect::<Vec<_>>(),
         vec!["ghost"],
         "a worker silent for a day is deleted"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn workers_reporting_just_after_a_new_leader_starts_count_in_its_first_round() {
+    let leases: Vec<(String, Option<&str>)> =
+        (0..1_000).map(|i| (format!("s{i:04}"), None)).collect();
+    let table = table_of(&leases).await;
+    let mut leader = manager(&table, "leader", config(AssignmentStrategy::Utilisation));
+    // The leader reports and leads before the others' first reports.
+    step(&table, &mut leader, &["leader"]).await;
+    while leader.rounds() < 1 {
+        step(&table, &mut leader, &["leader", "w1", "w2", "w3"]).await;
+    }
+    let counts: Vec<usize> = table.counts().await.into_values().collect();
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    assert!(
+        counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+        "{counts:?}"
     );
 }

@@ -28,6 +28,10 @@ use crate::error::Result;
 use crate::lease::Lease;
 use crate::store::LeaseStore;
 
+/// How many report intervals a leader that knows nothing of the fleet watches it before its
+/// first round: long enough for every worker started with it to report twice.
+const COLD_START_REPORTS: u32 = 3;
+
 /// What the leader knows of one worker's heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Liveness {
@@ -166,23 +170,26 @@ impl LeaseAssignmentManager {
     /// One step while this worker leads, called every `liveness_check_interval`.
     ///
     /// The first step after becoming leader runs a round at once when this worker already
-    /// watched the heartbeats (as successor); otherwise it first watches them for two report
-    /// intervals, so workers started together all count in the first round.
+    /// watched the heartbeats (as successor). Otherwise it first watches the table for three
+    /// report intervals, scanning at every step, so that workers
+    /// started together are found, seen alive and all counted in the first round.
     ///
     /// # Errors
     /// Store errors (the caller logs them and calls again at the next step).
     pub async fn tick_as_leader(&mut self) -> Result<()> {
         let now = Instant::now();
         if !self.led {
-            if !self.scanned {
-                let snapshot = self.store.scan_table().await?;
-                self.observe_snapshot(&snapshot, now);
-                self.next_round = Some(now + self.config.coordination.report_interval * 2);
-                self.led = true;
-                return Ok(());
-            }
             self.led = true;
-            self.next_round = Some(now);
+            self.next_round = Some(if self.scanned {
+                now
+            } else {
+                now + self.config.coordination.report_interval * COLD_START_REPORTS
+            });
+        }
+        if self.rounds == 0 && self.next_round.is_some_and(|at| now < at) {
+            let snapshot = self.store.scan_table().await?;
+            self.observe_snapshot(&snapshot, now);
+            return Ok(());
         }
         let changes = self.check_heartbeats(now).await?;
         // A worker whose heartbeat moved for the first time joined: it is balanced in at once
