@@ -313,9 +313,13 @@ async fn workers_that_keep_reporting_keep_their_leases() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rebalance_moves_leases_off_the_busiest_worker_by_handoff() {
-    let leases: Vec<(String, Option<&str>)> =
-        (0..9).map(|i| (format!("s{i}"), Some("a"))).collect();
-    let table = table_of(&leases).await;
+    let table = Arc::new(Table::default());
+    for i in 0..9 {
+        let mut lease = Lease::new(format!("s{i}"), StoredCheckpoint::new("TRIM_HORIZON"));
+        lease.lease_owner = Some("a".to_owned());
+        lease.throughput_kbps = Some(10.0);
+        assert!(table.inner.create_lease_if_absent(&lease).await.unwrap());
+    }
     let mut leader = manager(&table, "leader", config(AssignmentStrategy::Utilisation));
     for _ in 0..4 {
         step(&table, &mut leader, &["leader", "a", "b"]).await;

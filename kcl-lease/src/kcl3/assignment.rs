@@ -73,7 +73,10 @@ const THROUGHPUT_SHARE: &str = "T";
 /// - a worker whose utilisation is 0 has unlimited room when others are busier (Java gives it
 ///   a room of 1, less than a slightly loaded worker's), so an empty newcomer is filled first;
 /// - the lease-count strategy moves every excess lease in one round, not one per round, so a
-///   fleet started together on many leases is balanced to ±1 within two rounds.
+///   fleet started together on many leases is balanced to ±1 within two rounds;
+/// - while no lease reports any throughput (a fleet just started, or idle), utilisation
+///   cannot be traced to leases, so the utilisation strategy rebalances by lease count: a
+///   worker that joins an idle fleet gets its share instead of nothing.
 pub fn plan_assignment(
     input: &PlanInput<'_>,
     lease_config: &LeaseConfig,
@@ -84,8 +87,12 @@ pub fn plan_assignment(
     planner.drain();
     if input.rebalance {
         match lease_config.coordination.strategy {
-            AssignmentStrategy::Utilisation => planner.rebalance_by_utilisation(rng),
-            AssignmentStrategy::LeaseCount => planner.rebalance_by_count(rng),
+            AssignmentStrategy::Utilisation if planner.throughput_known() => {
+                planner.rebalance_by_utilisation(rng)
+            }
+            AssignmentStrategy::Utilisation | AssignmentStrategy::LeaseCount => {
+                planner.rebalance_by_count(rng)
+            }
         }
     }
     planner.moves
@@ -231,6 +238,15 @@ impl<'a> Planner<'a> {
             moved: BTreeSet::new(),
             moves: Vec::new(),
         }
+    }
+
+    /// Whether some lease reports a throughput above zero.
+    fn throughput_known(&self) -> bool {
+        self.input
+            .leases
+            .iter()
+            .filter_map(|lease| lease.throughput_kbps)
+            .any(|kbps| kbps.is_finite() && kbps > 0.0)
     }
 
     fn strategy(&self) -> AssignmentStrategy {
@@ -869,6 +885,36 @@ mod tests {
             2,
             "w1 keeps the two it cannot give, w2 gets two"
         );
+    }
+
+    #[test]
+    fn an_idle_fleet_is_balanced_by_count_under_the_utilisation_strategy() {
+        // Nothing reports throughput and every CPU is equally idle: a newcomer still gets its
+        // share, all in one round.
+        let leases: Vec<Lease> = (0..30)
+            .map(|i| lease(&format!("s{i:02}"), Some("old"), None))
+            .collect();
+        let workers = vec![worker("old", Some(2.0)), worker("new", Some(2.0))];
+        let moves = plan(
+            &leases,
+            &workers,
+            &BTreeSet::new(),
+            true,
+            &LeaseConfig::default(),
+        );
+        assert_eq!(moves.len(), 15);
+        let zero: Vec<Lease> = leases
+            .iter()
+            .map(|l| lease(&l.lease_key, Some("old"), Some(0.0)))
+            .collect();
+        let moves = plan(
+            &zero,
+            &workers,
+            &BTreeSet::new(),
+            true,
+            &LeaseConfig::default(),
+        );
+        assert_eq!(moves.len(), 15, "a throughput of zero tells nothing either");
     }
 
     proptest! {
