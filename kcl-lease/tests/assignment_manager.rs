@@ -3,6 +3,7 @@
 //! Java workers, and a successor's takeover.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,9 @@ fn wall_secs() -> u64 {
 struct Table {
     inner: InMemoryLeaseStore,
     java_workers: Mutex<BTreeSet<String>>,
+    /// When set, every other heartbeat read answers like a replica one report behind.
+    lagging_replica: AtomicBool,
+    reads: AtomicU64,
 }
 
 impl Table {
@@ -161,7 +165,13 @@ impl LeaseStore for Table {
         self.inner.report_worker_metrics(metrics).await
     }
     async fn get_worker_metrics(&self, worker_ids: &[String]) -> Result<Vec<WorkerMetrics>> {
-        let workers = self.inner.get_worker_metrics(worker_ids).await?;
+        let mut workers = self.inner.get_worker_metrics(worker_ids).await?;
+        let read = self.reads.fetch_add(1, Ordering::Relaxed);
+        if self.lagging_replica.load(Ordering::Relaxed) && read % 2 == 1 {
+            for worker in &mut workers {
+                worker.heartbeat = worker.heartbeat.map(|beat| beat.saturating_sub(1));
+            }
+        }
         Ok(self.strip_java_heartbeats(workers))
     }
     async fn notify_assignment(&self, worker_id: &str) -> Result<()> {
@@ -610,4 +620,21 @@ async fn workers_reporting_just_after_a_new_leader_starts_count_in_its_first_rou
         counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
         "{counts:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_replica_does_not_keep_a_dead_worker_alive() {
+    let table = table_of(&two_each(&["leader", "a", "b"])).await;
+    table.lagging_replica.store(true, Ordering::Relaxed);
+    let mut leader = manager(&table, "leader", config(AssignmentStrategy::LeaseCount));
+    for _ in 0..4 {
+        step(&table, &mut leader, &["leader", "a", "b"]).await;
+    }
+    assert_eq!(leader.live_workers(), vec!["a", "b", "leader"]);
+    // b dies; reads alternate between its last heartbeat and the one before.
+    for _ in 0..(FAILOVER.as_millis() / STEP.as_millis() + 2) {
+        step(&table, &mut leader, &["leader", "a"]).await;
+    }
+    assert_eq!(leader.live_workers(), vec!["a", "leader"]);
+    assert_eq!(table.held_by("b").await, 0);
 }

@@ -280,7 +280,9 @@ impl LeaseAssignmentManager {
         let was = entry.liveness;
         match (metrics.heartbeat, entry.heartbeat_since) {
             (None, _) => entry.heartbeat_since = None,
-            (Some(beat), Some((seen, since))) if beat == seen => {
+            // Heartbeats only grow (the store adds 1): a smaller value is a stale replica's
+            // answer to an eventually consistent read, not a sign of life.
+            (Some(beat), Some((seen, since))) if beat <= seen => {
                 if now.duration_since(since) >= failover {
                     entry.liveness = Liveness::Dead;
                 }
