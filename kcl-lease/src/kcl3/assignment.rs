@@ -417,13 +417,14 @@ impl<'a> Planner<'a> {
     fn rebalance_by_utilisation(&mut self, rng: &mut StdRng) {
         let threshold = self.config.coordination.rebalance_threshold_percent / 100.0;
         let dampening = self.config.coordination.dampening_percent / 100.0;
-        // Per donor: the metric it is most over on, and by how much (relative to its value).
-        let mut donors: Vec<(usize, String, f64)> = Vec::new();
+        // Per donor: the metric it is most over on, by how much (relative to its value), and
+        // the utilisation it should come down to.
+        let mut donors: Vec<(usize, String, f64, f64)> = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             if slot.draining {
                 continue;
             }
-            let mut worst: Option<(String, f64)> = None;
+            let mut worst: Option<(String, f64, f64)> = None;
             for (metric, value) in &slot.utilisation {
                 let average = self.averages.get(metric).copied().unwrap_or(0.0);
                 let max = slot.max_utilisation.get(metric).copied();
@@ -437,17 +438,17 @@ impl<'a> Planner<'a> {
                     _ => average,
                 };
                 let excess = (value - limit) / value;
-                if worst.as_ref().is_none_or(|(_, e)| excess > *e) {
-                    worst = Some((metric.clone(), excess));
+                if worst.as_ref().is_none_or(|(_, e, _)| excess > *e) {
+                    worst = Some((metric.clone(), excess, limit));
                 }
             }
-            if let Some((metric, excess)) = worst {
-                donors.push((i, metric, excess));
+            if let Some((metric, excess, limit)) = worst {
+                donors.push((i, metric, excess, limit));
             }
         }
         donors.sort_by(|a, b| b.2.total_cmp(&a.2));
-        let donor_set: BTreeSet<usize> = donors.iter().map(|(i, _, _)| *i).collect();
-        for (from, metric, excess) in donors {
+        let donor_set: BTreeSet<usize> = donors.iter().map(|(i, _, _, _)| *i).collect();
+        for (from, metric, excess, limit) in donors {
             let budget = self.slots[from].assigned_kbps * excess * dampening;
             let candidates = self.shuffled_candidates(from, rng);
             let mut chosen = Vec::new();
@@ -467,14 +468,13 @@ impl<'a> Planner<'a> {
                     chosen.push(smallest);
                 }
             }
-            let average = self.averages.get(&metric).copied().unwrap_or(0.0);
             for lease in chosen {
                 if self.slots[from]
                     .utilisation
                     .get(&metric)
                     .copied()
                     .unwrap_or(0.0)
-                    <= average
+                    <= limit
                 {
                     break;
                 }
@@ -486,7 +486,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The receiver of a rebalanced lease: not a donor, below the average on every metric.
+    /// The receiver of a rebalanced lease: not a donor, below the average and its maximum on
+    /// every metric.
     fn rebalance_receiver(
         &self,
         lease: usize,
@@ -495,10 +496,13 @@ impl<'a> Planner<'a> {
     ) -> Option<usize> {
         let to = self.best_receiver(self.weights[lease], Some(from))?;
         let slot = &self.slots[to];
-        let below_average = slot
-            .utilisation
-            .iter()
-            .all(|(metric, value)| *value < self.averages.get(metric).copied().unwrap_or(0.0));
+        let below_average = slot.utilisation.iter().all(|(metric, value)| {
+            *value < self.averages.get(metric).copied().unwrap_or(0.0)
+                && slot
+                    .max_utilisation
+                    .get(metric)
+                    .is_none_or(|max| *value < *max)
+        });
         (!donors.contains(&to) && below_average).then_some(to)
     }
 
@@ -915,6 +919,30 @@ mod tests {
             &LeaseConfig::default(),
         );
         assert_eq!(moves.len(), 15, "a throughput of zero tells nothing either");
+    }
+
+    #[test]
+    fn a_worker_above_its_maximum_sheds_load_even_below_the_average() {
+        // Every worker runs hot; w1 is above its own maximum (70) though below the average.
+        let leases: Vec<Lease> = ["w1", "w2", "w3"]
+            .iter()
+            .flat_map(|w| (0..10).map(move |i| lease(&format!("{w}-{i}"), Some(w), Some(10.0))))
+            .collect();
+        let mut w1 = worker("w1", Some(80.0));
+        w1.max_utilisation.insert("C".to_owned(), 70.0);
+        let workers = vec![w1, worker("w2", Some(100.0)), worker("w3", Some(70.0))];
+        let moves = plan(
+            &leases,
+            &workers,
+            &BTreeSet::new(),
+            true,
+            &LeaseConfig::default(),
+        );
+        let from_w1 = moves
+            .iter()
+            .filter(|m| matches!(m, LeaseMove::Handoff { lease, to } if lease.lease_owner.as_deref() == Some("w1") && to == "w3"))
+            .count();
+        assert!(from_w1 >= 1, "{moves:?}");
     }
 
     proptest! {
