@@ -37,8 +37,8 @@ pub use entities::{
 pub use error::{LeaseError, Result};
 pub use kcl3::{
     plan_assignment, AssignmentStrategy, CoordinationConfig, CoordinationMode, LeaderElector,
-    LeaderRole, LeaseAssignmentManager, LeaseMove, PlanInput, ThroughputTracker, WorkerLoad,
-    WorkerMetricsSampler,
+    LeaderRole, LeaseAssignmentManager, LeaseMove, PlanInput, RoundSummary, ThroughputTracker,
+    WorkerLoad, WorkerMetricsSampler,
 };
 pub use lease::{Lease, MultiStreamKey, StoredCheckpoint};
 pub use store::{CheckpointUpdate, InMemoryLeaseStore, LeaseStore};

@@ -21,5 +21,5 @@ mod metrics;
 pub use assignment::{plan_assignment, LeaseMove, PlanInput, WorkerLoad};
 pub use config::{AssignmentStrategy, CoordinationConfig, CoordinationMode};
 pub use leader::{LeaderElector, LeaderRole};
-pub use manager::LeaseAssignmentManager;
+pub use manager::{LeaseAssignmentManager, RoundSummary};
 pub use metrics::{ThroughputTracker, WorkerMetricsSampler};
