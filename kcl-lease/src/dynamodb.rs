@@ -6,8 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
+    GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType, TableStatus,
 };
 
 use crate::backoff::{retry, BackoffConfig};
@@ -45,7 +46,8 @@ pub struct TableConfig {
     pub create_if_missing: bool,
     /// Billing of a created table. Default pay-per-request.
     pub billing: BillingModeConfig,
-    /// Create the `LeaseOwnerToLeaseKeyIndex` GSI with the table. Default `true`.
+    /// Create the `LeaseOwnerToLeaseKeyIndex` GSI with the table, or add it (UpdateTable) to
+    /// an existing table without it, as the Java KCL 3 does. Default `true`.
     pub owner_index: bool,
     /// How long to wait for a created table to become ACTIVE. Default 2 minutes.
     pub active_timeout: Duration,
@@ -120,6 +122,25 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         }
     }
     Err(sdk_error(operation, err))
+}
+
+/// How often to look whether an index being added is ACTIVE yet.
+const OWNER_INDEX_POLL: Duration = Duration::from_millis(500);
+
+fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("name and type set")
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("name and type set")
 }
 
 fn n(value: u64) -> AttributeValue {
@@ -292,6 +313,126 @@ impl DynamoDbLeaseStore {
             .collect())
     }
 
+    /// Adds the owner index to an existing table that lacks it (one made by a 2.x worker or
+    /// with `owner_index` off), as the Java KCL 3 does, and waits for it to become ACTIVE
+    /// within `active_timeout`. Until it is, [`LeaseStore::lease_keys_of_owner`] scans, so a
+    /// slow backfill is logged, not an error.
+    async fn ensure_owner_index(&self) -> Result<()> {
+        if !self.config.owner_index {
+            return Ok(());
+        }
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|err| sdk_error("describe_table", err))?;
+        let Some(table) = described.table() else {
+            return Ok(());
+        };
+        if table
+            .global_secondary_indexes()
+            .iter()
+            .any(|index| index.index_name() == Some(OWNER_INDEX))
+        {
+            return self.wait_owner_index_active().await;
+        }
+        // A provisioned table's indexes need capacities of their own: the table's.
+        let throughput = match table
+            .billing_mode_summary()
+            .and_then(|summary| summary.billing_mode())
+        {
+            Some(BillingMode::PayPerRequest) => None,
+            _ => table.provisioned_throughput().and_then(|current| {
+                match (
+                    current.read_capacity_units(),
+                    current.write_capacity_units(),
+                ) {
+                    (Some(read), Some(write)) if read > 0 && write > 0 => Some(
+                        ProvisionedThroughput::builder()
+                            .read_capacity_units(read)
+                            .write_capacity_units(write)
+                            .build()
+                            .expect("capacities set"),
+                    ),
+                    _ => None,
+                }
+            }),
+        };
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(OWNER_INDEX)
+            .key_schema(key_element("leaseOwner", KeyType::Hash))
+            .key_schema(key_element("leaseKey", KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .set_provisioned_throughput(throughput)
+            .build()
+            .expect("index name and keys set");
+        let added = self
+            .client
+            .update_table()
+            .table_name(&self.table)
+            .attribute_definitions(string_attribute("leaseKey"))
+            .attribute_definitions(string_attribute("leaseOwner"))
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await;
+        match added {
+            Ok(_) => {
+                tracing::info!(table = %self.table, index = OWNER_INDEX, "adding the owner index")
+            }
+            // Another worker is adding it (the table is UPDATING, or the index exists now).
+            Err(err)
+                if err.as_service_error().is_some_and(|e| {
+                    e.is_resource_in_use_exception()
+                        || (e.code() == Some("ValidationException")
+                            && e.message().is_some_and(|m| m.contains("already exists")))
+                }) => {}
+            Err(err) => return Err(sdk_error("update_table", err)),
+        }
+        self.wait_owner_index_active().await
+    }
+
+    /// Waits for the owner index to be ACTIVE, at most `active_timeout`.
+    async fn wait_owner_index_active(&self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.config.active_timeout;
+        loop {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|err| sdk_error("describe_table", err))?;
+            let status = described
+                .table()
+                .map(|t| t.global_secondary_indexes())
+                .unwrap_or_default()
+                .iter()
+                .find(|index| index.index_name() == Some(OWNER_INDEX))
+                .and_then(|index| index.index_status().cloned());
+            if status.is_none() || status == Some(IndexStatus::Active) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    table = %self.table,
+                    index = OWNER_INDEX,
+                    status = ?status,
+                    "the owner index is not ACTIVE yet; finding a worker's leases by scanning until it is"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(OWNER_INDEX_POLL).await;
+        }
+    }
+
     async fn wait_active(&self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + self.config.active_timeout;
         loop {
@@ -336,7 +477,10 @@ impl LeaseStore for DynamoDbLeaseStore {
             .send()
             .await;
         match described {
-            Ok(_) => return self.wait_active().await,
+            Ok(_) => {
+                self.wait_active().await?;
+                return self.ensure_owner_index().await;
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -346,20 +490,8 @@ impl LeaseStore for DynamoDbLeaseStore {
         if !self.config.create_if_missing {
             return Err(LeaseError::TableMissing(self.table.clone()));
         }
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .expect("name and type set")
-        };
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("name and type set")
-        };
+        let key = key_element;
+        let attribute = string_attribute;
         let mut request = self
             .client
             .create_table()
@@ -708,10 +840,14 @@ impl LeaseStore for DynamoDbLeaseStore {
             let page = match page {
                 Ok(page) => page,
                 // A table created without the index (by a 2.x worker, or with `owner_index`
-                // off) answers a query on it with a ValidationException: the same answer then
-                // comes from a scan.
+                // off) answers a query on it with a ValidationException (DynamoDB; moto says
+                // ResourceNotFoundException, naming the index): the same answer then comes
+                // from a scan.
                 Err(LeaseError::Store { message, .. })
-                    if keys.is_empty() && message.starts_with("ValidationException") =>
+                    if keys.is_empty()
+                        && (message.starts_with("ValidationException")
+                            || (message.starts_with("ResourceNotFoundException")
+                                && message.contains(OWNER_INDEX))) =>
                 {
                     tracing::debug!(table = %self.table, error = %message, "no owner index; scanning instead");
                     return self.scan_keys_of_owner(owner).await;
@@ -799,8 +935,14 @@ impl LeaseStore for DynamoDbLeaseStore {
 
     async fn get_worker_metrics(&self, worker_ids: &[String]) -> Result<Vec<WorkerMetrics>> {
         let mut found = Vec::new();
-        // BatchGetItem reads at most 100 keys per call.
-        for chunk in worker_ids.chunks(100) {
+        // BatchGetItem rejects a request naming a key twice.
+        let unique: Vec<&String> = worker_ids
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // It reads at most 100 keys per call.
+        for chunk in unique.chunks(100) {
             let mut pending: Vec<HashMap<String, AttributeValue>> =
                 chunk.iter().map(|id| Self::key(id)).collect();
             while !pending.is_empty() {

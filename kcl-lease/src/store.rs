@@ -102,7 +102,8 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug {
     /// sees what the leader and operators set.
     async fn report_worker_metrics(&self, metrics: &WorkerMetrics) -> Result<WorkerMetrics>;
 
-    /// The metrics items of the given workers (those that exist), read eventually consistent.
+    /// The metrics items of the given workers (those that exist, each once however often it
+    /// is named), read eventually consistent.
     async fn get_worker_metrics(&self, worker_ids: &[String]) -> Result<Vec<WorkerMetrics>>;
 
     /// Bumps the worker's assignment generation (`ag`): the leader has given it leases. Does
@@ -384,9 +385,10 @@ impl LeaseStore for InMemoryLeaseStore {
     }
 
     async fn get_worker_metrics(&self, worker_ids: &[String]) -> Result<Vec<WorkerMetrics>> {
+        let unique: BTreeSet<&String> = worker_ids.iter().collect();
         Ok(self.with_others(|others| {
-            worker_ids
-                .iter()
+            unique
+                .into_iter()
                 .filter_map(|id| others.workers.get(id).cloned())
                 .collect()
         }))
