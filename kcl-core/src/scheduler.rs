@@ -515,9 +515,22 @@ impl Scheduler {
         status_refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(worker = %self.worker_id, application = %self.application_name, "scheduler running");
         self.status.set_started(true);
+        // Set while this worker drains before stopping (KCL 3): the leader hands its leases to
+        // other workers, which start at the final checkpoints, instead of the leases waiting
+        // unowned for the leader's next round.
+        let mut draining_until: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
-                () = self.shutdown.cancelled() => break,
+                () = self.shutdown.cancelled(), if draining_until.is_none() => {
+                    if !coordinator.start_drain().await {
+                        break;
+                    }
+                    draining_until = Some(tokio::time::Instant::now() + coordinator.config().graceful_handoff_timeout);
+                }
+                () = sleep_until_or_never(draining_until) => {
+                    tracing::warn!(worker = %self.worker_id, remaining = coordinator.held_keys().len(), "the leases were not all handed off in time; stopping anyway");
+                    break;
+                }
                 event = events.recv() => match event {
                     Some(LeaseEvent::Gained(lease)) => {
                         metrics::counter!("kcl_leases_taken_total").increment(1);
@@ -584,6 +597,10 @@ impl Scheduler {
             metrics::gauge!("kcl_leases_held").set(held.len() as f64);
             self.status.set_held(&held);
             self.status.set_leader(coordinator.is_leader());
+            if draining_until.is_some() && held.is_empty() && consumers.is_empty() {
+                tracing::info!(worker = %self.worker_id, "drained: every lease handed off");
+                break;
+            }
         }
         // Graceful shutdown: processors first (final checkpoints), then the leases.
         for running in consumers.values() {
@@ -702,5 +719,13 @@ impl FormerStreams {
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

@@ -263,6 +263,9 @@ pub struct LeaseCoordinator {
     /// KCL 3: a handoff to this worker was still under way at the last discovery: look again
     /// at the next report.
     discovery_due: AtomicBool,
+    /// KCL 3: the `lut` of this worker's metrics item as last written, so that it can delete
+    /// exactly that item when it leaves the fleet.
+    last_report_secs: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for LeaseCoordinator {
@@ -320,6 +323,7 @@ impl LeaseCoordinator {
             last_heartbeat: Mutex::new(None),
             assignment_generation: Mutex::new(None),
             discovery_due: AtomicBool::new(false),
+            last_report_secs: Mutex::new(None),
         };
         (Arc::new(coordinator), receiver)
     }
@@ -644,6 +648,10 @@ impl LeaseCoordinator {
         metrics.stats = stats;
         metrics.operating_range = operating_range;
         let stored = self.store.report_worker_metrics(&metrics).await?;
+        *self
+            .last_report_secs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(stored.last_update_secs);
         *self
             .last_heartbeat
             .lock()
@@ -1204,6 +1212,9 @@ impl LeaseCoordinator {
                 tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "releasing a lease failed");
             }
         }
+        if self.coordination_mode() == CoordinationMode::Kcl3 {
+            self.leave_fleet().await;
+        }
         if !self.config.graceful_handoff {
             return;
         }
@@ -1221,6 +1232,65 @@ impl LeaseCoordinator {
         }) {
             if let Err(err) = self.store.evict_lease(&lease).await {
                 tracing::warn!(worker = %self.worker_id, lease = %lease.lease_key, error = %err, "releasing a handed-off lease failed");
+            }
+        }
+    }
+
+    /// KCL 3: asks the leader to move this worker's leases to other workers by graceful
+    /// handoff (its processors checkpoint, the next owners start right there) before it stops:
+    /// sets this worker's drain flag, which the leader sees at its next heartbeat check. The
+    /// worker keeps running meanwhile; call [`LeaseCoordinator::release_all`] once it holds
+    /// nothing (or gave up waiting).
+    ///
+    /// Returns whether waiting for the handoffs makes sense: KCL 3 mode, leases held, a
+    /// leader, and another live worker to take them. Otherwise nothing is written.
+    pub async fn start_drain(&self) -> bool {
+        if self.coordination_mode() != CoordinationMode::Kcl3 || self.held_keys().is_empty() {
+            return false;
+        }
+        let snapshot = match self.store.scan_table().await {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                tracing::warn!(worker = %self.worker_id, error = %err, "reading the fleet before draining failed");
+                return false;
+            }
+        };
+        let now_secs = wall_clock_millis() / 1000;
+        let stale = self.config.coordination.stale_worker_after.as_secs();
+        // Coarse on purpose (wall clocks of two hosts): it only decides whether to wait; a
+        // worker that turns out dead is judged by the leader, and the wait is bounded.
+        let others_alive = snapshot.workers.iter().any(|w| {
+            w.worker_id != self.worker_id
+                && !w.draining
+                && now_secs.saturating_sub(w.last_update_secs) <= stale
+        });
+        if snapshot.leader.is_none() || !others_alive {
+            return false;
+        }
+        match self.store.set_worker_draining(&self.worker_id, true).await {
+            Ok(true) => {
+                tracing::info!(worker = %self.worker_id, leases = self.held_keys().len(), "draining: the leader hands this worker's leases to others");
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                tracing::warn!(worker = %self.worker_id, error = %err, "setting the drain flag failed");
+                false
+            }
+        }
+    }
+
+    /// KCL 3: removes this worker's metrics item when it leaves the fleet, so the leader
+    /// stops counting it at its next scan, and a restart under the same id starts without the
+    /// drain flag of this run.
+    async fn leave_fleet(&self) {
+        let last = *self
+            .last_report_secs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(lut) = last {
+            if let Err(err) = self.store.delete_worker_metrics(&self.worker_id, lut).await {
+                tracing::warn!(worker = %self.worker_id, error = %err, "removing this worker's metrics item failed");
             }
         }
     }

@@ -99,6 +99,9 @@ struct LivenessChanges {
     dead: Vec<String>,
     /// Workers first seen alive, or alive again.
     confirmed: Vec<String>,
+    /// Workers whose drain flag was set since the last look (an operator's drain, or the
+    /// worker shutting down): their leases move at once.
+    draining: Vec<String>,
 }
 
 /// What one round did, for its log line and for tests.
@@ -193,8 +196,11 @@ impl LeaseAssignmentManager {
         }
         let changes = self.check_heartbeats(now).await?;
         // A worker whose heartbeat moved for the first time joined: it is balanced in at once
-        // instead of at the next scheduled round.
-        if self.next_round.is_none_or(|at| now >= at) || !changes.confirmed.is_empty() {
+        // instead of at the next scheduled round; so is a worker that started draining.
+        if self.next_round.is_none_or(|at| now >= at)
+            || !changes.confirmed.is_empty()
+            || !changes.draining.is_empty()
+        {
             self.run_round(now, true).await?;
             self.next_round = Some(now + self.config.coordination.assignment_interval);
         } else if !changes.dead.is_empty() {
@@ -336,6 +342,11 @@ impl LeaseAssignmentManager {
         // is left as it was; the next scan settles it.
         for metrics in self.store.get_worker_metrics(&ids).await? {
             let id = metrics.worker_id.clone();
+            let was_draining = self.workers.get(&id).is_some_and(|o| o.metrics.draining);
+            if metrics.draining && !was_draining {
+                tracing::info!(worker = %id, "worker is draining: its leases move");
+                changes.draining.push(id.clone());
+            }
             match self.observe_worker(metrics, now) {
                 Some(Liveness::Dead) => changes.dead.push(id),
                 Some(Liveness::Alive) => changes.confirmed.push(id),
@@ -501,8 +512,8 @@ impl LeaseAssignmentManager {
     }
 
     /// Writes the moves (in parallel, up to the renewal concurrency), then tells each worker
-    /// that was given leases outright to look them up. Receivers of handoffs are told by the
-    /// old owner once it has checkpointed.
+    /// that was given leases outright to look them up, and each owner asked to hand a lease off
+    /// to look at it. Receivers of handoffs are told by the old owner once it has checkpointed.
     async fn execute(
         &mut self,
         moves: Vec<LeaseMove>,
@@ -545,6 +556,11 @@ impl LeaseAssignmentManager {
                 Ok(true) if handoff => {
                     summary.handoffs += 1;
                     self.handoffs.insert(lease.lease_key.clone(), now);
+                    // The owner learns of the handoff at its next report rather than at its
+                    // next periodic lookup (its leases need no renewals to notice it by).
+                    if let Some(owner) = &lease.lease_owner {
+                        receivers.insert(owner.clone());
+                    }
                     tracing::debug!(lease = %lease.lease_key, from = ?from, to = %to, "handoff started");
                 }
                 Ok(true) => {
