@@ -96,6 +96,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stream = stream.stream.as_deref().map(StreamRef::parse);
             cleanup(&clients, global, &table_of(app), stream.as_ref(), *dry_run).await
         }
+        Command::Drain {
+            app,
+            worker,
+            undo,
+            no_wait,
+            timeout,
+        } => {
+            let wait = (!*undo && !*no_wait).then_some(*timeout);
+            drain(&clients, global, &table_of(app), worker, *undo, wait).await
+        }
         Command::Fleet {
             app,
             stream,
@@ -232,12 +242,9 @@ async fn leases(
             "table": table,
             "sampledMillis": sample.as_millis() as u64,
             "leases": rows,
-            "leader": snapshot.leader().map(|l| l.to_json()),
-            "workerMetrics": snapshot.worker_metrics().map(|m| m.to_json(now_s)).collect::<Vec<_>>(),
-            "migration": snapshot.entries.iter().find_map(|e| match e {
-                Entry::Migration(m) => Some(m.to_json()),
-                _ => None,
-            }),
+            "leader": snapshot.leader().map(table::leader_json),
+            "workerMetrics": snapshot.worker_metrics().map(|m| table::worker_json(m, now_s)).collect::<Vec<_>>(),
+            "migration": snapshot.migration().map(table::migration_json),
             "otherItems": others,
         }));
         return Ok(ExitCode::SUCCESS);
@@ -274,56 +281,241 @@ async fn leases(
         ],
         &rows,
     ));
+    out.push_str(&kcl3_sections(&snapshot, &leases, now_s));
+    if sample.is_zero() {
+        out.push_str("\nAges need --sample above 0s: the table holds no timestamps.\n");
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The KCL 3 items of a table, for people: the leader and its successor, each worker's
+/// heartbeat, report age, CPU and drain flag with the leases it holds, the migration state.
+fn kcl3_sections(snapshot: &Snapshot, leases: &[&Lease], now_s: u64) -> String {
+    let mut out = String::new();
     if let Some(leader) = snapshot.leader() {
         out.push_str(&format!(
             "\nLeader (KCL 3)\n{}",
             columns(
-                &["OWNER", "LEASE DURATION", "RECORD VERSION"],
+                &[
+                    "OWNER",
+                    "SUCCESSOR",
+                    "LEASE DURATION",
+                    "LIVENESS",
+                    "RECORD VERSION"
+                ],
                 &[vec![
-                    leader.owner.clone().unwrap_or_else(|| "-".into()),
-                    leader
-                        .lease_duration_ms
-                        .map_or("-".into(), |ms| human_millis(ms as i64)),
-                    leader.record_version.clone().unwrap_or_else(|| "-".into()),
+                    leader.owner.clone(),
+                    leader.successor.clone().unwrap_or_else(|| "-".into()),
+                    human_millis(leader.lease_duration_ms as i64),
+                    if leader.liveness_by_heartbeat {
+                        "heartbeat".to_owned()
+                    } else {
+                        "lease counters (Java)".to_owned()
+                    },
+                    leader.record_version.clone(),
                 ]],
             )
         ));
     }
-    let metrics: Vec<Vec<String>> = snapshot
+    let workers: Vec<Vec<String>> = snapshot
         .worker_metrics()
         .map(|m| {
+            let held = leases
+                .iter()
+                .filter(|l| l.lease_owner.as_deref() == Some(m.worker_id.as_str()))
+                .count();
             vec![
                 m.worker_id.clone(),
-                m.last_update_epoch_s
-                    .map_or("-".into(), |t| format!("{}s ago", now_s.saturating_sub(t))),
-                m.summary(),
+                held.to_string(),
+                m.heartbeat.map_or("- (Java)".into(), |hbc| hbc.to_string()),
+                if m.last_update_secs == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{}s ago", now_s.saturating_sub(m.last_update_secs))
+                },
+                table::latest_cpu(m).map_or("-".into(), |cpu| format!("{cpu:.0}%")),
+                if m.draining { "yes" } else { "no" }.to_owned(),
+                table::metrics_summary(m),
             ]
         })
         .collect();
-    if !metrics.is_empty() {
+    if !workers.is_empty() {
         out.push_str(&format!(
-            "\nWorker metrics (KCL 3)\n{}",
-            columns(&["WORKER", "UPDATED", "LATEST"], &metrics)
+            "\nWorkers (KCL 3)\n{}",
+            columns(
+                &[
+                    "WORKER",
+                    "LEASES",
+                    "HEARTBEAT",
+                    "REPORTED",
+                    "CPU",
+                    "DRAINING",
+                    "METRICS"
+                ],
+                &workers
+            )
         ));
     }
     for entry in &snapshot.entries {
         match entry {
-            Entry::Migration(m) => out.push_str(&format!(
-                "\nMigration (KCL 3)\nclient version {} (set by {})\n",
-                m.client_version.as_deref().unwrap_or("-"),
-                m.modified_by.as_deref().unwrap_or("-")
-            )),
+            Entry::Migration(m) => {
+                out.push_str(&format!(
+                    "\nMigration (KCL 3)\nclient version {} (set by {} at {})\n",
+                    m.client_version,
+                    if m.modified_by.is_empty() {
+                        "-"
+                    } else {
+                        &m.modified_by
+                    },
+                    utc_time(m.modified_at_ms)
+                ));
+                for earlier in &m.history {
+                    out.push_str(&format!(
+                        "  before: {} (set by {} at {})\n",
+                        earlier.client_version,
+                        earlier.modified_by,
+                        utc_time(earlier.modified_at_ms)
+                    ));
+                }
+            }
             Entry::Other { key, entity_type } => {
                 out.push_str(&format!("\nOther item {key} ({entity_type})\n"))
             }
             _ => {}
         }
     }
-    if sample.is_zero() {
-        out.push_str("\nAges need --sample above 0s: the table holds no timestamps.\n");
+    out
+}
+
+/// An epoch-milliseconds time as RFC 3339 UTC.
+fn utc_time(epoch_ms: u64) -> String {
+    DateTime::from_millis(epoch_ms as i64)
+        .fmt(Format::DateTime)
+        .unwrap_or_else(|_| epoch_ms.to_string())
+}
+
+/// How often `drain` looks whether the worker still holds leases.
+const DRAIN_POLL: Duration = Duration::from_millis(500);
+
+/// The leases `worker` still processes: those it owns (from the owner index) and, when it owns
+/// none any more, those it is still handing off (`checkpointOwner`, which the index does not
+/// show; one scan at the end).
+async fn leases_still_held(
+    store: &DynamoDbLeaseStore,
+    worker: &str,
+) -> anyhow::Result<Vec<String>> {
+    let owned = store
+        .lease_keys_of_owner(worker)
+        .await
+        .context("looking up the worker's leases")?;
+    if !owned.is_empty() {
+        return Ok(owned);
     }
-    print!("{out}");
-    Ok(ExitCode::SUCCESS)
+    Ok(store
+        .list_leases()
+        .await
+        .context("reading the leases")?
+        .into_iter()
+        .filter(|l| {
+            l.lease_owner.as_deref() == Some(worker)
+                || l.checkpoint_owner.as_deref() == Some(worker)
+        })
+        .map(|l| l.lease_key)
+        .collect())
+}
+
+/// Sets (or with `undo` clears) the worker's drain flag; then, with `wait`, waits at most that
+/// long until it holds no leases, printing each change.
+async fn drain(
+    clients: &Clients,
+    global: &Global,
+    table: &str,
+    worker: &str,
+    undo: bool,
+    wait: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
+    table::check_lease_table(&clients.dynamodb, table).await?;
+    let store = lease_store(clients, table);
+    if !undo && store.get_leader_lock().await?.is_none() {
+        let mode = match store.get_migration_state().await? {
+            Some(m) => format!("its migration state is {}", m.client_version),
+            None => "it has no migration state".to_owned(),
+        };
+        bail!(
+            "no KCL 3 leader in {table} ({mode}): draining needs a KCL 3 leader to move the \
+             worker's leases; in KCL 2 mode workers take leases themselves. Stop the worker \
+             gracefully instead: it hands its leases back as it shuts down"
+        );
+    }
+    if !store.set_worker_draining(worker, !undo).await? {
+        bail!(
+            "no worker {worker} in {table}: it has no metrics item (KCL 3 workers write one as \
+             they start; `kcl leases {table}` lists the workers)"
+        );
+    }
+    if undo {
+        if global.json {
+            print_json(&json!({"worker": worker, "draining": false}));
+        } else {
+            println!("{worker} is no longer draining: the leader may give it leases again");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut held = leases_still_held(&store, worker).await?;
+    if !global.json {
+        println!(
+            "{worker} is draining: the leader hands its {} lease(s) to other workers",
+            held.len()
+        );
+    }
+    let Some(timeout) = wait else {
+        if global.json {
+            print_json(&json!({"worker": worker, "draining": true, "leasesHeld": held}));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let started = Instant::now();
+    let mut shown = held.len();
+    while !held.is_empty() && started.elapsed() < timeout {
+        tokio::time::sleep(DRAIN_POLL).await;
+        held = leases_still_held(&store, worker).await?;
+        if held.len() != shown && !held.is_empty() && !global.json {
+            println!(
+                "  {:>5}  {} lease(s) left",
+                human_millis(started.elapsed().as_millis() as i64),
+                held.len()
+            );
+        }
+        shown = held.len();
+    }
+    let drained = held.is_empty();
+    if global.json {
+        print_json(&json!({
+            "worker": worker,
+            "draining": true,
+            "drained": drained,
+            "leasesHeld": held,
+            "waitedMillis": started.elapsed().as_millis() as u64,
+        }));
+    } else if drained {
+        println!(
+            "{worker} holds no leases (after {}); it gets none until `kcl drain {table} {worker} --undo`",
+            human_millis(started.elapsed().as_millis() as i64)
+        );
+    } else {
+        println!(
+            "{worker} still holds {} lease(s) after {}: {}. Is the leader running? The flag stays set.",
+            held.len(),
+            human_millis(timeout.as_millis() as i64),
+            held.join(", ")
+        );
+    }
+    Ok(if drained {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// One lease's lag.
@@ -978,7 +1170,8 @@ impl FleetView<'_> {
             }
         }
         for m in snapshot.worker_metrics() {
-            workers.entry(m.worker_id.clone()).or_default().metrics = Some(m.summary());
+            workers.entry(m.worker_id.clone()).or_default().metrics =
+                Some(table::metrics_summary(m));
         }
         let rate = |processed: u64| match elapsed {
             Some(e) if !e.is_zero() => format!("{:.1}", processed as f64 / e.as_secs_f64()),
@@ -1002,7 +1195,7 @@ impl FleetView<'_> {
                 .collect();
             return Ok(serde_json::to_string(&json!({
                 "app": self.app,
-                "leader": snapshot.leader().and_then(|l| l.owner.clone()),
+                "leader": snapshot.leader().map(|l| l.owner.clone()),
                 "workers": workers,
                 "leases": lags.iter().map(|(l, _)| json!({
                     "leaseKey": l.lease.lease_key,
@@ -1021,7 +1214,7 @@ impl FleetView<'_> {
             lags.len(),
             snapshot
                 .leader()
-                .and_then(|l| l.owner.clone())
+                .map(|l| l.owner.clone())
                 .unwrap_or_else(|| "none (workers take leases themselves)".into())
         );
         let worker_rows: Vec<Vec<String>> = workers

@@ -6,6 +6,7 @@
 //! kcl checkpoint set my-app shardId-000000000001 --stream orders --to trim-horizon
 //! kcl checkpoint rewind my-app --stream orders --to 2024-05-01T10:00:00Z --force
 //! kcl cleanup my-app --stream orders       # leases of expired, finished shards
+//! kcl drain my-app worker-7                # hand a worker's leases off before maintenance
 //! kcl fleet my-app --stream orders --watch # live view
 //! ```
 //!
@@ -34,7 +35,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "kcl",
     version,
-    about = "Operate a Kinesis Client Library fleet: leases, lag, checkpoint resets, cleanup, a live view"
+    about = "Operate a Kinesis Client Library fleet: leases, lag, checkpoint resets, cleanup, draining a worker, a live view"
 )]
 struct Cli {
     #[command(flatten)]
@@ -96,6 +97,23 @@ enum Command {
         /// Show what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Drain a worker before maintenance: the KCL 3 leader hands its leases to other workers
+    /// (gracefully: each shard is checkpointed before it moves) and gives it no new ones.
+    Drain {
+        /// The application.
+        app: String,
+        /// The worker id (as in `kcl leases`).
+        worker: String,
+        /// Clear the drain flag: the leader may give the worker leases again.
+        #[arg(long)]
+        undo: bool,
+        /// Set the flag and return, without waiting for the leases to move.
+        #[arg(long, conflicts_with = "undo")]
+        no_wait: bool,
+        /// Give up waiting after this long (the flag stays set).
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// The fleet at a glance: workers, leases, records/s, lag, leader, recent lease moves.
     Fleet {

@@ -1,68 +1,38 @@
 //! Reading an application's lease table: leases, and the KCL 3 items that share the table
 //! (leader lock, worker metrics, migration state), each read as its own kind.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use anyhow::{bail, Context};
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
-use kcl_lease::Lease;
+use kcl_lease::{
+    LeaderLock, Lease, MigrationState, WorkerMetrics, ENTITY_CLIENT_VERSION_MIGRATION,
+    ENTITY_LEADER, ENTITY_WORKER_METRICS,
+};
 use serde_json::{json, Value};
 
 use crate::aws::{explain, has_code};
 
-/// One item of the lease table.
+/// One item of the lease table, read by the library's own readers, so this tool sees each
+/// item exactly as a worker does.
 #[derive(Debug, Clone)]
 pub enum Entry {
     /// A lease (no `entityType`, or `LEASE`).
     Lease(Lease),
     /// The KCL 3 leader lock (`Leader`).
-    Leader(Leader),
+    Leader(LeaderLock),
     /// A KCL 3 worker's metrics.
     WorkerMetrics(WorkerMetrics),
     /// The KCL 3 client-version migration state (`Migration3.0`).
-    Migration(Migration),
-    /// Another tagged item (e.g. `TableMigration3.5`), shown by key and kind only.
+    Migration(MigrationState),
+    /// Another tagged item (e.g. `TableMigration3.5`), or a KCL 3 item that cannot be read,
+    /// shown by key and kind only.
     Other {
         /// Its `leaseKey`.
         key: String,
-        /// Its `entityType`.
+        /// Its `entityType`, and why it could not be read when it is of a known kind.
         entity_type: String,
     },
-}
-
-/// The leader lock item of the Java KCL 3 (`DynamoDBLockBasedLeaderDecider`).
-#[derive(Debug, Clone)]
-pub struct Leader {
-    /// `ownerName`: the leader's worker id.
-    pub owner: Option<String>,
-    /// `leaseDuration`, milliseconds.
-    pub lease_duration_ms: Option<u64>,
-    /// `recordVersionNumber`: changes with every heartbeat.
-    pub record_version: Option<String>,
-}
-
-/// A worker's metrics item (`WorkerMetricStats`).
-#[derive(Debug, Clone)]
-pub struct WorkerMetrics {
-    /// The worker id.
-    pub worker_id: String,
-    /// `lut`: last update, epoch seconds.
-    pub last_update_epoch_s: Option<u64>,
-    /// `sts`: recent values per metric name (C CPU, M memory, NI/NO network, T throughput).
-    pub stats: BTreeMap<String, Vec<f64>>,
-    /// `opr`: the operating range (maximum) per metric.
-    pub operating_range: BTreeMap<String, Vec<f64>>,
-}
-
-/// The `Migration3.0` item.
-#[derive(Debug, Clone)]
-pub struct Migration {
-    /// `cv`: the client version the fleet runs in.
-    pub client_version: Option<String>,
-    /// `mb`: the worker that last changed it.
-    pub modified_by: Option<String>,
-    /// `mts`: when, epoch milliseconds.
-    pub modified_at_ms: Option<u64>,
 }
 
 /// Everything in the table at one scan.
@@ -82,9 +52,17 @@ impl Snapshot {
     }
 
     /// The leader lock, if the fleet has one.
-    pub fn leader(&self) -> Option<&Leader> {
+    pub fn leader(&self) -> Option<&LeaderLock> {
         self.entries.iter().find_map(|e| match e {
             Entry::Leader(leader) => Some(leader),
+            _ => None,
+        })
+    }
+
+    /// The migration state, if one was written.
+    pub fn migration(&self) -> Option<&MigrationState> {
+        self.entries.iter().find_map(|e| match e {
+            Entry::Migration(m) => Some(m),
             _ => None,
         })
     }
@@ -156,15 +134,16 @@ pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::R
 fn entry_key(entry: &Entry) -> &str {
     match entry {
         Entry::Lease(lease) => &lease.lease_key,
-        Entry::Leader(_) => "Leader",
+        Entry::Leader(_) => kcl_lease::LEADER_KEY,
         Entry::WorkerMetrics(m) => &m.worker_id,
-        Entry::Migration(_) => "Migration3.0",
+        Entry::Migration(_) => kcl_lease::MIGRATION_KEY,
         Entry::Other { key, .. } => key,
     }
 }
 
 /// Reads an item as the kind its `entityType` names; untagged items are leases, as in the
-/// Java KCL (2.x tables have no tags).
+/// Java KCL (2.x tables have no tags). A lease that cannot be read is an error (its shard's
+/// state is unknown); any other unreadable item is shown as it is.
 pub fn classify(item: &HashMap<String, AttributeValue>) -> anyhow::Result<Entry> {
     let key = string(item, "leaseKey").unwrap_or_default();
     if Lease::is_lease_item(item) {
@@ -172,107 +151,87 @@ pub fn classify(item: &HashMap<String, AttributeValue>) -> anyhow::Result<Entry>
             Lease::from_item(item).with_context(|| format!("reading lease {key}"))?,
         ));
     }
-    let entity_type = string(item, "entityType");
-    Ok(match entity_type.as_deref() {
-        Some("LEADER") => Entry::Leader(Leader {
-            owner: string(item, "ownerName"),
-            lease_duration_ms: string(item, "leaseDuration").and_then(|d| d.parse().ok()),
-            record_version: string(item, "recordVersionNumber"),
-        }),
-        Some("WORKER_METRIC_STATS") => Entry::WorkerMetrics(WorkerMetrics {
-            worker_id: string(item, "wid").unwrap_or(key),
-            last_update_epoch_s: number(item, "lut").map(|n| n as u64),
-            stats: number_lists(item, "sts"),
-            operating_range: number_lists(item, "opr"),
-        }),
-        Some("CLIENT_VERSION_MIGRATION") => Entry::Migration(Migration {
-            client_version: string(item, "cv"),
-            modified_by: string(item, "mb"),
-            modified_at_ms: number(item, "mts").map(|n| n as u64),
-        }),
-        other => Entry::Other {
-            key,
-            // A tag that is not a string: shown as it is not a kind this tool knows.
-            entity_type: other.unwrap_or("?").to_owned(),
-        },
-    })
+    let entity_type = string(item, "entityType").unwrap_or_else(|| "?".to_owned());
+    let read = match entity_type.as_str() {
+        ENTITY_LEADER => LeaderLock::from_item(item).map(Entry::Leader),
+        ENTITY_WORKER_METRICS => WorkerMetrics::from_item(item).map(Entry::WorkerMetrics),
+        ENTITY_CLIENT_VERSION_MIGRATION => MigrationState::from_item(item).map(Entry::Migration),
+        _ => return Ok(Entry::Other { key, entity_type }),
+    };
+    Ok(read.unwrap_or_else(|err| Entry::Other {
+        key,
+        entity_type: format!("{entity_type}, unreadable: {err}"),
+    }))
 }
 
 fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name)?.as_s().ok().cloned()
 }
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<f64> {
-    item.get(name)?.as_n().ok()?.parse().ok()
+/// The leader lock as JSON.
+pub fn leader_json(leader: &LeaderLock) -> Value {
+    json!({
+        "owner": leader.owner,
+        "successor": leader.successor,
+        "leaseDurationMillis": leader.lease_duration_ms,
+        "recordVersionNumber": leader.record_version,
+        "livenessByHeartbeat": leader.liveness_by_heartbeat,
+    })
 }
 
-fn number_lists(item: &HashMap<String, AttributeValue>, name: &str) -> BTreeMap<String, Vec<f64>> {
-    let Some(AttributeValue::M(map)) = item.get(name) else {
-        return BTreeMap::new();
-    };
-    map.iter()
-        .map(|(metric, values)| {
-            let values = values
-                .as_l()
-                .map(|l| {
-                    l.iter()
-                        .filter_map(|v| v.as_n().ok()?.parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            (metric.clone(), values)
-        })
-        .collect()
+/// A worker's metrics item as JSON; ages against `now_epoch_s`.
+pub fn worker_json(worker: &WorkerMetrics, now_epoch_s: u64) -> Value {
+    json!({
+        "workerId": worker.worker_id,
+        "lastUpdateEpochSeconds": worker.last_update_secs,
+        "lastUpdateAgeSeconds": now_epoch_s.saturating_sub(worker.last_update_secs),
+        "heartbeat": worker.heartbeat,
+        "assignmentGeneration": worker.assignment_generation,
+        "draining": worker.draining,
+        "cpu": latest_cpu(worker),
+        "stats": worker.stats,
+        "operatingRange": worker.operating_range,
+    })
 }
 
-impl Leader {
-    /// JSON form.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "owner": self.owner,
-            "leaseDurationMillis": self.lease_duration_ms,
-            "recordVersionNumber": self.record_version,
-        })
-    }
+/// The worker's newest CPU utilisation, percent; `None` without one (or a failed read, -1).
+pub fn latest_cpu(worker: &WorkerMetrics) -> Option<f64> {
+    worker
+        .stats
+        .get(kcl_lease::METRIC_CPU)?
+        .last()
+        .copied()
+        .filter(|v| *v >= 0.0)
 }
 
-impl WorkerMetrics {
-    /// JSON form.
-    pub fn to_json(&self, now_epoch_s: u64) -> Value {
-        json!({
-            "workerId": self.worker_id,
-            "lastUpdateEpochSeconds": self.last_update_epoch_s,
-            "lastUpdateAgeSeconds": self.last_update_epoch_s.map(|t| now_epoch_s.saturating_sub(t)),
-            "stats": self.stats,
-            "operatingRange": self.operating_range,
+/// The newest value of each metric, `C=42 M=60`.
+pub fn metrics_summary(worker: &WorkerMetrics) -> String {
+    if worker.stats.is_empty() {
+        return "no metrics".to_owned();
+    }
+    worker
+        .stats
+        .iter()
+        .map(|(name, values)| match values.last() {
+            Some(v) => format!("{name}={v}"),
+            None => format!("{name}=-"),
         })
-    }
-
-    /// The newest value of each metric, `C=42 M=60`.
-    pub fn summary(&self) -> String {
-        if self.stats.is_empty() {
-            return "no metrics".to_owned();
-        }
-        self.stats
-            .iter()
-            .map(|(name, values)| match values.last() {
-                Some(v) => format!("{name}={v}"),
-                None => format!("{name}=-"),
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-impl Migration {
-    /// JSON form.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "clientVersion": self.client_version,
-            "modifiedBy": self.modified_by,
-            "modifiedAtEpochMillis": self.modified_at_ms,
-        })
-    }
+/// The migration state as JSON.
+pub fn migration_json(migration: &MigrationState) -> Value {
+    json!({
+        "clientVersion": migration.client_version,
+        "modifiedBy": migration.modified_by,
+        "modifiedAtEpochMillis": migration.modified_at_ms,
+        "history": migration.history.iter().map(|h| json!({
+            "clientVersion": h.client_version,
+            "modifiedBy": h.modified_by,
+            "modifiedAtEpochMillis": h.modified_at_ms,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 #[cfg(test)]
@@ -294,8 +253,8 @@ mod tests {
         ]);
         match classify(&leader).unwrap() {
             Entry::Leader(l) => {
-                assert_eq!(l.owner.as_deref(), Some("worker-a"));
-                assert_eq!(l.lease_duration_ms, Some(120_000));
+                assert_eq!(l.owner, "worker-a");
+                assert_eq!(l.lease_duration_ms, 120_000);
             }
             other => panic!("read as {other:?}"),
         }
@@ -318,6 +277,14 @@ mod tests {
         assert!(matches!(
             classify(&table_migration).unwrap(),
             Entry::Other { .. }
+        ));
+        let broken_lock = HashMap::from([
+            ("leaseKey".to_owned(), s("Leader")),
+            ("entityType".to_owned(), s("LEADER")),
+        ]);
+        assert!(matches!(
+            classify(&broken_lock).unwrap(),
+            Entry::Other { entity_type, .. } if entity_type.starts_with("LEADER, unreadable")
         ));
     }
 }

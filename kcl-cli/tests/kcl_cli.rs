@@ -342,8 +342,10 @@ async fn java_kcl3_items_and_cleanup_and_errors() {
     let text = kcl(&endpoint, &["leases", &app, "--sample", "0s"]).await;
     for section in [
         "Leader (KCL 3)",
-        "Worker metrics (KCL 3)",
+        "lease counters (Java)",
+        "Workers (KCL 3)",
         "C=42",
+        "42%",
         "CLIENT_VERSION_3X",
     ] {
         assert!(text.stdout.contains(section), "{section}: {}", text.stdout);
@@ -588,4 +590,131 @@ async fn fleet_watch_draws_frames() {
     let first = seen.split("\x1b[H\x1b[2J").nth(1).unwrap();
     assert!(first.starts_with(&format!("kcl fleet {app}")), "{first}");
     assert!(first.contains("0 leases"), "{first}");
+}
+
+/// `kcl drain` on a KCL 3 table prepared through the lease store: the flag set and cleared,
+/// the wait that ends when the worker's leases have moved (moved here by the test, playing the
+/// leader, one of them through a graceful handoff), a timeout, and the clear errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_sets_the_flag_and_waits_for_the_leases_to_move() {
+    use kcl_lease::{LeaderLock, Lease, StoredCheckpoint, WorkerMetrics};
+    let emulator = start_emulator().await;
+    let endpoint = emulator.endpoint_url();
+    let app = unique_name("drain-app");
+    let store = lease_store(dynamodb_client(&endpoint), app.clone());
+    store.initialize().await.unwrap();
+    let keys: Vec<String> = (0..4).map(|i| format!("shardId-{i:012}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let lease = Lease::new(key.as_str(), StoredCheckpoint::new("TRIM_HORIZON"));
+        assert!(store.create_lease_if_absent(&lease).await.unwrap());
+        let owner = if i < 3 { "w1" } else { "w2" };
+        assert!(store.assign_lease(&lease, owner).await.unwrap());
+    }
+    for worker in ["w1", "w2"] {
+        let mut metrics = WorkerMetrics::new(worker);
+        metrics.last_update_secs = epoch_seconds_now() as u64;
+        store.report_worker_metrics(&metrics).await.unwrap();
+    }
+
+    // Without a leader (a KCL 2 fleet) nothing would move the leases: refused.
+    let refused = kcl(&endpoint, &["drain", &app, "w1"]).await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("no KCL 3 leader"),
+        "{}",
+        refused.stderr
+    );
+    let lock = LeaderLock {
+        owner: "w2".to_owned(),
+        lease_duration_ms: 10_000,
+        record_version: "v1".to_owned(),
+        successor: Some("w1".to_owned()),
+        liveness_by_heartbeat: true,
+    };
+    assert!(store.acquire_leader_lock(&lock, None).await.unwrap());
+    let draining = |worker: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .get_worker_metrics(&[worker.to_owned()])
+                .await
+                .unwrap()[0]
+                .draining
+        }
+    };
+    assert!(!draining("w1").await);
+
+    let ghost = kcl(&endpoint, &["drain", &app, "ghost"]).await;
+    assert_eq!(ghost.code, 1);
+    assert!(ghost.stderr.contains("no worker ghost"), "{}", ghost.stderr);
+
+    let set = kcl(&endpoint, &["drain", &app, "w1", "--no-wait", "--json"])
+        .await
+        .json();
+    assert_eq!(set["draining"], true);
+    assert_eq!(set["leasesHeld"].as_array().unwrap().len(), 3, "{set}");
+    assert!(draining("w1").await);
+    let shown = kcl(&endpoint, &["leases", &app, "--sample", "0s"]).await;
+    for expected in ["SUCCESSOR", "w1", "heartbeat", "DRAINING", "yes"] {
+        assert!(
+            shown.stdout.contains(expected),
+            "{expected}: {}",
+            shown.stdout
+        );
+    }
+    let undone = kcl(&endpoint, &["drain", &app, "w1", "--undo"]).await;
+    assert_eq!(undone.code, 0, "{}", undone.stderr);
+    assert!(
+        undone.stdout.contains("no longer draining"),
+        "{}",
+        undone.stdout
+    );
+    assert!(!draining("w1").await);
+
+    // Waiting: it returns once w1 holds nothing, counting a lease it is still handing off.
+    let waiting = tokio::spawn({
+        let endpoint = endpoint.clone();
+        let app = app.clone();
+        async move { kcl(&endpoint, &["drain", &app, "w1", "--timeout", "2m"]).await }
+    });
+    eventually("the drain flag set", || async {
+        draining("w1").await.then_some(())
+    })
+    .await;
+    for key in &keys[..2] {
+        let lease = store.get_lease(key).await.unwrap().unwrap();
+        assert!(store.assign_lease(&lease, "w2").await.unwrap());
+    }
+    let last = store.get_lease(&keys[2]).await.unwrap().unwrap();
+    assert!(store.start_handoff(&last, "w2").await.unwrap());
+    // w1 no longer owns it, but still processes it until it checkpoints and completes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!waiting.is_finished(), "returned during the handoff");
+    let handing = store.get_lease(&keys[2]).await.unwrap().unwrap();
+    assert!(store.complete_handoff(&handing).await.unwrap());
+    let drained = waiting.await.unwrap();
+    assert_eq!(drained.code, 0, "{}\n{}", drained.stdout, drained.stderr);
+    assert!(
+        drained
+            .stdout
+            .contains("w1 is draining: the leader hands its 3 lease(s)"),
+        "{}",
+        drained.stdout
+    );
+    assert!(
+        drained.stdout.contains("w1 holds no leases"),
+        "{}",
+        drained.stdout
+    );
+    assert!(store.lease_keys_of_owner("w1").await.unwrap().is_empty());
+
+    // Nobody moves w2's leases here: the wait gives up, says so and fails.
+    let stuck = kcl(&endpoint, &["drain", &app, "w2", "--timeout", "1s"]).await;
+    assert_eq!(stuck.code, 1);
+    assert!(
+        stuck.stdout.contains("w2 still holds 4 lease(s)"),
+        "{}",
+        stuck.stdout
+    );
+    assert!(draining("w2").await, "the flag stays set");
 }
