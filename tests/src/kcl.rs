@@ -237,8 +237,21 @@ pub fn fast_builder(
         .worker_id(worker_id)
         .initial_position(InitialPosition::TrimHorizon)
         .failover_time(Duration::from_millis(1500))
+        .coordination(fast_coordination())
         .polling(polling)
         .lifecycle(lifecycle)
+}
+
+/// KCL 3 timings scaled to the tests' 1.5 s failover time, as the defaults are to 10 s.
+pub fn fast_coordination() -> kcl_core::CoordinationConfig {
+    let mut coordination = kcl_core::CoordinationConfig::default();
+    coordination.assignment_interval = Duration::from_secs(3);
+    coordination.report_interval = Duration::from_millis(100);
+    coordination.liveness_check_interval = Duration::from_millis(100);
+    coordination.leader_check_interval = Duration::from_millis(1500);
+    coordination.discovery_interval = Duration::from_millis(1500);
+    coordination.metrics_capture_interval = Duration::from_millis(200);
+    coordination
 }
 
 /// Spawns `scheduler.run()`; the join handle lets a test abort it like a crash.
