@@ -333,7 +333,16 @@ impl Cluster<'_> {
                 Ok(Injected::held(in_effect_ms, "reconnected", hold))
             }
             FaultKind::Pause => {
-                docker(&["pause", &container])?;
+                // The cgroup freezer can fail to freeze a process caught in the kernel
+                // ("unable to freeze"); it succeeds on a later try.
+                let mut attempts = 0;
+                while let Err(err) = docker(&["pause", &container]) {
+                    attempts += 1;
+                    if attempts == 10 {
+                        return Err(err);
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
                 let in_effect_ms = now_ms();
                 tokio::time::sleep(hold).await;
                 docker(&["unpause", &container])?;
