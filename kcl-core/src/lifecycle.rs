@@ -501,6 +501,19 @@ async fn process(
             Some(Err(err)) => return Err(Box::new(err)),
             None => return Err("the record fetcher stopped".into()),
         };
+        // Records fetched while the lease ran out (a pause, or renewals hanging in a partition)
+        // may be another worker's to process by now: stop before handing them over.
+        if !ctx.coordinator.holds_unexpired(&lease.lease_key) {
+            checkpointer.lease_lost();
+            run.call(
+                "lease_lost",
+                processor.lease_lost(LeaseLostInput {
+                    shard_id: shard_id.to_owned(),
+                }),
+            )
+            .await?;
+            return Ok(Outcome::LeaseLost);
+        }
         let batch = &prefetched.batch;
         let mut records = Vec::with_capacity(batch.records.len());
         let mut bytes = 0;

@@ -30,7 +30,9 @@
 //!   with a conditional write. A renewal that finds the counter or owner changed means another
 //!   worker took the lease: it is dropped and a [`LeaseEvent::Lost`] goes out. A lease this
 //!   worker could not renew for a whole failover time is dropped too, because another worker may
-//!   already consider it expired. Renewals write the lease's throughput (`throughputKBps`).
+//!   already consider it expired; a renewal still waiting on the table at that moment (a
+//!   partition can leave a call hanging) is given up. Renewals write the lease's throughput
+//!   (`throughputKBps`).
 //! - The **taker** (every `(failover_time + epsilon) * 2`) lists the table and takes leases until
 //!   this worker holds its target, `ceil(leases / workers)` capped by `max_leases_for_worker`:
 //!   unowned leases first, then expired ones, and only when none is free, steals at most
@@ -801,7 +803,13 @@ impl LeaseCoordinator {
             .collect();
         let outcomes: Vec<(String, Renewal)> = futures::stream::iter(held)
             .map(|(key, entry)| async move {
-                let outcome = self.renew(&key, &entry).await;
+                // A store call that hangs (a partition leaves connections open and silent)
+                // must not keep the lease past its expiry: by then another worker may own it.
+                let last = *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner());
+                let expiry = last + self.config.failover_time;
+                let outcome = tokio::time::timeout_at(expiry, self.renew(&key, &entry))
+                    .await
+                    .unwrap_or(Renewal::Lost("not renewed within the failover time"));
                 (key, outcome)
             })
             .buffer_unordered(self.config.renew_concurrency.max(1))
@@ -889,6 +897,20 @@ impl LeaseCoordinator {
             *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         }
         Renewal::HandoffRequested
+    }
+
+    /// Whether this worker holds `lease_key` and renewed it within the failover time. A lease
+    /// not renewed for that long may belong to another worker already (this one was paused, or
+    /// cut off from the table) even before the renewer has noticed: process nothing more of it.
+    pub fn holds_unexpired(&self, lease_key: &str) -> bool {
+        self.held_map().get(lease_key).is_some_and(|entry| {
+            entry
+                .last_renewed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed()
+                <= self.config.failover_time
+        })
     }
 
     /// Ends a handoff this worker was asked for (see [`LeaseEvent::HandoffRequested`]), once
@@ -1065,7 +1087,9 @@ impl LeaseCoordinator {
     }
 
     /// Writes a checkpoint to a held lease, fenced by its counter and owner. `Ok(false)` means
-    /// the lease was lost (another worker took it): nothing was written.
+    /// the lease was lost: another worker took it and nothing was written, or the write did not
+    /// complete before the lease expired (the lease is dropped; the write may still land while
+    /// no other worker has taken the lease).
     ///
     /// # Cancel safety
     /// The write and the update of this worker's copy of the lease run to completion in a task
@@ -1081,6 +1105,11 @@ impl LeaseCoordinator {
             .get(lease_key)
             .cloned()
             .ok_or_else(|| LeaseError::NotHeld(lease_key.to_owned()))?;
+        // Past this instant the lease may be another worker's: a write still hanging then (a
+        // partition) is given up on, and the lease with it. The write goes on in the
+        // background; conditional on the counter, it cannot land over a new owner.
+        let expiry = *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner())
+            + self.config.failover_time;
         let store = Arc::clone(&self.store);
         let update = update.clone();
         let graceful = self.config.graceful_handoff;
@@ -1124,7 +1153,12 @@ impl LeaseCoordinator {
             }
             Ok::<(bool, bool), LeaseError>((written, adopted))
         });
-        let (written, adopted) = match write.await {
+        let Ok(write) = tokio::time::timeout_at(expiry, write).await else {
+            self.lost(lease_key, "checkpoint not written within the failover time")
+                .await;
+            return Ok(false);
+        };
+        let (written, adopted) = match write {
             Ok(result) => result?,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             // Only a runtime shutting down cancels the task: whether it wrote is unknown.
