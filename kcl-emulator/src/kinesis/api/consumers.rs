@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{epoch_seconds, validate_name, validate_range, StreamRef};
-use crate::kinesis::model::{ConsumerMeta, KinesisStore, MetaChange, Stream};
+use crate::kinesis::model::{ConsumerMeta, KinesisStore, Stream};
 use crate::wire::{ApiError, ApiResult};
 
 /// Most consumers a stream may have registered at once, queues included.
@@ -91,13 +91,9 @@ pub(crate) async fn register(
     }
     .resolve(store)?;
     let now = store.now_ms();
-    let output = {
-        // Queues share the stream's registered-consumer limit; their lock is held until the
-        // consumer is added, so a queue created meanwhile is counted (queues before streams,
-        // the store's lock order).
-        let queue_registry = store.queues();
-        let queues = crate::kinesis::model::queues_reading(&queue_registry, &stream.arn, now);
-        let mut state = stream.lock();
+    // Queues share the stream's registered-consumer limit: they are counted under the same
+    // locks as the consumer is added, so a queue created meanwhile is counted.
+    let output = store.change_stream_counting_queues(&stream, |state, queues| {
         state.settings.consumers.retain(|c| !c.deleted(now));
         if state
             .settings
@@ -132,9 +128,8 @@ pub(crate) async fn register(
         };
         let output = consumer_output(&consumer, None, store.now_ms());
         state.settings.consumers.push(consumer);
-        output
-    };
-    store.save_change(MetaChange::Stream(&stream))?;
+        Ok(output)
+    })?;
     Ok(RegisterOutput { consumer: output })
 }
 
@@ -205,8 +200,7 @@ pub(crate) async fn deregister(
     input: ConsumerRef,
 ) -> ApiResult<DeregisterOutput> {
     let (stream, consumer) = input.resolve(store)?;
-    {
-        let mut state = stream.lock();
+    store.change_stream(&stream, |state| {
         let now = store.now_ms();
         if let Some(entry) = state
             .settings
@@ -218,8 +212,8 @@ pub(crate) async fn deregister(
                 entry.deleting_until = Some(now + store.config.delete_delay.as_millis() as i64);
             }
         }
-    }
-    store.save_change(MetaChange::Stream(&stream))?;
+        Ok(())
+    })?;
     Ok(DeregisterOutput {})
 }
 

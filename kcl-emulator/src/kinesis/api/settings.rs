@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::streams::Empty;
 use super::tags::with_resource;
 use super::{epoch_seconds, validate_range, StreamModeDetails, StreamRef};
-use crate::kinesis::model::{KinesisStore, MetaChange, StreamState};
+use crate::kinesis::model::{KinesisStore, StreamState};
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 
@@ -41,9 +41,8 @@ fn change_retention(
         )));
     }
     let stream = input.stream.resolve(store)?;
-    {
-        let mut state = stream.lock();
-        store.require_active(&stream, &state)?;
+    store.change_stream(&stream, |state| {
+        store.require_active(&stream, state)?;
         let current = i64::from(state.settings.retention_hours);
         if increase && hours < current {
             return Err(ApiError::invalid_argument(format!(
@@ -60,8 +59,8 @@ fn change_retention(
             )));
         }
         state.settings.retention_hours = hours as u32;
-    }
-    store.save_change(MetaChange::Stream(&stream))?;
+        Ok(())
+    })?;
     if !increase {
         store.enforce_retention();
     }
@@ -90,17 +89,14 @@ fn update_settings<T>(
     change: impl FnOnce(&mut StreamState) -> ApiResult<T>,
 ) -> ApiResult<T> {
     let stream = stream.resolve(store)?;
-    let result = {
-        let mut state = stream.lock();
-        store.require_active(&stream, &state)?;
-        let result = change(&mut state)?;
+    store.change_stream(&stream, |state| {
+        store.require_active(&stream, state)?;
+        let result = change(state)?;
         if updates {
-            store.start_update(&mut state);
+            store.start_update(state);
         }
-        result
-    };
-    store.save_change(MetaChange::Stream(&stream))?;
-    Ok(result)
+        Ok(result)
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,10 +270,7 @@ pub(crate) async fn update_stream_mode(
     // Queues need ON_DEMAND. Their lock is held until the mode changes, so a queue being
     // created at the same moment is either counted here or finds the stream PROVISIONED.
     let stream = stream.resolve(store)?;
-    {
-        let queue_registry = store.queues();
-        let queues =
-            crate::kinesis::model::queues_reading(&queue_registry, &stream.arn, store.now_ms());
+    store.change_stream_counting_queues(&stream, |state, queues| {
         if queues > 0 {
             return Err(ApiError::in_use(format!(
                 "Stream {} has {queues} queue(s), which need ON_DEMAND capacity mode; delete \
@@ -285,13 +278,11 @@ pub(crate) async fn update_stream_mode(
                 stream.name
             )));
         }
-        let mut state = stream.lock();
-        store.require_active(&stream, &state)?;
+        store.require_active(&stream, state)?;
         state.settings.mode = mode;
-        store.start_update(&mut state);
-    }
-    store.save_change(MetaChange::Stream(&stream))?;
-    Ok(Empty {})
+        store.start_update(state);
+        Ok(Empty {})
+    })
 }
 
 #[derive(Debug, Deserialize)]

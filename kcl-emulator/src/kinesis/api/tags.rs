@@ -2,13 +2,13 @@
 //! UntagResource, ListTagsForResource (streams, consumers, channels and queues).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::streams::Empty;
+use super::{channels, queues};
 use super::{validate_range, StreamRef};
-use crate::kinesis::model::{KinesisStore, MetaChange, Stream};
+use crate::kinesis::model::{ChannelMeta, KinesisStore, QueueMeta, StreamState};
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 
@@ -65,85 +65,77 @@ pub(super) struct ResourceAttributes<'a> {
 }
 
 /// Applies `change` to the attributes of the resource `arn` names (a stream, one of its
-/// consumers, a channel or a queue), and saves the metadata when the call `writes`.
+/// consumers, a channel or a queue). When the call `writes`, the change goes through the store,
+/// which saves it (a consumer's attributes are its stream's metadata).
 pub(super) fn with_resource<T>(
     store: &KinesisStore,
     arn: &str,
     writes: bool,
     change: impl FnOnce(ResourceAttributes<'_>) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    let (result, owner) = on_resource(store, arn, change)?;
-    if writes {
-        store.save_change(match &owner {
-            Owner::Channel => MetaChange::Channel(arn),
-            Owner::Queue => MetaChange::Queue(arn),
-            Owner::Stream(stream) => MetaChange::Stream(stream),
-        })?;
-    }
-    Ok(result)
-}
-
-/// Whose metadata holds a resource's attributes: a consumer's are its stream's.
-enum Owner {
-    Channel,
-    Queue,
-    Stream(Arc<Stream>),
-}
-
-fn on_resource<T>(
-    store: &KinesisStore,
-    arn: &str,
-    change: impl FnOnce(ResourceAttributes<'_>) -> ApiResult<T>,
-) -> ApiResult<(T, Owner)> {
     if arn.contains(":channel/") {
-        let result = crate::kinesis::ext::channels::with_channel(store, arn, |channel, _| {
+        let act = |channel: &mut ChannelMeta, _| {
             change(ResourceAttributes {
                 tags: &mut channel.tags,
                 policy: &mut channel.resource_policy,
             })
-        })?;
-        return Ok((result, Owner::Channel));
+        };
+        return if writes {
+            channels::change_channel(store, arn, act)
+        } else {
+            channels::with_channel(store, arn, act)
+        };
     }
     if arn.contains(":queue/") {
-        let result = crate::kinesis::ext::queues::with_queue(store, arn, |queue, _| {
+        let act = |queue: &mut QueueMeta, _| {
             change(ResourceAttributes {
                 tags: &mut queue.tags,
                 policy: &mut queue.resource_policy,
             })
-        })?;
-        return Ok((result, Owner::Queue));
-    }
-    if arn.contains("/consumer/") {
-        let (stream, consumer) = super::consumers::resolve_consumer_arn(store, arn)?;
-        let result = {
-            let mut state = stream.lock();
-            let entry = state
-                .settings
-                .consumers
-                .iter_mut()
-                .find(|c| c.arn == consumer.arn)
-                .ok_or_else(|| ApiError::not_found(format!("Consumer {arn} not found.")))?;
-            change(ResourceAttributes {
-                tags: &mut entry.tags,
-                policy: &mut entry.resource_policy,
-            })?
         };
-        return Ok((result, Owner::Stream(stream)));
+        return if writes {
+            queues::change_queue(store, arn, act)
+        } else {
+            queues::with_queue(store, arn, act)
+        };
     }
-    let stream = StreamRef {
-        name: None,
-        arn: Some(arn.to_owned()),
-    }
-    .resolve(store)?;
-    let result = {
-        let mut state = stream.lock();
-        let settings = &mut state.settings;
-        change(ResourceAttributes {
-            tags: &mut settings.tags,
-            policy: &mut settings.resource_policy,
-        })?
+    let (stream, consumer_arn) = if arn.contains("/consumer/") {
+        let (stream, consumer) = super::consumers::resolve_consumer_arn(store, arn)?;
+        (stream, Some(consumer.arn))
+    } else {
+        let stream = StreamRef {
+            name: None,
+            arn: Some(arn.to_owned()),
+        }
+        .resolve(store)?;
+        (stream, None)
     };
-    Ok((result, Owner::Stream(stream)))
+    let act = |state: &mut StreamState| {
+        let settings = &mut state.settings;
+        let attributes = match &consumer_arn {
+            Some(consumer_arn) => {
+                let entry = settings
+                    .consumers
+                    .iter_mut()
+                    .find(|c| c.arn == *consumer_arn)
+                    .ok_or_else(|| ApiError::not_found(format!("Consumer {arn} not found.")))?;
+                ResourceAttributes {
+                    tags: &mut entry.tags,
+                    policy: &mut entry.resource_policy,
+                }
+            }
+            None => ResourceAttributes {
+                tags: &mut settings.tags,
+                policy: &mut settings.resource_policy,
+            },
+        };
+        change(attributes)
+    };
+    if writes {
+        store.change_stream(&stream, act)
+    } else {
+        act(&mut stream.lock())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,8 +157,7 @@ pub(crate) async fn add_tags_to_stream(
         ));
     }
     let stream = input.stream.resolve(store)?;
-    {
-        let mut state = stream.lock();
+    store.change_stream(&stream, |state| {
         let added = input
             .tags
             .keys()
@@ -177,9 +168,8 @@ pub(crate) async fn add_tags_to_stream(
             state.settings.tags.len() + added - input.tags.len(),
         )?;
         state.settings.tags.extend(input.tags);
-    }
-    store.save_change(MetaChange::Stream(&stream))?;
-    Ok(Empty {})
+        Ok(Empty {})
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,14 +185,12 @@ pub(crate) async fn remove_tags_from_stream(
     input: RemoveTagsInput,
 ) -> ApiResult<Empty> {
     let stream = input.stream.resolve(store)?;
-    {
-        let mut state = stream.lock();
+    store.change_stream(&stream, |state| {
         for key in &input.tag_keys {
             state.settings.tags.remove(key);
         }
-    }
-    store.save_change(MetaChange::Stream(&stream))?;
-    Ok(Empty {})
+        Ok(Empty {})
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -134,18 +134,14 @@ pub(crate) fn check_resource_arn(arn: &str, kind: &str, member: &str) -> ApiResu
 }
 
 /// A resource the account holds beside its streams (a channel or a queue), found by ARN.
-pub(crate) trait AccountResource {
+pub(crate) trait AccountResource: crate::kinesis::model::Registered {
     /// `channel` or `queue`: the ARN's resource type and the member name's stem.
     const KIND: &'static str;
-    fn arn(&self) -> &str;
     fn deleted(&self, now: i64) -> bool;
 }
 
 impl AccountResource for crate::kinesis::model::ChannelMeta {
     const KIND: &'static str = "channel";
-    fn arn(&self) -> &str {
-        &self.arn
-    }
     fn deleted(&self, now: i64) -> bool {
         self.lifecycle.deleted(now)
     }
@@ -153,9 +149,6 @@ impl AccountResource for crate::kinesis::model::ChannelMeta {
 
 impl AccountResource for crate::kinesis::model::QueueMeta {
     const KIND: &'static str = "queue";
-    fn arn(&self) -> &str {
-        &self.arn
-    }
     fn deleted(&self, now: i64) -> bool {
         self.lifecycle.deleted(now)
     }
@@ -171,7 +164,7 @@ pub(crate) fn not_found<R: AccountResource>(store: &KinesisStore, arn: &str) -> 
     ))
 }
 
-/// Runs `act` on the resource of `registry` (a locked list from the store) that `arn` names,
+/// Runs `act` on the resource of `registry` (a list the store holds locked) that `arn` names,
 /// unless its deletion has completed, with the time it read. The lock is held throughout, so
 /// `act` must not save metadata or look up streams.
 ///
@@ -180,7 +173,7 @@ pub(crate) fn not_found<R: AccountResource>(store: &KinesisStore, arn: &str) -> 
 /// resource, or what `act` returns.
 pub(crate) fn with_live<R: AccountResource, T>(
     store: &KinesisStore,
-    mut registry: std::sync::MutexGuard<'_, Vec<R>>,
+    registry: &mut [R],
     arn: &str,
     act: impl FnOnce(&mut R, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {

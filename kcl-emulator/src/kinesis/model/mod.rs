@@ -22,12 +22,20 @@
 //! save, so neither is held when saving or when looking a stream up (which may purge deleted
 //! streams and save).
 //!
+//! # Changing metadata
+//! Requests change metadata only through the intent-level methods of `change`
+//! (`change_stream`, `change_stream_counting_queues`, `change_registered`,
+//! `keep_delivery_or_undo`) and the stream lifecycle and resharding methods here: each takes
+//! the locks above in order, saves once they are released, and undoes the change when the save
+//! fails. Saving is private to this module.
+//!
 //! # Status transitions
 //! CREATING, UPDATING and DELETING are real but lazy: a stream records until when it stays in a
 //! state, and every read computes the state from the clock. No timer task is needed, and a
 //! restarted emulator finds every transition already complete.
 
 mod append;
+mod change;
 pub(crate) mod keys;
 mod meta;
 mod persist;
@@ -52,6 +60,7 @@ pub(crate) use crate::kinesis::ext::channels::model::ChannelMeta;
 pub(crate) use crate::kinesis::ext::queues::model::QueueMeta;
 use crate::wire::{ApiError, ApiResult, ErrorKind};
 use crate::Config;
+pub(crate) use change::Registered;
 use keys::SequenceParts;
 pub(crate) use meta::{ConsumerMeta, Lifecycle, StreamSettings};
 pub(crate) use stream::*;

@@ -14,7 +14,7 @@ impl KinesisStore {
     ///
     /// # Errors
     /// An internal error when the metadata could not be written.
-    pub(crate) fn save_change(&self, change: MetaChange<'_>) -> ApiResult<()> {
+    pub(super) fn save_change(&self, change: MetaChange<'_>) -> ApiResult<()> {
         let streams = self.streams_read();
         self.save_changes_locked(&streams, None, &[change])
     }

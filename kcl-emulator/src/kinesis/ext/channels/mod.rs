@@ -24,7 +24,7 @@ use crate::kinesis::ext::channels::model::{
     DeadLetterQueue, Destination, RecordConfig, S3Destination, S3Table, S3TablesDestination,
     StreamConfig,
 };
-use crate::kinesis::model::{ChannelMeta, KinesisStore, Lifecycle, MetaChange};
+use crate::kinesis::model::{ChannelMeta, KinesisStore, Lifecycle};
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 use checks::*;
@@ -164,7 +164,19 @@ pub(crate) fn with_channel<T>(
     arn: &str,
     act: impl FnOnce(&mut ChannelMeta, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    with_live(store, store.channels(), arn, act)
+    with_live(store, &mut store.channels(), arn, act)
+}
+
+/// Runs `act` on the channel `arn` names, as [`with_channel`] does, and keeps the change
+/// through the store, which saves it or undoes it.
+pub(crate) fn change_channel<T>(
+    store: &KinesisStore,
+    arn: &str,
+    act: impl FnOnce(&mut ChannelMeta, i64) -> ApiResult<T>,
+) -> ApiResult<T> {
+    store.change_registered(|channels: &mut Vec<ChannelMeta>, _| {
+        with_live(store, channels, arn, act).map(|result| (result, arn.to_owned()))
+    })
 }
 
 /// A copy of the channel `arn` names, for reading without its lock (its status looks the
@@ -302,8 +314,7 @@ pub(crate) async fn create(
         tags,
         resource_policy: None,
     };
-    {
-        let mut channels = store.channels();
+    store.change_registered(|channels: &mut Vec<ChannelMeta>, _| {
         channels.retain(|c| !c.deleted(now));
         if channels.iter().any(|c| c.name == channel.name) {
             return Err(ApiError::in_use(format!(
@@ -312,8 +323,8 @@ pub(crate) async fn create(
             )));
         }
         channels.push(channel.clone());
-    }
-    store.save_change(MetaChange::Channel(&channel.arn))?;
+        Ok(((), channel.arn.clone()))
+    })?;
     Ok(DescriptionOutput {
         channel_description: describe_channel_meta(store, &channel),
     })
@@ -343,13 +354,12 @@ pub(crate) struct DeleteOutput {}
 
 pub(crate) async fn delete(store: &KinesisStore, input: ChannelRef) -> ApiResult<DeleteOutput> {
     let arn = required(&input.channel_arn, "channelARN")?;
-    with_channel(store, arn, |channel, now| {
+    change_channel(store, arn, |channel, now| {
         channel
             .lifecycle
             .begin_delete(now, store.config.delete_delay.as_millis() as i64);
         Ok(())
     })?;
-    store.save_change(MetaChange::Channel(arn))?;
     Ok(DeleteOutput {})
 }
 
@@ -435,7 +445,7 @@ pub(crate) async fn update(
     updated
         .lifecycle
         .begin_update(store.now_ms(), store.config.update_delay.as_millis() as i64);
-    with_channel(store, arn, |entry, _| {
+    change_channel(store, arn, |entry, _| {
         // Another request changed the channel since it was read: that request won, and this
         // one is refused as the service refuses a change to a busy channel.
         if *entry != channel {
@@ -447,7 +457,6 @@ pub(crate) async fn update(
         *entry = updated.clone();
         Ok(())
     })?;
-    store.save_change(MetaChange::Channel(arn))?;
     Ok(DescriptionOutput {
         channel_description: describe_channel_meta(store, &updated),
     })

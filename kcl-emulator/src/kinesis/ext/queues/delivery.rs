@@ -156,7 +156,7 @@ pub(super) fn receive_once(
         Ok((delivered, before, queue.delivery.next_visible_ms(now)))
     })?;
     if !delivered.is_empty() {
-        save_or_undo(store, arn, before)?;
+        store.keep_delivery_or_undo(arn, before)?;
     }
     Ok((delivered, next_visible_ms))
 }
@@ -344,31 +344,9 @@ pub(super) fn batch(
         Ok(before)
     })?;
     if !output.successful.is_empty() {
-        save_or_undo(store, arn, before)?;
+        store.keep_delivery_or_undo(arn, before)?;
         // Records made visible again or restored are there for receives already waiting.
         store.queues_changed.send_modify(|v| *v += 1);
     }
     Ok(output)
-}
-
-/// Saves the metadata after a change to `arn`'s delivery state; when the save fails, puts
-/// back the state from `before` so nothing is answered as done that was not kept.
-pub(super) fn save_or_undo(
-    store: &KinesisStore,
-    arn: &str,
-    before: Option<Delivery>,
-) -> ApiResult<()> {
-    let Err(err) = store.save_change(MetaChange::Queue(arn)) else {
-        return Ok(());
-    };
-    if let Some(before) = before {
-        let undone = with_queue(store, arn, |queue, _| {
-            queue.delivery = before;
-            Ok(())
-        });
-        if let Err(undo_err) = undone {
-            tracing::warn!(queue = arn, error = %undo_err, "undoing a delivery change failed");
-        }
-    }
-    Err(err)
 }

@@ -25,10 +25,9 @@ use crate::kinesis::api::validate::{
 };
 use crate::kinesis::api::{epoch_seconds, validate_name, validate_range, StreamRef};
 use crate::kinesis::ext::queues::model::{
-    delivers, Delivered, Delivery, EntryError, Path, ReceiptHandle, ReceiveRequest, ShardsSource,
-    Start,
+    delivers, Delivered, EntryError, Path, ReceiptHandle, ReceiveRequest, ShardsSource, Start,
 };
-use crate::kinesis::model::{KinesisStore, Lifecycle, MetaChange, QueueMeta, Status, Stream};
+use crate::kinesis::model::{KinesisStore, Lifecycle, QueueMeta, Status, Stream};
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 pub(crate) use delivery::*;
@@ -145,7 +144,19 @@ pub(crate) fn with_queue<T>(
     arn: &str,
     act: impl FnOnce(&mut QueueMeta, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    with_live(store, store.queues(), arn, act)
+    with_live(store, &mut store.queues(), arn, act)
+}
+
+/// Runs `act` on the queue `arn` names, as [`with_queue`] does, and keeps the change through
+/// the store, which saves it or undoes it.
+pub(crate) fn change_queue<T>(
+    store: &KinesisStore,
+    arn: &str,
+    act: impl FnOnce(&mut QueueMeta, i64) -> ApiResult<T>,
+) -> ApiResult<T> {
+    store.change_registered(|queues: &mut Vec<QueueMeta>, _| {
+        with_live(store, queues, arn, act).map(|result| (result, arn.to_owned()))
+    })
 }
 
 /// What most calls need of a queue, without copying its delivery state.
@@ -288,12 +299,10 @@ pub(crate) async fn create(
     let position = config.starting_position.clone().unwrap_or_default();
     let kind = position.kind.unwrap_or_else(|| "LATEST".to_owned());
     let id = new_resource_id();
-    let queue = {
+    let queue = store.change_registered(|queues: &mut Vec<QueueMeta>, now| {
         // The queues' lock, then the stream's, held until the queue is in place: DeleteStream,
         // UpdateStreamMode and RegisterStreamConsumer take them in the same order, so their
         // checks and this one cannot interleave.
-        let mut queues = store.queues();
-        let now = store.now_ms();
         queues.retain(|q| !q.deleted(now));
         if queues.iter().any(|q| q.name == name) {
             return Err(ApiError::in_use(format!(
@@ -316,7 +325,7 @@ pub(crate) async fn create(
             .iter()
             .filter(|c| !c.deleted(now))
             .count();
-        if consumers + crate::kinesis::model::queues_reading(&queues, &stream.arn, now)
+        if consumers + crate::kinesis::model::queues_reading(queues, &stream.arn, now)
             >= MAX_CONSUMERS
         {
             return Err(ApiError::limit_exceeded(format!(
@@ -367,9 +376,9 @@ pub(crate) async fn create(
             delivery: Default::default(),
         };
         queues.push(queue.clone());
-        queue
-    };
-    store.save_change(MetaChange::Queue(&queue.arn))?;
+        let arn = queue.arn.clone();
+        Ok((queue, arn))
+    })?;
     Ok(DescriptionOutput {
         queue_description: describe_queue_meta(&queue, store.now_ms()),
     })
@@ -401,7 +410,7 @@ pub(crate) struct DeleteOutput {}
 
 pub(crate) async fn delete(store: &KinesisStore, input: QueueRef) -> ApiResult<DeleteOutput> {
     let arn = check_queue_arn(&input.queue_arn)?;
-    with_queue(store, arn, |queue, now| {
+    change_queue(store, arn, |queue, now| {
         // In-flight records are not delivered again and every receipt handle stops working:
         // the queue's delivery state goes with it.
         queue
@@ -409,7 +418,6 @@ pub(crate) async fn delete(store: &KinesisStore, input: QueueRef) -> ApiResult<D
             .begin_delete(now, store.config.delete_delay.as_millis() as i64);
         Ok(())
     })?;
-    store.save_change(MetaChange::Queue(arn))?;
     // Receives waiting on the queue look again, and find it deleting.
     store.queues_changed.send_modify(|v| *v += 1);
     Ok(DeleteOutput {})
@@ -429,7 +437,7 @@ pub(crate) async fn update(
 ) -> ApiResult<DescriptionOutput> {
     let arn = check_queue_arn(&input.queue_arn)?;
     let change = check_attributes(required(&input.queue_attributes, "queueAttributes")?)?;
-    let description = with_queue(store, arn, |queue, now| {
+    let description = change_queue(store, arn, |queue, now| {
         let status = queue.status(now);
         if status != Status::Active {
             return Err(ApiError::in_use(format!(
@@ -450,7 +458,6 @@ pub(crate) async fn update(
             .begin_update(now, store.config.update_delay.as_millis() as i64);
         Ok(describe_queue_meta(queue, now))
     })?;
-    store.save_change(MetaChange::Queue(arn))?;
     Ok(DescriptionOutput {
         queue_description: description,
     })
