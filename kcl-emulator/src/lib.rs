@@ -23,7 +23,8 @@
 //! - `embedded`: start an instance in-process on 127.0.0.1:0 and stop it on drop.
 //! - `testcontainers` (feature `testcontainers`): the container image as a testcontainers
 //!   `Image`, with ready-made SDK clients.
-//! - `bench_support`, `fuzz_entry` (hidden): entry points for the benchmarks and fuzz targets.
+//! - `bench_support` (feature `bench-internals`, which only this crate's benchmarks enable) and
+//!   `fuzz_entry` (hidden): entry points for the benchmarks and the fuzz targets.
 #![warn(missing_docs)]
 
 mod clock;
@@ -37,6 +38,7 @@ mod kinesis;
 pub mod testcontainers;
 mod wire;
 
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
 #[doc(hidden)]
