@@ -189,6 +189,8 @@ pub(crate) struct PutRecordsInput {
     records: Vec<PutRecordsEntry>,
 }
 
+// Only the benchmarks build requests and answers outside a request.
+#[cfg(feature = "bench-internals")]
 impl PutRecordsInput {
     /// How many entries the request holds.
     pub(crate) fn entry_count(&self) -> usize {
@@ -217,6 +219,7 @@ pub(crate) struct PutRecordsOutput {
     encryption_type: String,
 }
 
+#[cfg(feature = "bench-internals")]
 impl PutRecordsOutput {
     /// The answer when every entry was stored: `(sequence number, shard id)` per entry.
     pub(crate) fn all_stored(entries: Vec<(String, String)>) -> PutRecordsOutput {
