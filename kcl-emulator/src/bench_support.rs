@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::actions::records::{PutRecordsInput, PutRecordsOutput};
-use crate::protocol::{self, Format};
-use crate::store::keys::SequenceParts;
-use crate::store::log;
-use crate::store::Record;
+use crate::durable::segment as log;
+use crate::kinesis::api::records::{PutRecordsInput, PutRecordsOutput};
+use crate::kinesis::model::keys::SequenceParts;
+use crate::kinesis::model::Record;
+use crate::wire::codec::{self, Format};
 
 fn format(cbor: bool) -> Format {
     if cbor {
@@ -24,7 +24,7 @@ fn format(cbor: bool) -> Format {
 /// # Panics
 /// When the body is not a valid PutRecords request.
 pub fn decode_put_records(body: &[u8], cbor: bool) -> usize {
-    protocol::decode::<PutRecordsInput>(format(cbor), body)
+    codec::decode::<PutRecordsInput>(format(cbor), body)
         .expect("a valid PutRecords body")
         .entry_count()
 }
@@ -40,7 +40,7 @@ pub fn put_records_response(entries: usize) -> PutRecordsResponse {
             .map(|i| {
                 (
                     format_sequence_number(i as u64, 0, 1_700_000_000_000),
-                    crate::store::keys::shard_id(0),
+                    crate::kinesis::model::keys::shard_id(0),
                 )
             })
             .collect(),
@@ -49,7 +49,7 @@ pub fn put_records_response(entries: usize) -> PutRecordsResponse {
 
 /// Encodes a PutRecords response as the server does.
 pub fn encode_put_records_response(response: &PutRecordsResponse, cbor: bool) -> Vec<u8> {
-    protocol::encode(format(cbor), &response.0)
+    codec::encode(format(cbor), &response.0)
 }
 
 /// The 56-digit sequence number of a record.
@@ -69,7 +69,7 @@ pub fn parse_sequence_number(text: &str) -> Option<u64> {
 
 /// The 128-bit hash key of a partition key (MD5, as Kinesis routes records).
 pub fn partition_key_hash(partition_key: &str) -> u128 {
-    crate::store::keys::partition_key_hash(partition_key)
+    crate::kinesis::model::keys::partition_key_hash(partition_key)
 }
 
 /// Appends `count` records of `size` bytes as segment-log frames, as one group commit does.

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::{self, Services};
+use crate::http::{self, Services};
 use crate::Config;
 
 /// An emulator serving on a local port from the current tokio runtime.
@@ -46,7 +46,7 @@ impl EmbeddedEmulator {
             .map_err(std::io::Error::other)??;
         let services = Arc::new(services);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server::serve(
+        let task = tokio::spawn(http::serve(
             listener,
             Arc::clone(&services),
             shutdown.clone(),

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::Value as Json;
 
-use crate::actions::records::RecordOutput;
-use crate::error::ApiError;
-use crate::protocol::{self, Format};
-use crate::store::keys::SequenceParts;
+use crate::kinesis::api::records::RecordOutput;
+use crate::kinesis::model::keys::SequenceParts;
+use crate::wire::codec::{self, Format};
+use crate::wire::ApiError;
 
 /// The Kinesis operations [`kinesis_request`] decodes, indexed by the first input byte.
 pub fn kinesis_operations() -> &'static [&'static str] {
-    crate::actions::operation_names()
+    crate::kinesis::api::operation_names()
 }
 
 /// Decodes a Kinesis request body as the server does before running the action: `data[0]`
@@ -31,7 +31,7 @@ pub fn kinesis_request(data: &[u8], cbor: bool) -> bool {
     let operations = kinesis_operations();
     let operation = operations[usize::from(selector) % operations.len()];
     let format = if cbor { Format::Cbor } else { Format::Json };
-    crate::actions::decode_request(operation, format, body).is_ok()
+    crate::kinesis::api::decode_request(operation, format, body).is_ok()
 }
 
 /// Runs a DynamoDB request body (JSON 1.0) through the expression handling of the item
@@ -96,13 +96,13 @@ pub fn event_stream(data: &[u8]) -> bool {
         .iter()
         .map(|(payload, key, sequence, arrival_ms)| RecordOutput {
             sequence_number: sequence.clone(),
-            approximate_arrival_timestamp: crate::actions::epoch_seconds(*arrival_ms),
+            approximate_arrival_timestamp: crate::kinesis::api::epoch_seconds(*arrival_ms),
             data: base64::engine::general_purpose::STANDARD.encode(payload),
             partition_key: Arc::from(key.as_str()),
         })
         .collect();
     let error = ApiError::not_found(message.clone());
-    let [initial, event, exception] = crate::actions::subscription_frames(
+    let [initial, event, exception] = crate::kinesis::api::subscription_frames(
         format,
         records,
         continuation.clone(),
@@ -135,7 +135,7 @@ pub fn event_stream(data: &[u8]) -> bool {
         assert_eq!(record["SequenceNumber"], sequence.as_str());
         assert_eq!(
             record["ApproximateArrivalTimestamp"].as_f64(),
-            Some(crate::actions::epoch_seconds(*arrival_ms))
+            Some(crate::kinesis::api::epoch_seconds(*arrival_ms))
         );
     }
 
@@ -173,7 +173,7 @@ fn decode_frame(frame: &[u8], message_type: &str, content_type: &str) -> (Option
         ":exception-type"
     });
     let format = Format::from_content_type(Some(content_type));
-    let payload = protocol::decode_value(format, message.payload())
+    let payload = codec::decode_value(format, message.payload())
         .expect("a payload the emulator wrote decodes");
     (kind, payload)
 }

@@ -4,29 +4,41 @@
 //! lease table needs, on one port, over HTTP/1.1 and h2c, in JSON 1.1 / JSON 1.0 and CBOR.
 //!
 //! # Layout
-//! - `config`: settings shared by the binary, the embedded instance and the container image.
-//! - `error`: wire errors (`__type`, HTTP status, message) in one table.
-//! - `server`: the HTTP listener and the dispatch on `X-Amz-Target`.
-//! - `protocol`: JSON and CBOR request/response codecs.
-//! - `actions`: one module per Kinesis action: parse, validate, apply.
-//! - `store`: streams, shards and the durable per-shard segment log.
+//! Top-level modules depend only downwards in this list (checked by the `layering` test):
+//! - `http`: the listener, connection limits and timeouts, and the dispatch on `X-Amz-Target`
+//!   to a service; it turns a service's reply into a whole or a streamed response.
+//! - `kinesis`: the Kinesis Data Streams service.
+//!   - `api`: the actions, one module per family; each decodes its input, validates it, calls
+//!     the model and answers a `Reply` (a whole body, or event-stream frames).
+//!   - `model`: streams, shards, consumers and their records; the store and its lock order,
+//!     appends and retention, and the durable metadata journal.
+//!   - `ext`: channels and queues, account-level resources that read from streams.
 //! - `dynamodb`: the DynamoDB tables, items and expression engine behind lease tables.
+//! - `durable`: the on-disk formats below the services: the per-shard segment log with its
+//!   group committer, and the DynamoDB write-ahead log.
+//! - `wire`: what crosses the wire: JSON and CBOR codecs, event-stream framing, the error
+//!   table and the one place "1 validation error detected" is written.
+//! - `clock`: wall time, and the Kinesis clock tests can move forward.
+//! - `config`: settings shared by the binary, the embedded instance and the container image.
 //! - `embedded`: start an instance in-process on 127.0.0.1:0 and stop it on drop.
 //! - `testcontainers` (feature `testcontainers`): the container image as a testcontainers
 //!   `Image`, with ready-made SDK clients.
+//! - `bench_support` (feature `bench-internals`, which only this crate's benchmarks enable) and
+//!   `fuzz_entry` (hidden): entry points for the benchmarks and the fuzz targets.
 #![warn(missing_docs)]
 
-mod actions;
+mod clock;
 mod config;
+mod durable;
 mod dynamodb;
 mod embedded;
-mod error;
-mod protocol;
-mod server;
-mod store;
+mod http;
+mod kinesis;
 #[cfg(feature = "testcontainers")]
 pub mod testcontainers;
+mod wire;
 
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
 #[doc(hidden)]
@@ -34,4 +46,4 @@ pub mod fuzz_entry;
 
 pub use config::Config;
 pub use embedded::EmbeddedEmulator;
-pub use error::{ApiError, ApiResult, ErrorKind};
+pub use wire::{ApiError, ApiResult, ErrorKind};

@@ -7,8 +7,8 @@ use serde_json::{json, Value as Json};
 
 use super::{expr, placeholders, value, Update};
 use super::{field, legacy, projection, s, validated_item, write_condition, DynamoDb, KeyDef};
-use crate::error::ApiResult;
-use crate::protocol::{self, Format};
+use crate::wire::codec::{self, Format};
+use crate::wire::ApiResult;
 
 /// A lease-table-shaped item the expressions are evaluated against when the request has none.
 fn default_item() -> value::Item {
@@ -38,7 +38,7 @@ fn default_item() -> value::Item {
 /// # Errors
 /// The error the server would answer with; only a panic is a bug.
 pub(crate) fn expressions(body: &[u8]) -> ApiResult<()> {
-    let body = protocol::decode_value(Format::Json, body)?;
+    let body = codec::decode_value(Format::Json, body)?;
     let mut placeholders = placeholders(&body)?;
     let condition = write_condition(&body, &mut placeholders)?;
     let key_condition = match field(&body, "KeyConditionExpression").and_then(s) {

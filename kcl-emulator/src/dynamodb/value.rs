@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value as Json};
 
-use crate::error::{ApiError, ApiResult};
+use crate::wire::{ApiError, ApiResult};
 
 /// An attribute value as stored: the DynamoDB JSON object (`{"S": ..}`, `{"N": ..}`, ...).
 pub(crate) type AttrValue = Json;

@@ -1,0 +1,117 @@
+use super::*;
+use crate::kinesis::model::{NewRecord, StreamSettings};
+use crate::Config;
+
+/// An in-memory store with an ACTIVE one-shard stream and a queue reading it.
+async fn store_with_queue() -> (Arc<KinesisStore>, String) {
+    let mut config = Config::embedded();
+    config.create_delay = Duration::ZERO;
+    let store = Arc::new(KinesisStore::open(&config).unwrap());
+    store
+        .create_stream("waits", 1, StreamSettings::new(0, 0, "ON_DEMAND"))
+        .unwrap();
+    let stream_arn = store.stream("waits").unwrap().arn.clone();
+    let input = serde_json::from_value(serde_json::json!({
+        "QueueName": "waiter",
+        "StreamConfigurationList": [{"StreamARN": stream_arn}],
+    }))
+    .unwrap();
+    let created = create(&store, input).await.unwrap();
+    (store, created.queue_description.queue_arn)
+}
+
+/// A long poll sleeps until a put signals the shard: it is subscribed to the shard's
+/// signal while it waits, and with the clock paused it returns the record without any time
+/// passing (a poll that looked again on a timer would need time to pass to see it).
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_is_woken_by_the_put_not_by_a_timer() {
+    let (store, queue_arn) = store_with_queue().await;
+    let stream = store.stream("waits").unwrap();
+    let shard = Arc::clone(&stream.lock().shards[0]);
+    let started = tokio::time::Instant::now();
+    let waiting = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let input = serde_json::from_value(serde_json::json!({
+                "QueueARN": queue_arn,
+                "WaitTimeSeconds": 20,
+            }))
+            .unwrap();
+            receive(&store, input).await
+        })
+    };
+    // Yielding keeps the paused clock still: the receive runs until it waits.
+    for _ in 0..1000 {
+        if shard.changed.receiver_count() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        shard.changed.receiver_count(),
+        1,
+        "the waiting receive listens to the shard's signal"
+    );
+    let record = NewRecord {
+        partition_key: Arc::from("key"),
+        data: bytes::Bytes::from_static(b"late"),
+        hash: crate::kinesis::model::keys::partition_key_hash("key"),
+    };
+    store.append(&stream, vec![record]).await.unwrap();
+    let got = waiting.await.unwrap().unwrap();
+    assert_eq!(got.queue_records.len(), 1);
+    assert_eq!(got.queue_records[0].partition_key, "key");
+    assert_eq!(
+        tokio::time::Instant::now(),
+        started,
+        "no timer fired: the put woke the receive"
+    );
+}
+
+/// Records made visible by another request wake a waiting receive as a put does: the
+/// record handed out with a long visibility timeout comes back as soon as its timeout is
+/// set to zero, with no time passing.
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_is_woken_when_another_request_makes_a_record_visible() {
+    let (store, queue_arn) = store_with_queue().await;
+    let stream = store.stream("waits").unwrap();
+    let record = NewRecord {
+        partition_key: Arc::from("key"),
+        data: bytes::Bytes::from_static(b"once"),
+        hash: crate::kinesis::model::keys::partition_key_hash("key"),
+    };
+    store.append(&stream, vec![record]).await.unwrap();
+    let receive_input = |wait: i64| {
+        serde_json::from_value::<ReceiveInput>(serde_json::json!({
+            "QueueARN": queue_arn,
+            "WaitTimeSeconds": wait,
+            "VisibilityTimeoutSeconds": 3600,
+        }))
+        .unwrap()
+    };
+    let first = receive(&store, receive_input(1)).await.unwrap();
+    let handle = first.queue_records[0].receipt_handle.clone();
+    let started = tokio::time::Instant::now();
+    let waiting = {
+        let (store, input) = (Arc::clone(&store), receive_input(20));
+        tokio::spawn(async move { receive(&store, input).await })
+    };
+    for _ in 0..1000 {
+        if store.queues_changed.receiver_count() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(store.queues_changed.receiver_count(), 1);
+    let input = serde_json::from_value(serde_json::json!({
+        "QueueARN": queue_arn,
+        "Entries": [{"ReceiptHandle": handle, "VisibilityTimeoutSeconds": 0}],
+    }))
+    .unwrap();
+    let changed = change_visibility(&store, input).await.unwrap();
+    assert_eq!(changed.successful.len(), 1);
+    let got = waiting.await.unwrap().unwrap();
+    assert_eq!(got.queue_records.len(), 1);
+    assert_eq!(got.queue_records[0].receive_count, 2);
+    assert_eq!(tokio::time::Instant::now(), started, "no timer fired");
+}

@@ -1,0 +1,494 @@
+//! Streams, shards, consumers and their records.
+//!
+//! # Model
+//! The store holds streams by name. A stream holds its shards (open and closed, in creation
+//! order), tags, settings and enhanced fan-out consumers. A shard holds its records in memory
+//! in sequence order (the read path is a binary search), and, with a data directory, a
+//! [`log::ShardFiles`] that makes them durable. Stream, shard, consumer, channel and queue
+//! metadata is made durable on every change, before the change is answered: a journal record
+//! of what the change touched, folded into a snapshot now and then (see [`meta`]). Channels and
+//! queues belong to the account, not to a stream, and sit beside the streams; a queue's
+//! delivery state is part of its metadata too.
+//!
+//! # Locking
+//! `streams` (the map) is read-locked on every request and write-locked only to add or remove a
+//! stream. Each stream's settings sit behind their own mutex; each shard's log behind its own,
+//! so puts to different shards do not contend. A shard's lock is never held across an `.await`:
+//! writers assign sequence numbers and queue their commit under it, then wait outside it.
+//!
+//! The queues' mutex comes before any stream's or shard's: a check that involves queues and a
+//! stream (the consumer limit they share, DeleteStream, a switch to PROVISIONED) holds it across
+//! the stream's check and change. The channels' and queues' mutexes are taken by a metadata
+//! save, so neither is held when saving or when looking a stream up (which may purge deleted
+//! streams and save).
+//!
+//! # Changing metadata
+//! Requests change metadata only through the intent-level methods of `change`
+//! (`change_stream`, `change_stream_counting_queues`, `change_registered`,
+//! `keep_delivery_or_undo`) and the stream lifecycle and resharding methods here: each takes
+//! the locks above in order, saves once they are released, and undoes the change when the save
+//! fails. Saving is private to this module.
+//!
+//! # Status transitions
+//! CREATING, UPDATING and DELETING are real but lazy: a stream records until when it stays in a
+//! state, and every read computes the state from the clock. No timer task is needed, and a
+//! restarted emulator finds every transition already complete.
+
+mod append;
+mod change;
+pub(crate) mod keys;
+mod meta;
+mod persist;
+mod reshard;
+mod stream;
+mod subscriptions;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+pub(crate) use crate::clock::Clock;
+use crate::durable::segment as log;
+pub(crate) use crate::durable::segment::Record;
+pub(crate) use crate::kinesis::ext::channels::model::ChannelMeta;
+pub(crate) use crate::kinesis::ext::queues::model::QueueMeta;
+use crate::wire::{ApiError, ApiResult, ErrorKind};
+use crate::Config;
+pub(crate) use change::Registered;
+use keys::SequenceParts;
+pub(crate) use meta::{ConsumerMeta, Lifecycle, StreamSettings};
+pub(crate) use stream::*;
+pub(crate) use subscriptions::Subscriptions;
+
+/// What a durable store keeps beside the records.
+#[derive(Debug)]
+struct Durable {
+    root: PathBuf,
+    committer: log::Committer,
+    /// The metadata files. Their lock serializes metadata writes, so records reach the journal
+    /// in the order their states were read, and an older snapshot never replaces a newer one.
+    meta: Mutex<meta::MetaFiles>,
+}
+
+/// What a metadata change touched: the journal records the new state of that and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MetaChange<'a> {
+    /// A stream's settings, consumers, tags or shards.
+    Stream(&'a Stream),
+    /// The channel with this ARN.
+    Channel(&'a str),
+    /// The queue with this ARN, its delivery state included.
+    Queue(&'a str),
+    /// Only the clock (moved forward for testing).
+    Clock,
+}
+
+/// The Kinesis side of the emulator.
+#[derive(Debug)]
+pub(crate) struct KinesisStore {
+    pub(crate) config: Config,
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    counter: AtomicU64,
+    /// This emulator's time; shared with fan-out subscriber tasks.
+    pub(crate) clock: Arc<Clock>,
+    durable: Option<Durable>,
+    /// The account's minimum throughput billing commitment: status and when it started (ms).
+    pub(crate) billing_commitment: Mutex<Option<(String, i64)>>,
+    /// Live enhanced fan-out subscriptions.
+    pub(crate) subscriptions: Arc<Subscriptions>,
+    /// The account's channels, including ones whose deletion has not completed.
+    channels: Mutex<Vec<ChannelMeta>>,
+    /// The account's queues, including ones whose deletion has not completed.
+    queues: Mutex<Vec<QueueMeta>>,
+    /// Bumped when a request changes a queue in a way a waiting receive must see (records made
+    /// visible again or restored, the queue deleted). Appends wake receives through their
+    /// shards' `changed` instead.
+    pub(crate) queues_changed: watch::Sender<u64>,
+}
+
+/// Outcome of appending one record.
+#[derive(Debug, Clone)]
+pub(crate) enum PutOutcome {
+    /// Stored under this shard id and sequence number.
+    Stored {
+        shard_id: String,
+        sequence_number: String,
+    },
+    /// Rejected, with the per-record error code and message PutRecords reports.
+    Rejected { code: &'static str, message: String },
+}
+
+/// A record to append: partition key, payload and the hash key it routes by.
+#[derive(Debug)]
+pub(crate) struct NewRecord {
+    pub(crate) partition_key: Arc<str>,
+    pub(crate) data: Bytes,
+    pub(crate) hash: u128,
+}
+
+impl KinesisStore {
+    /// Opens the store: in memory, or recovered from `config.data_dir`.
+    pub(crate) fn open(config: &Config) -> std::io::Result<KinesisStore> {
+        let mut recovered = None;
+        let durable = match &config.data_dir {
+            Some(dir) => {
+                let root = dir.join("kinesis");
+                std::fs::create_dir_all(&root)?;
+                let (meta, snapshot) = meta::MetaFiles::open(&root)?;
+                recovered = snapshot;
+                Some(Durable {
+                    root,
+                    committer: log::Committer::start()?,
+                    meta: Mutex::new(meta),
+                })
+            }
+            None => None,
+        };
+        let store = KinesisStore {
+            config: config.clone(),
+            streams: RwLock::new(BTreeMap::new()),
+            counter: AtomicU64::new(1),
+            clock: Arc::default(),
+            durable,
+            billing_commitment: Mutex::new(None),
+            subscriptions: Arc::default(),
+            channels: Mutex::new(Vec::new()),
+            queues: Mutex::new(Vec::new()),
+            queues_changed: watch::channel(0).0,
+        };
+        if let Some(snapshot) = recovered {
+            store.recover(snapshot)?;
+        }
+        Ok(store)
+    }
+
+    /// Milliseconds since the Unix epoch on this store's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Moves this store's clock forward by `by` and applies retention at once: records and
+    /// closed shards older than the retention period are gone when this returns.
+    pub(crate) fn advance_clock(&self, by: std::time::Duration) {
+        self.clock.advance(by);
+        self.enforce_retention();
+        self.purge_deleted();
+        // Visibility timeouts may have run out on the new clock: waiting receives look again.
+        self.queues_changed.send_modify(|v| *v += 1);
+        // The metadata records the clock, so a restart resumes from the advanced time.
+        if let Err(err) = self.save_change(MetaChange::Clock) {
+            tracing::error!(error = %err, "saving metadata after advancing the clock failed");
+        }
+    }
+
+    fn next_counter(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The highest counter handed out so far: every record appended from now on lies above it.
+    pub(crate) fn last_assigned_counter(&self) -> u64 {
+        self.counter.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
+    /// A number no other resource of this store has had or will have, across restarts (it is
+    /// drawn from the counter the snapshot records).
+    pub(crate) fn next_serial(&self) -> u64 {
+        self.next_counter()
+    }
+
+    fn streams_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Stream>>> {
+        self.streams.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn streams_write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Stream>>> {
+        self.streams.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stream named `name`, unless it does not exist or its deletion has completed.
+    ///
+    /// # Errors
+    /// `ResourceNotFoundException` worded as AWS words it.
+    pub(crate) fn stream(&self, name: &str) -> ApiResult<Arc<Stream>> {
+        let found = self.streams_read().get(name).cloned();
+        match found {
+            Some(stream) if !stream.lock().settings.deleted(self.now_ms()) => Ok(stream),
+            Some(_) => {
+                self.purge_deleted();
+                Err(self.stream_not_found(name))
+            }
+            None => Err(self.stream_not_found(name)),
+        }
+    }
+
+    pub(crate) fn stream_not_found(&self, name: &str) -> ApiError {
+        ApiError::not_found(format!(
+            "Stream {name} under account {} not found.",
+            self.config.account_id
+        ))
+    }
+
+    /// The stream ARN for `name`.
+    pub(crate) fn stream_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{name}",
+            self.config.region, self.config.account_id
+        )
+    }
+
+    /// Every stream whose deletion has not completed, by name.
+    pub(crate) fn streams(&self) -> Vec<Arc<Stream>> {
+        let now = self.now_ms();
+        self.streams_read()
+            .values()
+            .filter(|s| !s.lock().settings.deleted(now))
+            .cloned()
+            .collect()
+    }
+
+    /// Number of open shards across all live streams (the account shard limit counts these).
+    pub(crate) fn open_shard_count(&self) -> usize {
+        self.streams().iter().map(|s| s.lock().open.len()).sum()
+    }
+
+    /// Creates a stream with `shard_count` evenly split shards.
+    pub(crate) fn create_stream(
+        &self,
+        name: &str,
+        shard_count: u32,
+        settings: StreamSettings,
+    ) -> ApiResult<()> {
+        self.purge_deleted();
+        if self.open_shard_count() + shard_count as usize > self.config.shard_limit as usize {
+            return Err(ApiError::limit_exceeded(format!(
+                "This request would exceed the shard limit for the account {} in {}. Current \
+                 shard count for the account: {}. Limit: {}. Number of additional shards that \
+                 would have resulted from this request: {shard_count}.",
+                self.config.account_id,
+                self.config.region,
+                self.open_shard_count(),
+                self.config.shard_limit
+            )));
+        }
+        let mut streams = self.streams_write();
+        if streams.contains_key(name) {
+            return Err(ApiError::in_use(format!(
+                "Stream {name} under account {} already exists.",
+                self.config.account_id
+            )));
+        }
+        // Epochs must differ between incarnations of a name, so a retired stream's sequence
+        // numbers never validate against the new one.
+        let epoch = (self.now_ms().max(0) as u64).max(self.next_counter());
+        let dir = self
+            .durable
+            .as_ref()
+            .map(|d| d.root.join(format!("{name}-{epoch}")));
+        let stream = Arc::new(Stream {
+            name: name.to_owned(),
+            arn: self.stream_arn(name),
+            epoch,
+            state: Mutex::new(StreamState {
+                settings,
+                shards: Vec::new(),
+                open: Arc::new(Vec::new()),
+            }),
+            dir,
+        });
+        {
+            let mut state = stream.lock();
+            for (start, end) in keys::even_hash_ranges(shard_count) {
+                self.add_shard(&stream, &mut state, start, end, None, None)?;
+            }
+            state.rebuild_open();
+        }
+        self.save_changes_locked(&streams, Some(&stream), &[MetaChange::Stream(&stream)])?;
+        streams.insert(name.to_owned(), stream);
+        Ok(())
+    }
+
+    /// Appends a new open shard to `state` (the caller rebuilds the open list).
+    fn add_shard(
+        &self,
+        stream: &Stream,
+        state: &mut StreamState,
+        start_hash: u128,
+        end_hash: u128,
+        parent: Option<String>,
+        adjacent_parent: Option<String>,
+    ) -> ApiResult<Arc<Shard>> {
+        let index = state.shards.len() as u32;
+        let id = keys::shard_id(index);
+        let files = match &stream.dir {
+            Some(dir) => {
+                let (files, _) = log::ShardFiles::open(&dir.join(&id))?;
+                Some(Arc::new(Mutex::new(files)))
+            }
+            None => None,
+        };
+        let starting_counter = self.next_counter();
+        let shard = Arc::new(Shard {
+            index,
+            id,
+            parent,
+            adjacent_parent,
+            start_hash,
+            end_hash,
+            starting_counter,
+            log: Mutex::new(ShardLog {
+                visible_counter: starting_counter,
+                ..ShardLog::default()
+            }),
+            files,
+            changed: watch::channel(0).0,
+        });
+        state.shards.push(Arc::clone(&shard));
+        Ok(shard)
+    }
+
+    /// Closes `shard`: no record is appended after this. Returns the ending counter.
+    fn close_shard(&self, shard: &Shard) -> u64 {
+        let mut log = shard.lock();
+        let ending = self.next_counter();
+        log.ending_counter = Some(ending);
+        log.closed_ms = Some(self.now_ms());
+        drop(log);
+        shard.changed.send_modify(|v| *v += 1);
+        ending
+    }
+
+    /// Marks the stream DELETING; it disappears once the delete delay has passed.
+    pub(crate) fn delete_stream(
+        &self,
+        stream: &Stream,
+        enforce_no_consumers: bool,
+    ) -> ApiResult<()> {
+        let now = self.now_ms();
+        // Queues must be deleted one by one first, whatever EnforceConsumerDeletion says. The
+        // queues' lock is held until the stream is marked, so a queue being created at the
+        // same moment either is counted here or finds the stream DELETING.
+        let queues = self.queues();
+        let reading = queues_reading(&queues, &stream.arn, now);
+        if reading > 0 {
+            return Err(ApiError::in_use(format!(
+                "Stream {} under account {} has {reading} queue(s); delete them with \
+                 DeleteQueue before deleting the stream.",
+                stream.name, self.config.account_id
+            )));
+        }
+        let mut state = stream.lock();
+        if state.status(now) == Status::Creating {
+            return Err(ApiError::in_use(format!(
+                "Stream {} under account {} not ACTIVE, instead in state CREATING",
+                stream.name, self.config.account_id
+            )));
+        }
+        if enforce_no_consumers && !state.settings.consumers.is_empty() {
+            return Err(ApiError::in_use(format!(
+                "Stream {} under account {} has registered consumers.",
+                stream.name, self.config.account_id
+            )));
+        }
+        state.settings.deleting_until = Some(now + self.config.delete_delay.as_millis() as i64);
+        drop(state);
+        drop(queues);
+        self.save_change(MetaChange::Stream(stream))?;
+        Ok(())
+    }
+
+    /// Removes streams whose deletion has completed, with their data.
+    pub(crate) fn purge_deleted(&self) {
+        let now = self.now_ms();
+        let gone: Vec<Arc<Stream>> = {
+            let mut streams = self.streams_write();
+            let names: Vec<String> = streams
+                .iter()
+                .filter(|(_, s)| s.lock().settings.deleted(now))
+                .map(|(n, _)| n.clone())
+                .collect();
+            names.iter().filter_map(|n| streams.remove(n)).collect()
+        };
+        if gone.is_empty() {
+            return;
+        }
+        if let Err(err) = self.save_removals(&gone) {
+            tracing::error!(error = %err, "saving metadata after stream deletion failed");
+        }
+        for stream in gone {
+            for shard in &stream.lock().shards {
+                shard.changed.send_modify(|v| *v += 1);
+            }
+            if let Some(dir) = &stream.dir {
+                if let Err(err) = std::fs::remove_dir_all(dir) {
+                    tracing::warn!(error = %err, dir = %dir.display(), "removing stream data failed");
+                }
+            }
+        }
+    }
+    /// The account's channels, locked. Callers change them and then call [`Self::save_change`]
+    /// after releasing the guard.
+    pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<ChannelMeta>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The account's queues, locked. The lock comes before any stream's or shard's, and the
+    /// guard must be released before [`Self::save_change`] or [`Self::stream`] is called.
+    pub(crate) fn queues(&self) -> std::sync::MutexGuard<'_, Vec<QueueMeta>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Live queues reading the stream `stream_arn`.
+    pub(crate) fn queue_count(&self, stream_arn: &str) -> usize {
+        queues_reading(&self.queues(), stream_arn, self.now_ms())
+    }
+
+    /// Whether the store keeps its data on disk (metadata saves can then fail).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable.is_some()
+    }
+
+    /// Fails with `ResourceInUseException` unless the stream is ACTIVE (resharding and settings
+    /// changes need that).
+    pub(crate) fn require_active(&self, stream: &Stream, state: &StreamState) -> ApiResult<()> {
+        let status = state.status(self.now_ms());
+        if status != Status::Active {
+            return Err(ApiError::in_use(format!(
+                "Stream {} under account {} not ACTIVE, instead in state {}",
+                stream.name,
+                self.config.account_id,
+                status.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Puts the stream into UPDATING for the configured delay.
+    pub(crate) fn start_update(&self, state: &mut StreamState) {
+        state.settings.updating_until =
+            Some(self.now_ms() + self.config.update_delay.as_millis() as i64);
+    }
+}
+
+/// Live queues in `queues` (the guard of [`KinesisStore::queues`]) reading `stream_arn`.
+pub(crate) fn queues_reading(queues: &[QueueMeta], stream_arn: &str, now: i64) -> usize {
+    queues
+        .iter()
+        .filter(|q| q.stream_arn == stream_arn && !q.deleted(now))
+        .count()
+}
+
+/// Error for an unknown shard of a known stream, worded as AWS words it.
+pub(crate) fn shard_not_found(store: &KinesisStore, stream: &str, shard_id: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceNotFound,
+        format!(
+            "Shard {shard_id} in stream {stream} under account {} does not exist",
+            store.config.account_id
+        ),
+    )
+}

@@ -1,0 +1,216 @@
+//! Making metadata changes durable: journal records, snapshots, and recovery from them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::*;
+
+impl KinesisStore {
+    /// Makes `change` durable (durable mode only): call after the change, with no lock of the
+    /// store held.
+    ///
+    /// # Errors
+    /// An internal error when the metadata could not be written.
+    pub(super) fn save_change(&self, change: MetaChange<'_>) -> ApiResult<()> {
+        let streams = self.streams_read();
+        self.save_changes_locked(&streams, None, &[change])
+    }
+
+    /// Records that the deletion of each stream of `gone` has completed.
+    pub(super) fn save_removals(&self, gone: &[Arc<Stream>]) -> ApiResult<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let streams = self.streams_read();
+        self.write_meta(durable, &streams, None, || {
+            gone.iter()
+                .map(|stream| meta::Change::StreamRemoved {
+                    name: stream.name.clone(),
+                    epoch: stream.epoch,
+                })
+                .collect()
+        })
+    }
+
+    /// Saves `changes` while the caller holds the streams' map (`streams`, with `extra`, a
+    /// stream about to be inserted into it).
+    pub(super) fn save_changes_locked(
+        &self,
+        streams: &BTreeMap<String, Arc<Stream>>,
+        extra: Option<&Arc<Stream>>,
+        changes: &[MetaChange<'_>],
+    ) -> ApiResult<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        self.write_meta(durable, streams, extra, || {
+            self.describe_changes(streams, extra, changes)
+        })
+    }
+
+    /// The journal records for `changes`: the current state of what each touched.
+    pub(super) fn describe_changes(
+        &self,
+        streams: &BTreeMap<String, Arc<Stream>>,
+        extra: Option<&Arc<Stream>>,
+        changes: &[MetaChange<'_>],
+    ) -> Vec<meta::Change> {
+        let mut entries = Vec::with_capacity(changes.len());
+        for change in changes {
+            entries.push(match *change {
+                MetaChange::Stream(stream) => {
+                    // A stream whose deletion completed (and was recorded) while this change
+                    // waited must not come back, nor replace a new stream of the same name.
+                    let current = streams
+                        .get(&stream.name)
+                        .or(extra.filter(|e| e.name == stream.name))
+                        .is_some_and(|s| s.epoch == stream.epoch);
+                    if !current {
+                        continue;
+                    }
+                    meta::Change::Stream(meta::SavedStream::of(stream))
+                }
+                MetaChange::Channel(arn) => {
+                    match self.channels().iter().find(|c| c.arn == arn) {
+                        Some(channel) => meta::Change::Channel(channel.clone()),
+                        // Removed once its deletion completed: the last record says so.
+                        None => continue,
+                    }
+                }
+                MetaChange::Queue(arn) => match self.queues().iter().find(|q| q.arn == arn) {
+                    Some(queue) => meta::Change::Queue(queue.clone()),
+                    None => continue,
+                },
+                MetaChange::Clock => meta::Change::Clock,
+            });
+        }
+        entries
+    }
+
+    /// Appends the records `changes` builds to the journal, or writes a whole snapshot when the
+    /// journal is due for compaction or cannot be trusted after a failure.
+    pub(super) fn write_meta(
+        &self,
+        durable: &Durable,
+        streams: &BTreeMap<String, Arc<Stream>>,
+        extra: Option<&Arc<Stream>>,
+        changes: impl FnOnce() -> Vec<meta::Change>,
+    ) -> ApiResult<()> {
+        // States, counter and clock are read under the lock, so records reach the journal in
+        // the order they were read: a later record never holds an older state.
+        let mut files = durable.meta.lock().unwrap_or_else(|p| p.into_inner());
+        if files.needs_snapshot() {
+            // The snapshot is read after the changes were made, so it holds them.
+            files.write_snapshot(self.snapshot(streams, extra))?;
+            return Ok(());
+        }
+        let counter = self.counter.load(Ordering::Relaxed);
+        let clock_ms = self.now_ms();
+        let entries: Vec<meta::JournalEntry> = changes()
+            .into_iter()
+            .map(|change| meta::JournalEntry {
+                counter,
+                clock_ms,
+                change,
+            })
+            .collect();
+        files.append(&entries)?;
+        if files.should_compact() {
+            // The change is durable in the journal already: a failed compaction is retried
+            // with the next change rather than failing this one.
+            if let Err(err) = files.write_snapshot(self.snapshot(streams, extra)) {
+                tracing::error!(error = %err, "compacting the metadata journal failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything the metadata holds, as it is now.
+    pub(super) fn snapshot(
+        &self,
+        streams: &BTreeMap<String, Arc<Stream>>,
+        extra: Option<&Arc<Stream>>,
+    ) -> meta::Snapshot {
+        let all: Vec<&Arc<Stream>> = streams.values().chain(extra).collect();
+        // Resources whose deletion has completed are gone for good: they are not saved.
+        let now = self.now_ms();
+        let channels: Vec<ChannelMeta> = self
+            .channels()
+            .iter()
+            .filter(|c| !c.deleted(now))
+            .cloned()
+            .collect();
+        let queues: Vec<QueueMeta> = self
+            .queues()
+            .iter()
+            .filter(|q| !q.deleted(now))
+            .cloned()
+            .collect();
+        meta::Snapshot::of(
+            &all,
+            &channels,
+            &queues,
+            self.counter.load(Ordering::Relaxed),
+            now,
+        )
+    }
+
+    pub(super) fn recover(&self, snapshot: meta::Snapshot) -> std::io::Result<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        self.clock.resume_from(snapshot.clock_ms);
+        *self.channels() = snapshot.channels;
+        *self.queues() = snapshot.queues;
+        let mut max_counter = snapshot.counter;
+        let mut streams = self.streams_write();
+        for saved in snapshot.streams {
+            let dir = durable.root.join(format!("{}-{}", saved.name, saved.epoch));
+            let mut shards = Vec::new();
+            for s in saved.shards {
+                let (files, records) = log::ShardFiles::open(&dir.join(&s.id))?;
+                let last = records.last().map_or(s.starting_counter, |r| r.counter);
+                max_counter = max_counter.max(last).max(s.ending_counter.unwrap_or(0));
+                shards.push(Arc::new(Shard {
+                    index: s.index,
+                    id: s.id,
+                    parent: s.parent,
+                    adjacent_parent: s.adjacent_parent,
+                    start_hash: s.start_hash.parse().map_err(std::io::Error::other)?,
+                    end_hash: s.end_hash.parse().map_err(std::io::Error::other)?,
+                    starting_counter: s.starting_counter,
+                    log: Mutex::new(ShardLog {
+                        records: records.into(),
+                        visible_counter: last,
+                        ending_counter: s.ending_counter,
+                        closed_ms: s.closed_ms,
+                        window: ThroughputWindow::default(),
+                        write_failed: None,
+                    }),
+                    files: Some(Arc::new(Mutex::new(files))),
+                    changed: watch::channel(0).0,
+                }));
+            }
+            let mut state = StreamState {
+                settings: saved.settings,
+                shards,
+                open: Arc::new(Vec::new()),
+            };
+            state.rebuild_open();
+            let stream = Arc::new(Stream {
+                arn: self.stream_arn(&saved.name),
+                name: saved.name.clone(),
+                epoch: saved.epoch,
+                state: Mutex::new(state),
+                dir: Some(dir),
+            });
+            streams.insert(saved.name, stream);
+        }
+        self.counter.store(max_counter + 1, Ordering::Relaxed);
+        tracing::info!(streams = streams.len(), "recovered Kinesis data");
+        Ok(())
+    }
+}
