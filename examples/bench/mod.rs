@@ -3,6 +3,7 @@
 // Each example compiles this module on its own and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod kcl;
 pub mod metadata;
 pub mod queues;
