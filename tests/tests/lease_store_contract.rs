@@ -397,7 +397,10 @@ async fn kcl3_contract(store: &dyn LeaseStore) {
         sorted_keys_of(store, "w1").await,
         [a.lease_key.clone(), b.lease_key.clone()]
     );
-    assert_eq!(sorted_keys_of(store, "w2").await, [c.lease_key.clone()]);
+    assert_eq!(
+        sorted_keys_of(store, "w2").await,
+        std::slice::from_ref(&c.lease_key)
+    );
     assert!(sorted_keys_of(store, "nobody").await.is_empty());
 
     // unassign: owners as in assign; during a handoff only the handoff ends
@@ -411,7 +414,10 @@ async fn kcl3_contract(store: &dyn LeaseStore) {
     let unowned = store.get_lease(&b.lease_key).await.unwrap().unwrap();
     assert_eq!(unowned.lease_owner, None);
     assert_eq!(unowned.lease_counter, owned_b.lease_counter + 1);
-    assert_eq!(sorted_keys_of(store, "w1").await, [a.lease_key.clone()]);
+    assert_eq!(
+        sorted_keys_of(store, "w1").await,
+        std::slice::from_ref(&a.lease_key)
+    );
     assert!(store.start_handoff(&back, "w3").await.unwrap());
     let handing = store.get_lease(&c.lease_key).await.unwrap().unwrap();
     assert!(store.unassign_lease(&handing).await.unwrap());

@@ -225,7 +225,12 @@ fn state_after(write: &LeaseWrite) -> (u64, Option<String>, Option<String>) {
     let counter = write.expected_counter;
     match write.op.as_str() {
         "create" => (counter, None, None),
-        "take" => (counter + 1, write.new_owner.clone(), None),
+        "take" | "assign" => (counter + 1, write.new_owner.clone(), None),
+        // During a handoff the leader only ends it; the next owner stays.
+        "unassign" if write.checkpoint_owner.is_some() => {
+            (counter + 1, write.expected_owner.clone(), None)
+        }
+        "unassign" => (counter + 1, None, None),
         "evict" => (counter + 1, None, None),
         "start_handoff" => (
             counter,

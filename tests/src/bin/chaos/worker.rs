@@ -390,4 +390,98 @@ impl LeaseStore for JournaledLeaseStore {
     async fn delete_lease(&self, lease_key: &str) -> kcl_lease::Result<()> {
         self.inner.delete_lease(lease_key).await
     }
+
+    async fn scan_table(&self) -> kcl_lease::Result<kcl_lease::TableSnapshot> {
+        self.inner.scan_table().await
+    }
+
+    async fn lease_keys_of_owner(&self, owner: &str) -> kcl_lease::Result<Vec<String>> {
+        self.inner.lease_keys_of_owner(owner).await
+    }
+
+    async fn assign_lease(&self, lease: &Lease, new_owner: &str) -> kcl_lease::Result<bool> {
+        let outcome = self.inner.assign_lease(lease, new_owner).await;
+        self.record("assign", lease, Some(new_owner), None, &outcome);
+        outcome
+    }
+
+    async fn unassign_lease(&self, lease: &Lease) -> kcl_lease::Result<bool> {
+        let outcome = self.inner.unassign_lease(lease).await;
+        self.record("unassign", lease, None, None, &outcome);
+        outcome
+    }
+
+    async fn report_worker_metrics(
+        &self,
+        metrics: &kcl_lease::WorkerMetrics,
+    ) -> kcl_lease::Result<kcl_lease::WorkerMetrics> {
+        self.inner.report_worker_metrics(metrics).await
+    }
+
+    async fn get_worker_metrics(
+        &self,
+        worker_ids: &[String],
+    ) -> kcl_lease::Result<Vec<kcl_lease::WorkerMetrics>> {
+        self.inner.get_worker_metrics(worker_ids).await
+    }
+
+    async fn notify_assignment(&self, worker_id: &str) -> kcl_lease::Result<()> {
+        self.inner.notify_assignment(worker_id).await
+    }
+
+    async fn set_worker_draining(
+        &self,
+        worker_id: &str,
+        draining: bool,
+    ) -> kcl_lease::Result<bool> {
+        self.inner.set_worker_draining(worker_id, draining).await
+    }
+
+    async fn delete_worker_metrics(
+        &self,
+        worker_id: &str,
+        last_update_secs: u64,
+    ) -> kcl_lease::Result<bool> {
+        self.inner
+            .delete_worker_metrics(worker_id, last_update_secs)
+            .await
+    }
+
+    async fn get_leader_lock(&self) -> kcl_lease::Result<Option<kcl_lease::LeaderLock>> {
+        self.inner.get_leader_lock().await
+    }
+
+    async fn acquire_leader_lock(
+        &self,
+        lock: &kcl_lease::LeaderLock,
+        replacing: Option<&str>,
+    ) -> kcl_lease::Result<bool> {
+        self.inner.acquire_leader_lock(lock, replacing).await
+    }
+
+    async fn renew_leader_lock(
+        &self,
+        lock: &kcl_lease::LeaderLock,
+        previous_version: &str,
+    ) -> kcl_lease::Result<bool> {
+        self.inner.renew_leader_lock(lock, previous_version).await
+    }
+
+    async fn release_leader_lock(&self, lock: &kcl_lease::LeaderLock) -> kcl_lease::Result<bool> {
+        self.inner.release_leader_lock(lock).await
+    }
+
+    async fn get_migration_state(&self) -> kcl_lease::Result<Option<kcl_lease::MigrationState>> {
+        self.inner.get_migration_state().await
+    }
+
+    async fn put_migration_state(
+        &self,
+        state: &kcl_lease::MigrationState,
+        expected_version: Option<&str>,
+    ) -> kcl_lease::Result<bool> {
+        self.inner
+            .put_migration_state(state, expected_version)
+            .await
+    }
 }
