@@ -1,14 +1,16 @@
-//! A seeded, deterministic simulation of a fleet: workers join, leave gracefully and crash over
-//! time against a table of leases, and invariants are checked after every step. A failure
-//! prints its seed; `KCL_SIM_SEED=<n>` replays one seed.
+//! Seeded, deterministic simulations of a fleet: workers join, leave gracefully, crash, lose the
+//! table or stall over time against a table of leases, and invariants are checked after every
+//! step. Two fleets: KCL 2.x coordinators driven call by call, and KCL 3 workers running their
+//! real run loops (leader election, heartbeats, assignment, discovery). A failure prints its
+//! seed; `KCL_SIM_SEED=<n>` replays one seed, `KCL_SIM_SEEDS=<n>` runs seeds 1..=n.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kcl_lease::{
-    CheckpointUpdate, InMemoryLeaseStore, Lease, LeaseConfig, LeaseCoordinator, LeaseStore,
-    StoredCheckpoint,
+    CheckpointUpdate, CoordinationMode, InMemoryLeaseStore, Lease, LeaseConfig, LeaseCoordinator,
+    LeaseStore, StoredCheckpoint,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -229,6 +231,12 @@ impl Sim {
     }
 }
 
+fn kcl2_config() -> LeaseConfig {
+    let mut config = LeaseConfig::with_failover_time(FAILOVER);
+    config.coordination.mode = CoordinationMode::Kcl2;
+    config
+}
+
 async fn run(seed: u64) -> Result<(), String> {
     let mut balanced_checks = 0;
     let store = Arc::new(InMemoryLeaseStore::new());
@@ -245,7 +253,7 @@ async fn run(seed: u64) -> Result<(), String> {
     let mut sim = Sim {
         rng: StdRng::seed_from_u64(seed),
         store,
-        config: LeaseConfig::with_failover_time(FAILOVER),
+        config: kcl2_config(),
         workers: BTreeMap::new(),
         next_id: 0,
         checkpoints: HashMap::new(),
@@ -272,13 +280,23 @@ async fn run(seed: u64) -> Result<(), String> {
 
 #[tokio::test(start_paused = true)]
 async fn fleet_simulation_keeps_its_invariants() {
-    let seeds: Vec<u64> = match std::env::var("KCL_SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("KCL_SIM_SEED is a number")],
-        Err(_) => (1..=8).collect(),
-    };
-    for seed in seeds {
+    for seed in seeds(8) {
         if let Err(err) = run(seed).await {
             panic!("simulation failed with seed {seed} (replay: KCL_SIM_SEED={seed}): {err}");
         }
     }
 }
+
+/// The seeds to run: `KCL_SIM_SEED` alone, else 1..=`KCL_SIM_SEEDS`, else 1..=`default`.
+fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(seed) = std::env::var("KCL_SIM_SEED") {
+        return vec![seed.parse().expect("KCL_SIM_SEED is a number")];
+    }
+    let count = std::env::var("KCL_SIM_SEEDS")
+        .map(|n| n.parse().expect("KCL_SIM_SEEDS is a number"))
+        .unwrap_or(default);
+    (1..=count).collect()
+}
+
+#[path = "simulation/kcl3.rs"]
+mod kcl3;

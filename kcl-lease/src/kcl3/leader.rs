@@ -193,7 +193,13 @@ impl LeaderElector {
             return Ok(self.role());
         }
         let result = self.read_and_maybe_acquire(now, successor).await;
-        self.next_step = self.next_read_at(Instant::now());
+        let after = Instant::now();
+        self.next_step = self.next_read_at(after);
+        if result.is_err() {
+            // A sighting already stale schedules the next read at once: without a pause, a
+            // worker that cannot reach the table would retry in a busy loop.
+            self.next_step = self.next_step.max(after + self.liveness_check_interval);
+        }
         result.map(|()| self.role())
     }
 

@@ -12,7 +12,7 @@
 //! than reading each of the dead worker's leases), so its leases move within a liveness check
 //! of its death.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -70,6 +70,12 @@ pub struct LeaseAssignmentManager {
     lease_counters: HashMap<String, (u64, Instant)>,
     /// Per lease with a handoff under way, when this worker first knew of it.
     handoffs: HashMap<String, Instant>,
+    /// Per lease this worker assigned outright, when. Its new owner may not have taken it up
+    /// yet, and an owner that does not hold a lease never notices a handoff of it: such a
+    /// handoff would stall until judged stalled (graceful handoff timeout + failover time).
+    /// So a lease is not handed off again until its owner has surely looked it up (its
+    /// periodic discovery, every `discovery_interval`).
+    assigned_at: HashMap<String, Instant>,
     /// Whether the table was scanned at least once (workers are learnt from scans).
     scanned: bool,
     /// Whether a round ran since this worker last became leader.
@@ -159,6 +165,7 @@ impl LeaseAssignmentManager {
             workers: BTreeMap::new(),
             lease_counters: HashMap::new(),
             handoffs: HashMap::new(),
+            assigned_at: HashMap::new(),
             scanned: false,
             led: false,
             next_round: None,
@@ -245,6 +252,7 @@ impl LeaseAssignmentManager {
     pub fn reset(&mut self) {
         self.lease_counters.clear();
         self.handoffs.clear();
+        self.assigned_at.clear();
         self.led = false;
         self.next_round = None;
         self.next_successor_scan = None;
@@ -522,6 +530,10 @@ impl LeaseAssignmentManager {
     ) -> RoundSummary {
         let graceful = self.config.graceful_handoff;
         let store = Arc::clone(&self.store);
+        let discovery = self.config.coordination.discovery_interval;
+        self.assigned_at
+            .retain(|_, at| now.duration_since(*at) < discovery);
+        let recently_assigned: HashSet<String> = self.assigned_at.keys().cloned().collect();
         let writes = moves.into_iter().filter_map(|m| {
             let (lease, to, handoff) = match m {
                 LeaseMove::Assign { lease, to } => (lease, to, false),
@@ -529,6 +541,10 @@ impl LeaseAssignmentManager {
             };
             // A handoff under way is left to finish unless it was judged stalled.
             if lease.checkpoint_owner.is_some() && !orphaned.contains(&lease.lease_key) {
+                return None;
+            }
+            // Its owner may not hold it yet (see `assigned_at`): moved at a later round.
+            if handoff && recently_assigned.contains(&lease.lease_key) {
                 return None;
             }
             let store = Arc::clone(&store);
@@ -566,6 +582,7 @@ impl LeaseAssignmentManager {
                 Ok(true) => {
                     summary.assigned += 1;
                     self.handoffs.remove(&lease.lease_key);
+                    self.assigned_at.insert(lease.lease_key.clone(), now);
                     receivers.insert(to.clone());
                     tracing::debug!(lease = %lease.lease_key, from = ?from, to = %to, "lease assigned");
                 }
