@@ -516,7 +516,16 @@ impl LeaseCoordinator {
                 _ = renew.tick() => self.keep_leases(started).await,
                 _ = capture.tick() => sampler.sample(),
                 _ = report.tick() => match self.report_metrics(&mut sampler).await {
-                    Ok(true) => next_discovery = Instant::now(),
+                    Ok(true) => {
+                        next_discovery = Instant::now();
+                        // The generation also moves when the leader names this worker its
+                        // successor: read the lock now rather than at the next check.
+                        if let Some(elector) = self.elector.lock().await.as_mut() {
+                            if role == LeaderRole::Follower {
+                                elector.step_soon();
+                            }
+                        }
+                    }
                     Ok(false) => {}
                     Err(err) => tracing::warn!(worker = %self.worker_id, error = %err, "reporting worker metrics failed"),
                 },
@@ -559,14 +568,14 @@ impl LeaseCoordinator {
             return LeaderRole::Follower;
         };
         // The successor: a live worker other than the leader, the same one while it lives.
-        let successor = elector.is_leader().then(|| {
-            manager
-                .live_workers()
-                .into_iter()
-                .filter(|worker| *worker != self.worker_id)
-                .min()
-        });
-        let role = match elector.step(successor.flatten()).await {
+        // Computed for a worker about to take the lock over too, so a new leader names its
+        // successor in the lock it writes.
+        let successor = manager
+            .live_workers()
+            .into_iter()
+            .filter(|worker| *worker != self.worker_id)
+            .min();
+        let role = match elector.step(successor).await {
             Ok(role) => role,
             Err(err) => {
                 tracing::warn!(worker = %self.worker_id, error = %err, "reading the leader lock failed");

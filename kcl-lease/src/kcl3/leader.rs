@@ -138,6 +138,17 @@ impl LeaderElector {
         self.next_step = Instant::now();
     }
 
+    /// A newly named successor reads the lock only every leader check interval: tell it
+    /// through its metrics item (its next report sees a new assignment generation and reads
+    /// the lock at once), so it watches the leader within one report interval of being named.
+    async fn tell_successor(&self, lock: &LeaderLock) {
+        if let Some(successor) = &lock.successor {
+            if let Err(err) = self.store.notify_assignment(successor).await {
+                tracing::debug!(worker = %self.worker_id, %successor, error = %err, "could not tell the successor");
+            }
+        }
+    }
+
     fn new_lock(&self, successor: Option<String>) -> LeaderLock {
         LeaderLock {
             owner: self.worker_id.clone(),
@@ -170,6 +181,9 @@ impl LeaderElector {
                 Ok(true) => {
                     self.last_written = now;
                     self.last_seen = Some(lock.clone());
+                    if lock.successor != held.successor {
+                        self.tell_successor(&lock).await;
+                    }
                     self.held = Some(lock);
                 }
                 Ok(false) => {
@@ -246,6 +260,7 @@ impl LeaderElector {
             self.last_written = start;
             self.sighting = None;
             self.last_seen = Some(lock.clone());
+            self.tell_successor(&lock).await;
             self.held = Some(lock);
         } else {
             // Someone else was quicker: read it again soon to learn who.
