@@ -467,8 +467,15 @@ pub fn analyze(
                 .entry((write.worker.as_str(), write.lease.as_str()))
                 .or_default()
                 .push(write.time_ms),
-            "assign" => {
-                if let Some(owner) = write.new_owner.as_deref() {
+            // The new owner gains the lease by the leader's assignment or by the old owner's
+            // completed handoff.
+            "assign" | "complete_handoff" => {
+                let owner = if write.op == "assign" {
+                    write.new_owner.as_deref()
+                } else {
+                    write.expected_owner.as_deref()
+                };
+                if let Some(owner) = owner {
                     own_writes
                         .entry((owner, write.lease.as_str()))
                         .or_default()
@@ -500,10 +507,20 @@ pub fn analyze(
         let Some(last_write) = last_before(times, event.time_ms) else {
             continue;
         };
-        let last_heartbeat = heartbeats
+        // Heartbeats keep the lease only while they come without a gap longer than the
+        // failover time since that write: after such a gap the worker must have dropped it.
+        let beats: &[u64] = heartbeats
             .get(event.processor.worker.as_str())
-            .and_then(|beats| last_before(beats, event.time_ms));
-        let last = last_write.max(last_heartbeat.unwrap_or(0));
+            .map_or(&[], Vec::as_slice);
+        let from = beats.partition_point(|t| *t <= last_write);
+        let to = beats.partition_point(|t| *t <= event.time_ms);
+        let mut last = last_write;
+        for beat in &beats[from..to] {
+            if beat - last > failover_ms + STALE_SLACK_MS {
+                break;
+            }
+            last = *beat;
+        }
         if event.time_ms - last > failover_ms + STALE_SLACK_MS
             && stale_batches.insert((&event.processor, event.time_ms))
             && report.processing_after_expiry.len() < 1_000
