@@ -41,6 +41,7 @@ fn a_short_seeded_fault_schedule_loses_nothing_and_keeps_order_and_fencing() {
         .find(|line| line.starts_with("chaos seed=7"))
         .unwrap_or_else(|| panic!("no summary line in:\n{output}"));
     for figure in [
+        "coordination=kcl3 ",
         "lost=0 ",
         "order_violations=0 ",
         "checkpoint_violations=0 ",

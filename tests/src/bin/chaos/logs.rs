@@ -172,6 +172,9 @@ impl ProcessorEvent {
     }
 }
 
+/// The `op` of a worker's heartbeat (its KCL 3 metrics report), logged with lease `-`.
+pub const HEARTBEAT: &str = "heartbeat";
+
 /// A conditional write to the lease table and its outcome, as the writing worker saw it:
 /// `W <ms> <worker> <incarnation> <op> <lease> <expected counter> <expected owner|-> <new
 /// owner|-> <checkpoint owner|-> <ok|no|err> <checkpoint|->`. `new owner` is the owner the write

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use crate::logs::{position_rank, Ack, LeaseWrite, ProcessorEvent, ProcessorId};
+use crate::logs::{position_rank, Ack, LeaseWrite, ProcessorEvent, ProcessorId, HEARTBEAT};
 
 /// The faults the runner injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -225,12 +225,7 @@ fn state_after(write: &LeaseWrite) -> (u64, Option<String>, Option<String>) {
     let counter = write.expected_counter;
     match write.op.as_str() {
         "create" => (counter, None, None),
-        "take" | "assign" => (counter + 1, write.new_owner.clone(), None),
-        // During a handoff the leader only ends it; the next owner stays.
-        "unassign" if write.checkpoint_owner.is_some() => {
-            (counter + 1, write.expected_owner.clone(), None)
-        }
-        "unassign" => (counter + 1, None, None),
+        "take" => (counter + 1, write.new_owner.clone(), None),
         "evict" => (counter + 1, None, None),
         "start_handoff" => (
             counter,
@@ -238,6 +233,16 @@ fn state_after(write: &LeaseWrite) -> (u64, Option<String>, Option<String>) {
             write.expected_owner.clone(),
         ),
         "complete_handoff" => (counter + 1, write.expected_owner.clone(), None),
+        "assign" => (counter + 1, write.new_owner.clone(), None),
+        // The owner stays while a handoff is under way (the checkpoint owner is dropped).
+        "unassign" => (
+            counter + 1,
+            write
+                .checkpoint_owner
+                .as_ref()
+                .and(write.expected_owner.clone()),
+            None,
+        ),
         _ => (
             counter + 1,
             write.expected_owner.clone(),
@@ -379,7 +384,11 @@ pub fn analyze(
     // Lease writes: the state (owner, checkpoint owner) each successful write left at each
     // counter, then every successful checkpoint against it.
     let mut by_lease: BTreeMap<&str, Vec<&LeaseWrite>> = BTreeMap::new();
-    for write in logs.lease_writes.iter().filter(|w| w.succeeded()) {
+    for write in logs
+        .lease_writes
+        .iter()
+        .filter(|w| w.succeeded() && w.op != HEARTBEAT)
+    {
         by_lease
             .entry(write.lease.as_str())
             .or_default()
@@ -447,28 +456,71 @@ pub fn analyze(
     // Processing after the worker's own lease expired: a batch handed to a processor when its
     // worker had not renewed (or taken, or checkpointed) that lease for longer than the
     // failover time. The worker must have stopped by then: another may own the shard already.
+    // Under KCL 3's liveness by heartbeat a worker keeps its leases by its heartbeats (it drops
+    // them all once it had none for the failover time) and gains them by the leader's
+    // assignment; KCL 2 workers log no heartbeats.
     let mut own_writes: HashMap<(&str, &str), Vec<u64>> = HashMap::new();
+    let mut heartbeats: HashMap<&str, Vec<u64>> = HashMap::new();
     for write in logs.lease_writes.iter().filter(|w| w.succeeded()) {
-        if matches!(write.op.as_str(), "take" | "renew" | "checkpoint") {
-            own_writes
+        match write.op.as_str() {
+            "take" | "renew" | "checkpoint" => own_writes
                 .entry((write.worker.as_str(), write.lease.as_str()))
                 .or_default()
-                .push(write.time_ms);
+                .push(write.time_ms),
+            // The new owner gains the lease by the leader's assignment or by the old owner's
+            // completed handoff.
+            "assign" | "complete_handoff" => {
+                let owner = if write.op == "assign" {
+                    write.new_owner.as_deref()
+                } else {
+                    write.expected_owner.as_deref()
+                };
+                if let Some(owner) = owner {
+                    own_writes
+                        .entry((owner, write.lease.as_str()))
+                        .or_default()
+                        .push(write.time_ms);
+                }
+            }
+            HEARTBEAT => heartbeats
+                .entry(write.worker.as_str())
+                .or_default()
+                .push(write.time_ms),
+            _ => {}
         }
     }
-    for times in own_writes.values_mut() {
+    for times in own_writes.values_mut().chain(heartbeats.values_mut()) {
         times.sort_unstable();
     }
+    let last_before = |times: &[u64], at: u64| {
+        times
+            .partition_point(|t| *t <= at)
+            .checked_sub(1)
+            .map(|i| times[i])
+    };
     let mut stale_batches: HashSet<(&ProcessorId, u64)> = HashSet::new();
     for event in &records {
         let Some(times) = own_writes.get(&(event.processor.worker.as_str(), event.shard.as_str()))
         else {
             continue;
         };
-        let before = times.partition_point(|t| *t <= event.time_ms);
-        let Some(last) = before.checked_sub(1).map(|i| times[i]) else {
+        let Some(last_write) = last_before(times, event.time_ms) else {
             continue;
         };
+        // Heartbeats keep the lease only while they come without a gap longer than the
+        // failover time since that write: after such a gap the worker must have dropped it.
+        let beats: &[u64] = heartbeats
+            .get(event.processor.worker.as_str())
+            .map_or(&[], Vec::as_slice);
+        let from = beats.partition_point(|t| *t <= last_write);
+        let to = beats.partition_point(|t| *t <= event.time_ms);
+        let mut last = last_write;
+        for beat in &beats[from..to] {
+            if beat - last > failover_ms + STALE_SLACK_MS {
+                break;
+            }
+            last = *beat;
+        }
         if event.time_ms - last > failover_ms + STALE_SLACK_MS
             && stale_batches.insert((&event.processor, event.time_ms))
             && report.processing_after_expiry.len() < 1_000
@@ -586,7 +638,7 @@ impl Report {
     }
 
     /// The one-line summary.
-    pub fn summary(&self, seed: u64, mode: &str, workers: usize) -> String {
+    pub fn summary(&self, seed: u64, mode: &str, coordination: &str, workers: usize) -> String {
         let duplicates: usize = self.redeliveries.values().sum();
         let causes: Vec<String> = self
             .redeliveries
@@ -595,7 +647,7 @@ impl Report {
             .collect();
         let times = self.recovery_times();
         format!(
-            "chaos seed={seed} mode={mode} workers={workers} faults={} {} acked={} processed={} \
+            "chaos seed={seed} mode={mode} coordination={coordination} workers={workers} faults={} {} acked={} processed={} \
              lost={} order_violations={} checkpoint_violations={} (backwards {}, not owner {}, \
              counter reused {}, unverified {}) batches_after_lease_expiry={} redeliveries={duplicates} ({}) \
              producer_duplicates={} recovery_p50={} recovery_max={} acked_rate={:.0}/s \

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use crate::docker::{docker, ensure_image, sweep_leftovers, RunResources};
 use crate::logs::now_ms;
 use crate::report::{analyze, Fault, FaultKind};
-use crate::worker::Mode;
+use crate::worker::{Coordination, Mode};
 
 const STREAM: &str = "chaos";
 const APP: &str = "chaos-app";
@@ -49,6 +49,9 @@ pub struct RunArgs {
     /// Polling or enhanced fan-out.
     #[arg(long, value_enum, default_value_t = Mode::Polling)]
     mode: Mode,
+    /// The workers' coordination protocol: KCL 3 leader assignment or KCL 2 lease taking.
+    #[arg(long, value_enum, default_value_t = Coordination::Kcl3)]
+    coordination: Coordination,
     /// The workers' lease failover time (`10s`).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     failover: Duration,
@@ -129,7 +132,9 @@ pub fn report(args: ReportArgs) -> anyhow::Result<bool> {
         .file_name()
         .and_then(|name| name.to_str()?.strip_prefix("seed-")?.parse().ok())
         .unwrap_or(0);
-    println!("{}", report.summary(seed, "-", 0));
+    // Runs from before the coordination choice was logged ran KCL 2.
+    let coordination = fields.get(4).copied().unwrap_or("kcl2");
+    println!("{}", report.summary(seed, "-", coordination, 0));
     Ok(report.passed())
 }
 
@@ -218,6 +223,8 @@ impl Cluster<'_> {
                 self.args.mode.as_str(),
                 "--failover-ms",
                 &failover,
+                "--coordination",
+                self.args.coordination.as_str(),
             ],
         )?;
         Ok(())
@@ -645,9 +652,10 @@ async fn run_seed(
         docker(&["stop", "--time", "30", &container])?;
     }
     crate::logs::AppendLog::open(&logs.join("faults.log"))?.append(&format!(
-        "T {started} {produced_until} {} {}\n",
+        "T {started} {produced_until} {} {} {}\n",
         if drained { "drained" } else { "not-drained" },
-        args.failover.as_millis()
+        args.failover.as_millis(),
+        args.coordination.as_str()
     ))?;
     let report = analyze(
         &logs,
@@ -657,7 +665,12 @@ async fn run_seed(
         produced_until,
         drained,
     )?;
-    let summary = report.summary(seed, args.mode.as_str(), args.workers);
+    let summary = report.summary(
+        seed,
+        args.mode.as_str(),
+        args.coordination.as_str(),
+        args.workers,
+    );
     report.print_table(&faults, started);
     println!("{summary}");
     std::fs::write(dir.join("summary.txt"), format!("{summary}\n"))?;

@@ -15,9 +15,11 @@ use kcl_core::{
     LifecycleConfig, PollingConfig, ProcessRecordsInput, ProcessorError, RecordProcessor,
     SchedulerBuilder, ShardEndedInput, ShutdownRequestedInput,
 };
-use kcl_lease::{CheckpointUpdate, Lease, LeaseStore};
+use kcl_lease::{
+    CheckpointUpdate, LeaderLock, Lease, LeaseStore, MigrationState, TableSnapshot, WorkerMetrics,
+};
 
-use crate::logs::{now_ms, AppendLog, LeaseWrite, ProcessorEvent, ProcessorId};
+use crate::logs::{now_ms, AppendLog, LeaseWrite, ProcessorEvent, ProcessorId, HEARTBEAT};
 
 /// How the workers read their shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +38,44 @@ impl Mode {
             Mode::Fanout => "fanout",
         }
     }
+}
+
+/// How the workers share the leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Coordination {
+    /// KCL 3: a leader assigns the leases and judges workers by their heartbeats.
+    Kcl3,
+    /// KCL 2: each worker takes expired leases itself.
+    Kcl2,
+}
+
+impl Coordination {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coordination::Kcl3 => "kcl3",
+            Coordination::Kcl2 => "kcl2",
+        }
+    }
+}
+
+/// KCL 3 timings for a failover time: the defaults are sized for 10 s, and a leader that
+/// checks heartbeats every 500 ms cannot judge a worker dead within a 3 s failover with any
+/// precision, so shorter failover times shrink the intervals in proportion (never above
+/// the defaults).
+fn coordination_for(failover: Duration) -> kcl_core::CoordinationConfig {
+    let defaults = kcl_core::CoordinationConfig::default();
+    let mut coordination = defaults.clone();
+    coordination.mode = kcl_core::CoordinationMode::Kcl3;
+    coordination.assignment_interval = (failover * 2).min(defaults.assignment_interval);
+    coordination.report_interval = (failover / 15).min(defaults.report_interval);
+    coordination.liveness_check_interval = (failover / 15).min(defaults.liveness_check_interval);
+    coordination.leader_check_interval = failover.min(defaults.leader_check_interval);
+    coordination.discovery_interval = failover.min(defaults.discovery_interval);
+    coordination.metrics_capture_interval = (failover / 15)
+        .max(Duration::from_millis(100))
+        .min(defaults.metrics_capture_interval);
+    coordination
 }
 
 /// `chaos worker`.
@@ -62,6 +102,9 @@ pub struct WorkerArgs {
     /// Lease failover time, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     failover_ms: u64,
+    /// The coordination protocol.
+    #[arg(long, value_enum, default_value_t = Coordination::Kcl3)]
+    coordination: Coordination,
     /// Checkpoint after this many records...
     #[arg(long, default_value_t = 100)]
     checkpoint_every: usize,
@@ -146,15 +189,20 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     if args.mode == Mode::Fanout {
         builder = builder.fan_out(FanOutConfig::default());
     }
-    // The coordination protocol (KCL 2 lease taking or KCL 3 leader assignment) is chosen on
-    // the builder here, from a `--coordination` flag, once SchedulerBuilder offers the choice.
+    builder = match args.coordination {
+        Coordination::Kcl3 => {
+            builder.coordination(coordination_for(Duration::from_millis(args.failover_ms)))
+        }
+        Coordination::Kcl2 => builder.coordination_mode(kcl_core::CoordinationMode::Kcl2),
+    };
     let scheduler = builder.build()?;
     let shutdown = tokio::spawn(kcl_core::shutdown_on_signal(scheduler.handle()));
     eprintln!(
-        "worker {} (incarnation {incarnation}) consuming {} ({})",
+        "worker {} (incarnation {incarnation}) consuming {} ({}, {})",
         args.worker_id,
         args.stream,
-        args.mode.as_str()
+        args.mode.as_str(),
+        args.coordination.as_str()
     );
     scheduler.run().await?;
     let graceful = shutdown.await.unwrap_or(false);
@@ -309,6 +357,49 @@ impl JournaledLeaseStore {
     }
 }
 
+impl JournaledLeaseStore {
+    /// Logs a leader's assignment. `assign_lease` and `unassign_lease` are conditioned on the
+    /// owners the leader scanned, not on the counter, so the counter they bumped from is read
+    /// back: nobody else bumps it in between (the old owner's writes are fenced by the owner
+    /// change, and the new owner learns of the lease only after `notify_assignment`).
+    async fn record_assignment(
+        &self,
+        op: &str,
+        lease: &Lease,
+        new_owner: Option<&str>,
+        outcome: &kcl_lease::Result<bool>,
+    ) {
+        let mut logged = lease.clone();
+        if matches!(outcome, Ok(true)) {
+            if let Ok(Some(stored)) = self.inner.get_lease(&lease.lease_key).await {
+                logged.lease_counter = stored.lease_counter.saturating_sub(1);
+            }
+        }
+        self.record(op, &logged, new_owner, None, outcome);
+    }
+
+    /// Logs a heartbeat (a metrics report): under KCL 3's liveness by heartbeat a worker keeps
+    /// its leases by these, not by renewing each lease.
+    fn record_heartbeat(&self, succeeded: bool) {
+        let write = LeaseWrite {
+            time_ms: now_ms(),
+            worker: self.worker.clone(),
+            incarnation: self.incarnation,
+            op: HEARTBEAT.to_owned(),
+            lease: "-".to_owned(),
+            expected_counter: 0,
+            expected_owner: None,
+            new_owner: None,
+            checkpoint_owner: None,
+            outcome: if succeeded { "ok" } else { "err" }.to_owned(),
+            checkpoint: None,
+        };
+        if let Err(err) = self.log.append(&write.line()) {
+            eprintln!("writing the lease log: {err}");
+        }
+    }
+}
+
 #[async_trait]
 impl LeaseStore for JournaledLeaseStore {
     async fn initialize(&self) -> kcl_lease::Result<()> {
@@ -391,7 +482,7 @@ impl LeaseStore for JournaledLeaseStore {
         self.inner.delete_lease(lease_key).await
     }
 
-    async fn scan_table(&self) -> kcl_lease::Result<kcl_lease::TableSnapshot> {
+    async fn scan_table(&self) -> kcl_lease::Result<TableSnapshot> {
         self.inner.scan_table().await
     }
 
@@ -401,27 +492,31 @@ impl LeaseStore for JournaledLeaseStore {
 
     async fn assign_lease(&self, lease: &Lease, new_owner: &str) -> kcl_lease::Result<bool> {
         let outcome = self.inner.assign_lease(lease, new_owner).await;
-        self.record("assign", lease, Some(new_owner), None, &outcome);
+        self.record_assignment("assign", lease, Some(new_owner), &outcome)
+            .await;
         outcome
     }
 
     async fn unassign_lease(&self, lease: &Lease) -> kcl_lease::Result<bool> {
         let outcome = self.inner.unassign_lease(lease).await;
-        self.record("unassign", lease, None, None, &outcome);
+        self.record_assignment("unassign", lease, None, &outcome)
+            .await;
         outcome
     }
 
     async fn report_worker_metrics(
         &self,
-        metrics: &kcl_lease::WorkerMetrics,
-    ) -> kcl_lease::Result<kcl_lease::WorkerMetrics> {
-        self.inner.report_worker_metrics(metrics).await
+        metrics: &WorkerMetrics,
+    ) -> kcl_lease::Result<WorkerMetrics> {
+        let outcome = self.inner.report_worker_metrics(metrics).await;
+        self.record_heartbeat(outcome.is_ok());
+        outcome
     }
 
     async fn get_worker_metrics(
         &self,
         worker_ids: &[String],
-    ) -> kcl_lease::Result<Vec<kcl_lease::WorkerMetrics>> {
+    ) -> kcl_lease::Result<Vec<WorkerMetrics>> {
         self.inner.get_worker_metrics(worker_ids).await
     }
 
@@ -447,13 +542,13 @@ impl LeaseStore for JournaledLeaseStore {
             .await
     }
 
-    async fn get_leader_lock(&self) -> kcl_lease::Result<Option<kcl_lease::LeaderLock>> {
+    async fn get_leader_lock(&self) -> kcl_lease::Result<Option<LeaderLock>> {
         self.inner.get_leader_lock().await
     }
 
     async fn acquire_leader_lock(
         &self,
-        lock: &kcl_lease::LeaderLock,
+        lock: &LeaderLock,
         replacing: Option<&str>,
     ) -> kcl_lease::Result<bool> {
         self.inner.acquire_leader_lock(lock, replacing).await
@@ -461,23 +556,23 @@ impl LeaseStore for JournaledLeaseStore {
 
     async fn renew_leader_lock(
         &self,
-        lock: &kcl_lease::LeaderLock,
+        lock: &LeaderLock,
         previous_version: &str,
     ) -> kcl_lease::Result<bool> {
         self.inner.renew_leader_lock(lock, previous_version).await
     }
 
-    async fn release_leader_lock(&self, lock: &kcl_lease::LeaderLock) -> kcl_lease::Result<bool> {
+    async fn release_leader_lock(&self, lock: &LeaderLock) -> kcl_lease::Result<bool> {
         self.inner.release_leader_lock(lock).await
     }
 
-    async fn get_migration_state(&self) -> kcl_lease::Result<Option<kcl_lease::MigrationState>> {
+    async fn get_migration_state(&self) -> kcl_lease::Result<Option<MigrationState>> {
         self.inner.get_migration_state().await
     }
 
     async fn put_migration_state(
         &self,
-        state: &kcl_lease::MigrationState,
+        state: &MigrationState,
         expected_version: Option<&str>,
     ) -> kcl_lease::Result<bool> {
         self.inner
