@@ -505,6 +505,7 @@ impl LeaseCoordinator {
         let mut next_discovery = started + coordination.discovery_interval;
         let mut next_manager_step = started;
         let mut role = LeaderRole::Follower;
+        let call_limit = self.config.renew_interval();
         loop {
             let election_at = match self.elector.lock().await.as_ref() {
                 Some(elector) => elector.next_step_at(),
@@ -515,7 +516,10 @@ impl LeaseCoordinator {
                 () = cancel.cancelled() => return,
                 _ = renew.tick() => self.keep_leases(started).await,
                 _ = capture.tick() => sampler.sample(),
-                _ = report.tick() => match self.report_metrics(&mut sampler).await {
+                // Every store call of this loop is bounded: a partition can leave a call
+                // hanging, and while one hangs the loop would not get to `keep_leases`, whose
+                // self-fence must drop the leases when the heartbeat stops.
+                _ = report.tick() => match bounded(call_limit, self.report_metrics(&mut sampler)).await {
                     Ok(true) => {
                         next_discovery = Instant::now();
                         // The generation also moves when the leader names this worker its
@@ -530,13 +534,19 @@ impl LeaseCoordinator {
                     Err(err) => tracing::warn!(worker = %self.worker_id, error = %err, "reporting worker metrics failed"),
                 },
                 () = tokio::time::sleep_until(next_discovery) => {
-                    if let Err(err) = self.discover_leases().await {
+                    if let Err(err) = bounded(call_limit, self.discover_leases()).await {
                         tracing::warn!(worker = %self.worker_id, error = %err, "looking up assigned leases failed");
                     }
                     next_discovery = Instant::now() + coordination.discovery_interval;
                 }
                 () = tokio::time::sleep_until(election_at) => {
-                    let new_role = self.election_step(&manager).await;
+                    let new_role = match tokio::time::timeout(call_limit, self.election_step(&manager)).await {
+                        Ok(role) => role,
+                        Err(_) => {
+                            tracing::warn!(worker = %self.worker_id, "the leader election step timed out");
+                            role
+                        }
+                    };
                     if role == LeaderRole::Leader && new_role != LeaderRole::Leader {
                         manager.reset();
                     }
@@ -547,9 +557,9 @@ impl LeaseCoordinator {
                 }
                 () = tokio::time::sleep_until(next_manager_step), if stepping => {
                     let result = if role == LeaderRole::Leader {
-                        manager.tick_as_leader().await
+                        bounded(self.config.failover_time / 2, manager.tick_as_leader()).await
                     } else {
-                        manager.tick_as_successor().await
+                        bounded(call_limit, manager.tick_as_successor()).await
                     };
                     if let Err(err) = result {
                         tracing::warn!(worker = %self.worker_id, error = %err, leader = role == LeaderRole::Leader, "lease assignment step failed");
@@ -589,13 +599,10 @@ impl LeaseCoordinator {
             .is_some_and(|lock| lock.liveness_by_heartbeat);
         if self.heartbeat_renewal.swap(by_heartbeat, Ordering::Relaxed) != by_heartbeat {
             tracing::info!(worker = %self.worker_id, by_heartbeat, "leases are kept alive {}", if by_heartbeat { "by this worker's heartbeat" } else { "by per-lease renewals" });
-            if !by_heartbeat {
-                // Renewals start again now: the heartbeat kept the leases until now.
-                let now = Instant::now();
-                for entry in self.held_map().values() {
-                    *entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner()) = now;
-                }
-            }
+            // Renewals take over from the heartbeat without refreshing anything: every
+            // successful report already moved each lease's last renewal, so a worker that
+            // comes back from a partition to find a new leader still counts its leases from
+            // its last heartbeat, and stops processing those that expired meanwhile.
         }
         role
     }
@@ -1358,4 +1365,19 @@ impl LeaseCoordinator {
     pub fn forget(&self, lease_key: &str) {
         self.held_map().remove(lease_key);
     }
+}
+
+/// Runs a store-bound step for at most `limit`; a step still waiting then fails like a store
+/// error (retryable: the next step tries again).
+async fn bounded<T>(
+    limit: Duration,
+    step: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, step).await.unwrap_or_else(|_| {
+        Err(LeaseError::Store {
+            operation: "coordination step",
+            message: format!("no answer from the lease table within {limit:?}"),
+            retryable: true,
+        })
+    })
 }
