@@ -83,6 +83,9 @@ async fn subcommands_on_a_table_written_by_a_worker() {
         Recorder::factory(Arc::clone(&journal)),
         "w1",
     )
+    // The 2.x protocol renews every lease, which is what the renewal ages below sample; a
+    // KCL 3 worker keeps its leases by its heartbeat (the drain test covers KCL 3 tables).
+    .coordination_mode(kcl_core::CoordinationMode::Kcl2)
     .build()
     .unwrap();
     let handle = scheduler.handle();
