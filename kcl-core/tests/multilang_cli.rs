@@ -54,10 +54,11 @@ fn an_invalid_value_is_named_with_the_key() {
     assert!(stderr.contains("soon"), "{stderr}");
 }
 
-/// The KCL 3 keys of the Java daemon's properties: accepted, each named at start as having no
-/// effect yet, none called unknown.
+/// The KCL 3 keys of the Java daemon's properties: none called unknown; the coordination keys
+/// are honoured (not named at all), the keys of Java 3.0-3.4's separate tables are named at
+/// debug level as not needed (every KCL 3 item lives in the lease table).
 #[test]
-fn kcl3_keys_are_accepted_and_named_as_without_effect() {
+fn kcl3_keys_are_honoured_or_named_as_not_needed() {
     const KCL3_KEYS: &[&str] = &[
         "failoverTimeMillis",
         "leaseAssignmentIntervalMillis",
@@ -99,19 +100,47 @@ fn kcl3_keys_are_accepted_and_named_as_without_effect() {
     properties.push_str(
         "isGracefulLeaseHandoffEnabled = false\ngracefulLeaseHandoffTimeoutMillis = 5000\n",
     );
-    let (code, stderr) = run_logged(&properties, "info");
+    let (code, stderr) = run_logged(&properties, "debug");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("executableName"), "{stderr}");
     assert!(!stderr.contains("unknown property"), "{stderr}");
-    // failoverTimeMillis is honoured; every other KCL 3 key says it has no effect yet.
-    for key in &KCL3_KEYS[1..] {
+    // Keys of Java 3.0-3.4's separate tables and of the migration into the lease table, and
+    // Java's 30 s metrics report (here the report is the heartbeat).
+    const NOT_NEEDED: &[&str] = &[
+        "migrateAllEntitiesToLeaseTable",
+        "tableMigrationCompleteBakeTimeSeconds",
+        "workerMetricsReporterFreqInMillis",
+        "workerMetricsTableName",
+        "workerMetricsBillingMode",
+        "workerMetricsReadCapacity",
+        "workerMetricsWriteCapacity",
+        "workerMetricsPointInTimeRecoveryEnabled",
+        "workerMetricsDeletionProtectionEnabled",
+        "workerMetricsTags",
+        "coordinatorStateTableName",
+        "coordinatorStateBillingMode",
+        "coordinatorStateReadCapacity",
+        "coordinatorStateWriteCapacity",
+        "coordinatorStatePointInTimeRecoveryEnabled",
+        "coordinatorStateDeletionProtectionEnabled",
+        "coordinatorStateTags",
+    ];
+    for key in KCL3_KEYS {
         let named = format!("key=\"{key}\"");
-        assert!(
+        let not_needed = NOT_NEEDED.contains(key);
+        let says = |words: &str| {
             stderr
                 .lines()
-                .any(|l| l.contains(" INFO ") && l.contains(&named) && l.contains("no effect yet")),
-            "{key}:\n{stderr}"
-        );
+                .any(|l| l.contains(&named) && l.contains(words))
+        };
+        if not_needed {
+            assert!(says("not needed by this daemon"), "{key}:\n{stderr}");
+        } else {
+            assert!(
+                !says("no effect") && !says("not needed"),
+                "{key} is honoured:\n{stderr}"
+            );
+        }
     }
     for key in [
         "isGracefulLeaseHandoffEnabled",
