@@ -1305,16 +1305,7 @@ impl LeaseCoordinator {
                 return false;
             }
         };
-        let now_secs = wall_clock_millis() / 1000;
-        let stale = self.config.coordination.stale_worker_after.as_secs();
-        // Coarse on purpose (wall clocks of two hosts): it only decides whether to wait; a
-        // worker that turns out dead is judged by the leader, and the wait is bounded.
-        let others_alive = snapshot.workers.iter().any(|w| {
-            w.worker_id != self.worker_id
-                && !w.draining
-                && now_secs.saturating_sub(w.last_update_secs) <= stale
-        });
-        if snapshot.leader.is_none() || !others_alive {
+        if snapshot.leader.is_none() || !self.others_alive(&snapshot.workers).await {
             return false;
         }
         match self.store.set_worker_draining(&self.worker_id, true).await {
@@ -1325,6 +1316,46 @@ impl LeaseCoordinator {
             Ok(false) => false,
             Err(err) => {
                 tracing::warn!(worker = %self.worker_id, error = %err, "setting the drain flag failed");
+                false
+            }
+        }
+    }
+
+    /// Whether another worker that could take leases is alive: a worker of this library whose
+    /// heartbeat moves within two report intervals (read again after them, so a worker that
+    /// died moments ago does not count), or a Java worker whose last report is recent.
+    async fn others_alive(&self, workers: &[WorkerMetrics]) -> bool {
+        let others: Vec<&WorkerMetrics> = workers
+            .iter()
+            .filter(|w| w.worker_id != self.worker_id && !w.draining)
+            .collect();
+        let now_secs = wall_clock_millis() / 1000;
+        let stale = self.config.coordination.stale_worker_after.as_secs();
+        // Coarse on purpose (wall clocks of two hosts): a Java worker's liveness is judged the
+        // way Java's leader judges it.
+        if others
+            .iter()
+            .any(|w| w.heartbeat.is_none() && now_secs.saturating_sub(w.last_update_secs) <= stale)
+        {
+            return true;
+        }
+        let ids: Vec<String> = others
+            .iter()
+            .filter(|w| w.heartbeat.is_some())
+            .map(|w| w.worker_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return false;
+        }
+        tokio::time::sleep(self.config.coordination.report_interval * 2).await;
+        match self.store.get_worker_metrics(&ids).await {
+            Ok(now) => now.iter().any(|w| {
+                others
+                    .iter()
+                    .any(|before| before.worker_id == w.worker_id && w.heartbeat > before.heartbeat)
+            }),
+            Err(err) => {
+                tracing::warn!(worker = %self.worker_id, error = %err, "reading the other workers' heartbeats failed");
                 false
             }
         }
