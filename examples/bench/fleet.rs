@@ -583,6 +583,9 @@ impl LeaseStore for Metered {
         self.meter.read(read_units(bytes, false));
         Ok(snapshot)
     }
+    async fn owner_index_ready(&self) -> kcl_lease::Result<bool> {
+        self.inner.owner_index_ready().await
+    }
     async fn lease_keys_of_owner(&self, owner: &str) -> kcl_lease::Result<Vec<String>> {
         let keys = self.inner.lease_keys_of_owner(owner).await?;
         let bytes: usize = keys

@@ -567,6 +567,9 @@ impl LeaseStore for CountingStore {
     async fn scan_table(&self) -> kcl_lease::Result<kcl_lease::TableSnapshot> {
         self.inner.scan_table().await
     }
+    async fn owner_index_ready(&self) -> kcl_lease::Result<bool> {
+        self.inner.owner_index_ready().await
+    }
     async fn lease_keys_of_owner(&self, owner: &str) -> kcl_lease::Result<Vec<String>> {
         self.inner.lease_keys_of_owner(owner).await
     }

@@ -633,6 +633,7 @@ async fn drain_sets_the_flag_and_waits_for_the_leases_to_move() {
         record_version: "v1".to_owned(),
         successor: Some("w1".to_owned()),
         liveness_by_heartbeat: true,
+        fleet: Vec::new(),
     };
     assert!(store.acquire_leader_lock(&lock, None).await.unwrap());
     let draining = |worker: &'static str| {

@@ -120,7 +120,9 @@ pub struct LifecycleConfig {
     /// First delay before restarting a shard whose processor failed; doubles up to 30 s.
     /// Default 200 ms.
     pub restart_backoff: Duration,
-    /// How often shards are listed to find new ones. Default 60 s.
+    /// How often the fleet's leader lists shards to find new ones (the KCL 3 leader, or under
+    /// the 2.x protocol the deterministic leader of the lease owners, as Java's; any worker
+    /// while no lease has an owner). Every worker syncs once at start. Default 60 s.
     pub shard_sync_interval: Duration,
     /// What happens to a batch of records the processor keeps failing on. Default
     /// [`FailedBatchPolicy::default`]: retry for ever ([`FailedBatchAction::Stall`]).

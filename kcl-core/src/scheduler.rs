@@ -576,20 +576,11 @@ impl Scheduler {
                 }
                 _ = status_refresh.tick() => {}
                 _ = sync.tick() => {
-                    let mut deleted = HashSet::new();
-                    for (index, stream) in ctx.streams.iter().enumerate() {
-                        match shard_sync::sync_leases(&self.kinesis, stream, self.store.as_ref(), self.initial_position).await {
-                            Ok(_) => {}
-                            Err(err) if err.is_resource_not_found() => {
-                                tracing::warn!(stream = ?stream.name.as_ref().or(stream.arn.as_ref()), "the stream no longer exists; its leases are not read");
-                                deleted.insert(index);
-                            }
-                            Err(err) => tracing::warn!(error = %err, "shard sync failed"),
-                        }
-                    }
                     self.cleanup(&coordinator).await;
-                    if self.multi_stream {
-                        former.apply(self.former_streams, &ctx.streams, &deleted, self.store.as_ref()).await;
+                    // Table-wide chores run on the leader only: in steady state no other
+                    // worker lists the table (or the streams' shards).
+                    if coordinator.runs_fleet_chores() {
+                        self.fleet_chores(&ctx.streams, &mut former).await;
                     }
                 }
             }
@@ -631,6 +622,34 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The leader's periodic chores: shard sync of every stream (leases for new shards), and
+    /// in a multi-stream application the former streams' policy.
+    async fn fleet_chores(&self, streams: &[StreamTarget], former: &mut FormerStreams) {
+        let mut deleted = HashSet::new();
+        for (index, stream) in streams.iter().enumerate() {
+            match shard_sync::sync_leases(
+                &self.kinesis,
+                stream,
+                self.store.as_ref(),
+                self.initial_position,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(err) if err.is_resource_not_found() => {
+                    tracing::warn!(stream = ?stream.name.as_ref().or(stream.arn.as_ref()), "the stream no longer exists; its leases are not read");
+                    deleted.insert(index);
+                }
+                Err(err) => tracing::warn!(error = %err, "shard sync failed"),
+            }
+        }
+        if self.multi_stream {
+            former
+                .apply(self.former_streams, streams, &deleted, self.store.as_ref())
+                .await;
+        }
+    }
+
     async fn complete_handoff(&self, coordinator: &LeaseCoordinator, lease_key: &str) {
         metrics::counter!("kcl_leases_handed_off_total").increment(1);
         if let Err(err) = coordinator.complete_handoff(lease_key).await {
@@ -639,32 +658,50 @@ impl Scheduler {
     }
 
     /// Deletes the leases of finished parent shards this worker holds once all their children
-    /// have made progress (checkpoints past TRIM_HORIZON).
+    /// have made progress (checkpoints past TRIM_HORIZON). Reads the parent and its children
+    /// one lease at a time, as Java's lease cleanup does: no worker scans the table for it.
     async fn cleanup(&self, coordinator: &LeaseCoordinator) {
-        let Ok(leases) = self.store.list_leases().await else {
-            return;
-        };
-        let by_key: HashMap<&str, &kcl_lease::Lease> =
-            leases.iter().map(|l| (l.lease_key.as_str(), l)).collect();
-        let held = coordinator.held_keys();
-        for lease in leases.iter().filter(|l| {
-            l.is_shard_end() && !l.child_shard_ids.is_empty() && held.contains(&l.lease_key)
-        }) {
-            let children_started = lease.child_shard_ids.iter().all(|child| {
-                by_key
-                    .get(lease.sibling_key(child).as_str())
-                    .is_some_and(|c| {
-                        c.checkpoint
+        for key in coordinator.held_keys() {
+            let held_ended = coordinator
+                .held_lease(&key)
+                .await
+                .is_some_and(|lease| lease.is_shard_end());
+            if !held_ended {
+                continue;
+            }
+            // The table's copy: the children are recorded there when the shard ends.
+            let parent = match self.store.get_lease(&key).await {
+                Ok(Some(parent)) if !parent.child_shard_ids.is_empty() => parent,
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::warn!(lease = %key, error = %err, "reading a finished parent lease failed");
+                    return;
+                }
+            };
+            let mut children_started = true;
+            for child in &parent.child_shard_ids {
+                match self.store.get_lease(&parent.sibling_key(child)).await {
+                    Ok(Some(lease))
+                        if lease
+                            .checkpoint
                             .as_ref()
-                            .is_some_and(|cp| cp.sequence_number != "TRIM_HORIZON")
-                    })
-            });
+                            .is_some_and(|cp| cp.sequence_number != "TRIM_HORIZON") => {}
+                    Ok(_) => {
+                        children_started = false;
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(lease = %key, error = %err, "reading a child lease failed");
+                        return;
+                    }
+                }
+            }
             if children_started {
-                coordinator.forget(&lease.lease_key);
-                if let Err(err) = self.store.delete_lease(&lease.lease_key).await {
-                    tracing::warn!(lease = %lease.lease_key, error = %err, "deleting a finished parent lease failed");
+                coordinator.forget(&key);
+                if let Err(err) = self.store.delete_lease(&key).await {
+                    tracing::warn!(lease = %key, error = %err, "deleting a finished parent lease failed");
                 } else {
-                    tracing::info!(lease = %lease.lease_key, "deleted the finished parent lease");
+                    tracing::info!(lease = %key, "deleted the finished parent lease");
                 }
             }
         }

@@ -104,12 +104,10 @@ fn kcl3_keys_are_honoured_or_named_as_not_needed() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("executableName"), "{stderr}");
     assert!(!stderr.contains("unknown property"), "{stderr}");
-    // Keys of Java 3.0-3.4's separate tables and of the migration into the lease table, and
-    // Java's 30 s metrics report (here the report is the heartbeat).
+    // Keys of Java 3.0-3.4's separate tables and of the migration into the lease table.
     const NOT_NEEDED: &[&str] = &[
         "migrateAllEntitiesToLeaseTable",
         "tableMigrationCompleteBakeTimeSeconds",
-        "workerMetricsReporterFreqInMillis",
         "workerMetricsTableName",
         "workerMetricsBillingMode",
         "workerMetricsReadCapacity",

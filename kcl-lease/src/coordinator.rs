@@ -4,9 +4,13 @@
 //! # KCL 3 (the default)
 //! A leader, elected through the table's lock item ([`LeaderElector`]), assigns leases; workers
 //! never take any. [`LeaseCoordinator::run`] first reads the table's migration state
-//! (`Migration3.0`): none is written as KCL 3; a fleet recorded as running 2.x
-//! (`CLIENT_VERSION_2X`, `CLIENT_VERSION_UPGRADE_FROM_2X`) is not switched behind its back, and
-//! this worker runs the 2.x protocol below. In KCL 3 mode the run loop does:
+//! (`Migration3.0`, see [`ClientVersion`]): none is written as the configured mode's; a fleet
+//! recorded as running 2.x (`CLIENT_VERSION_2X`, `CLIENT_VERSION_UPGRADE_FROM_2X`) is not
+//! switched behind its back, and this worker runs the 2.x protocol below. While the state may
+//! still change (all but `CLIENT_VERSION_3X`), the worker reads it every
+//! `migration_check_interval` and switches protocol in place, keeping its leases: the flip of
+//! an upgraded fleet to KCL 3, a rollback to 2.x, a roll-forward. In KCL 3 mode the run loop
+//! does:
 //! - **Renewals**: per lease, as below (Java-compatible), while the leader lock is a Java
 //!   leader's or there is none. When the lock says the leader judges liveness by heartbeats
 //!   (`liveness = "heartbeat"`, written by this library's leaders), held leases are kept by
@@ -26,6 +30,11 @@
 //!   starts from the final checkpoint within one report interval.
 //!
 //! # KCL 2.x
+//! - During an upgrade (`CLIENT_VERSION_UPGRADE_FROM_2X`) every worker also reports its metrics
+//!   every `upgrade_report_interval`, and the deterministic leader ([`deterministic_leader`],
+//!   as Java's) checks every `migration_check_interval` whether every lease owner reports: ready
+//!   for `upgrade_stabilisation` without a break, it flips the fleet to
+//!   `CLIENT_VERSION_3X_WITH_ROLLBACK`.
 //! - The **renewer** (every `failover_time / 3 - epsilon`) bumps the counter of every held lease
 //!   with a conditional write. A renewal that finds the counter or owner changed means another
 //!   worker took the lease: it is dropped and a [`LeaseEvent::Lost`] goes out. A lease this
@@ -69,11 +78,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::entities::{MigrationState, WorkerMetrics};
+use crate::entities::WorkerMetrics;
 use crate::error::{LeaseError, Result};
 use crate::kcl3::{
-    CoordinationMode, LeaderElector, LeaderRole, LeaseAssignmentManager, ThroughputTracker,
-    WorkerMetricsSampler,
+    deterministic_leader, next_migration_state, upgrade_blockers, ClientVersion, CoordinationMode,
+    LeaderElector, LeaderRole, LeaseAssignmentManager, ThroughputTracker, WorkerMetricsSampler,
 };
 use crate::lease::Lease;
 use crate::store::{CheckpointUpdate, LeaseStore};
@@ -213,13 +222,6 @@ struct Observed {
     changed_at: Instant,
 }
 
-/// `cv` of a fleet on the KCL 3 protocol.
-const CLIENT_VERSION_3X: &str = "CLIENT_VERSION_3X";
-/// `cv` of a fleet on the KCL 2.x protocol.
-const CLIENT_VERSION_2X: &str = "CLIENT_VERSION_2X";
-/// `cv` of a fleet being upgraded from 2.x: its workers still run the 2.x protocol.
-const CLIENT_VERSION_UPGRADE_FROM_2X: &str = "CLIENT_VERSION_UPGRADE_FROM_2X";
-
 /// Wall-clock time in epoch milliseconds, for items Java reads as dates (never for liveness).
 fn wall_clock_millis() -> u64 {
     std::time::SystemTime::now()
@@ -268,6 +270,12 @@ pub struct LeaseCoordinator {
     /// KCL 3: the `lut` of this worker's metrics item as last written, so that it can delete
     /// exactly that item when it leaves the fleet.
     last_report_secs: Mutex<Option<u64>>,
+    /// The fleet's client version as last read (`None` for a pure 2.x worker, or before
+    /// [`LeaseCoordinator::run`] read it).
+    client_version: Mutex<Option<ClientVersion>>,
+    /// 2.x protocol: the deterministic leader among the lease owners at the last taker run
+    /// (it runs the periodic shard sync and the upgrade check).
+    deterministic_leader: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for LeaseCoordinator {
@@ -326,6 +334,8 @@ impl LeaseCoordinator {
             assignment_generation: Mutex::new(None),
             discovery_due: AtomicBool::new(false),
             last_report_secs: Mutex::new(None),
+            client_version: Mutex::new(None),
+            deterministic_leader: Mutex::new(None),
         };
         (Arc::new(coordinator), receiver)
     }
@@ -364,33 +374,87 @@ impl LeaseCoordinator {
         leases
     }
 
-    /// Keeps this worker's leases until `cancel` fires: the KCL 3 protocol or the 2.x taker
-    /// (see the module docs). Does not release leases: call [`LeaseCoordinator::release_all`]
-    /// after the final checkpoints.
+    /// Keeps this worker's leases until `cancel` fires: the KCL 3 protocol or the 2.x taker,
+    /// as the table's migration state says (see the module docs). Does not release leases:
+    /// call [`LeaseCoordinator::release_all`] after the final checkpoints.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
-        let mode = match self.config.coordination.mode {
-            CoordinationMode::Kcl3 => match self.settle_mode(&cancel).await {
-                Some(mode) => mode,
-                None => return,
-            },
-            other => other,
-        };
-        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
-        match mode {
-            CoordinationMode::Kcl2 => self.run_kcl2(cancel).await,
-            _ => self.run_kcl3(cancel).await,
+        if ClientVersion::initial(self.config.coordination.mode).is_none() {
+            self.set_mode(CoordinationMode::Kcl2);
+            self.run_kcl2(&cancel, None).await;
+            return;
+        }
+        let mut previous: Option<ClientVersion> = None;
+        loop {
+            let Some(version) = self.settle_version(&cancel).await else {
+                return;
+            };
+            if let Some(previous) = previous {
+                tracing::info!(worker = %self.worker_id, from = %previous, to = %version, "the fleet's client version changed: switching protocol");
+            }
+            previous = Some(version);
+            let protocol = version.protocol();
+            self.set_mode(protocol);
+            let next = match protocol {
+                CoordinationMode::Kcl2 => self.run_kcl2(&cancel, Some(version)).await,
+                _ => self.run_kcl3(&cancel, version).await,
+            };
+            if next.is_none() || cancel.is_cancelled() {
+                return;
+            }
+            if protocol != CoordinationMode::Kcl2 {
+                self.leave_kcl3().await;
+            }
         }
     }
 
+    fn set_mode(&self, mode: CoordinationMode) {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+    }
+
     /// The protocol coordination runs on: the configured one, unless the table's migration
-    /// state says the fleet runs KCL 2.x (then known once [`LeaseCoordinator::run`] started).
+    /// state says otherwise (then known once [`LeaseCoordinator::run`] started).
     pub fn coordination_mode(&self) -> CoordinationMode {
         *self.mode.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether this worker is the fleet's leader (KCL 3), as of its last election step.
+    /// The fleet's client version (`cv` of the migration state) as this worker last read it;
+    /// `None` for a worker configured for pure 2.x, or before [`LeaseCoordinator::run`] read it.
+    pub fn client_version(&self) -> Option<ClientVersion> {
+        *self
+            .client_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this worker is the fleet's leader: under KCL 3 the holder of the leader lock,
+    /// under 2.x the deterministic leader of the lease owners (which runs the periodic shard
+    /// sync), as of its last election step or taker run.
     pub fn is_leader(&self) -> bool {
+        if self.coordination_mode() == CoordinationMode::Kcl2 {
+            return self
+                .deterministic_leader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_deref()
+                == Some(self.worker_id.as_str());
+        }
         self.leader.load(Ordering::Relaxed)
+    }
+
+    /// Whether this worker should run the fleet's periodic table-wide chores (shard sync,
+    /// cleanup of former streams): the leader, or any worker while the fleet has none yet (a
+    /// fresh table whose leases no worker owns).
+    pub fn runs_fleet_chores(&self) -> bool {
+        if self.coordination_mode() == CoordinationMode::Kcl2 {
+            let leader = self
+                .deterministic_leader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            return leader
+                .as_deref()
+                .is_none_or(|leader| leader == self.worker_id.as_str());
+        }
+        self.is_leader()
     }
 
     /// Counts `bytes` delivered to the processor of the held lease `lease_key`: its
@@ -409,38 +473,25 @@ impl LeaseCoordinator {
             .kbps(lease_key, self.config.renew_interval())
     }
 
-    /// Reads the table's migration state (`Migration3.0`) and decides: KCL 3 unless the fleet
-    /// is recorded as running 2.x (then it is not switched behind its back). Writes the
-    /// KCL 3 state when there is none. `None` when cancelled first.
-    async fn settle_mode(&self, cancel: &CancellationToken) -> Option<CoordinationMode> {
+    /// Reads the table's migration state and settles the version this worker runs: the
+    /// recorded one (a fleet is never switched behind its back), the configured mode's when
+    /// none is recorded (written, conditional on there being none), and `3X` for a worker
+    /// configured for KCL 3 that finds `3X_WITH_ROLLBACK` (it ends the migration, as Java's).
+    /// Retries store errors; `None` when cancelled first.
+    async fn settle_version(&self, cancel: &CancellationToken) -> Option<ClientVersion> {
         loop {
-            let outcome = match self.store.get_migration_state().await {
-                Ok(Some(state)) => Ok(Some(state.client_version)),
-                Ok(None) => {
-                    let state = MigrationState {
-                        client_version: CLIENT_VERSION_3X.to_owned(),
-                        modified_by: self.worker_id.clone(),
-                        modified_at_ms: wall_clock_millis(),
-                        history: Vec::new(),
-                    };
-                    // Lost a race with another worker: read what it wrote.
-                    self.store
-                        .put_migration_state(&state, None)
-                        .await
-                        .map(|written| written.then(|| CLIENT_VERSION_3X.to_owned()))
-                }
-                Err(err) => Err(err),
-            };
-            match outcome {
+            match self.read_version().await {
                 Ok(Some(version)) => {
-                    return Some(match version.as_str() {
-                        CLIENT_VERSION_2X | CLIENT_VERSION_UPGRADE_FROM_2X => {
-                            tracing::warn!(worker = %self.worker_id, client_version = %version, "the table's migration state says the fleet runs KCL 2.x: running the 2.x protocol until it is upgraded");
-                            CoordinationMode::Kcl2
-                        }
-                        _ => CoordinationMode::Kcl3,
-                    })
+                    *self
+                        .client_version
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(version);
+                    if version.protocol() == CoordinationMode::Kcl2 {
+                        tracing::warn!(worker = %self.worker_id, client_version = %version, "the table's migration state says the fleet runs KCL 2.x: running the 2.x protocol until it is upgraded");
+                    }
+                    return Some(version);
                 }
+                // A conditional write lost a race with another worker: read what it wrote.
                 Ok(None) => continue,
                 Err(err) => {
                     tracing::warn!(worker = %self.worker_id, error = %err, "reading the migration state failed; trying again");
@@ -453,14 +504,140 @@ impl LeaseCoordinator {
         }
     }
 
-    /// The 2.x protocol: renewer and taker.
-    async fn run_kcl2(self: Arc<Self>, cancel: CancellationToken) {
+    /// One read of the migration state, settled as [`LeaseCoordinator::settle_version`]
+    /// describes. `Ok(None)`: a conditional write lost a race; read again.
+    async fn read_version(&self) -> Result<Option<ClientVersion>> {
+        let configured = self.config.coordination.mode;
+        let Some(state) = self.store.get_migration_state().await? else {
+            let version = ClientVersion::initial(configured).unwrap_or(ClientVersion::Kcl2x);
+            let state = next_migration_state(None, version, &self.worker_id, wall_clock_millis());
+            let written = self.store.put_migration_state(&state, None).await?;
+            return Ok(written.then_some(version));
+        };
+        let Some(version) = ClientVersion::parse(&state.client_version) else {
+            tracing::warn!(worker = %self.worker_id, client_version = %state.client_version, "unknown client version in the migration state; running KCL 3");
+            return Ok(Some(ClientVersion::Kcl3x));
+        };
+        let Some(settled) = version.settled_by(configured) else {
+            return Ok(Some(version));
+        };
+        let next =
+            next_migration_state(Some(&state), settled, &self.worker_id, wall_clock_millis());
+        let written = self
+            .store
+            .put_migration_state(&next, Some(version.as_str()))
+            .await?;
+        if written {
+            tracing::info!(worker = %self.worker_id, from = %version, to = %settled, "this worker is configured for KCL 3: the migration is over, no rollback from here");
+        }
+        Ok(written.then_some(settled))
+    }
+
+    /// At a migration check: the version now recorded, when it differs from `current`.
+    /// Store errors are logged and read as "unchanged" (the next check tries again).
+    async fn version_change(&self, current: ClientVersion) -> Option<ClientVersion> {
+        let limit = self.config.renew_interval();
+        match bounded(limit, self.read_version()).await {
+            Ok(Some(version)) if version != current => {
+                *self
+                    .client_version
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(version);
+                tracing::info!(worker = %self.worker_id, from = %current, to = %version, "the fleet's client version changed");
+                Some(version)
+            }
+            Ok(_) => None,
+            Err(err) => {
+                tracing::warn!(worker = %self.worker_id, error = %err, "reading the migration state failed");
+                None
+            }
+        }
+    }
+
+    /// Leaves the KCL 3 protocol for 2.x (a rollback): gives the leader lock up and goes back
+    /// to per-lease renewals, which the 2.x run loop starts with at once.
+    async fn leave_kcl3(&self) {
+        if let Some(mut elector) = self.elector.lock().await.take() {
+            if let Err(err) = elector.release().await {
+                tracing::warn!(worker = %self.worker_id, error = %err, "releasing the leader lock failed");
+            }
+        }
+        self.leader.store(false, Ordering::Relaxed);
+        self.heartbeat_renewal.store(false, Ordering::Relaxed);
+    }
+
+    /// The upgrade check of the deterministic leader in `UPGRADE_FROM_2X`: whether the owner
+    /// index is ACTIVE and every lease owner reports metrics. Logs what holds the fleet back.
+    async fn fleet_ready_for_kcl3(&self) -> Result<bool> {
+        if !self.store.owner_index_ready().await? {
+            tracing::info!(worker = %self.worker_id, "upgrade to KCL 3 waits: the owner index is not ACTIVE yet");
+            return Ok(false);
+        }
+        let snapshot = self.store.scan_table().await?;
+        let now_secs = wall_clock_millis() / 1000;
+        let blockers = upgrade_blockers(
+            &snapshot.leases,
+            &snapshot.workers,
+            now_secs,
+            self.config.coordination.stale_worker_after,
+        );
+        if !blockers.is_empty() {
+            tracing::info!(worker = %self.worker_id, ?blockers, "upgrade to KCL 3 waits: these lease owners report no metrics (KCL 2.x workers, or gone)");
+        }
+        Ok(blockers.is_empty())
+    }
+
+    /// Flips an upgraded fleet to `3X_WITH_ROLLBACK`, conditional on `UPGRADE_FROM_2X` still
+    /// being recorded. Returns whether this worker wrote it.
+    async fn flip_to_kcl3(&self) -> Result<bool> {
+        let Some(state) = self.store.get_migration_state().await? else {
+            return Ok(false);
+        };
+        if ClientVersion::parse(&state.client_version) != Some(ClientVersion::UpgradeFrom2x) {
+            return Ok(false);
+        }
+        let next = next_migration_state(
+            Some(&state),
+            ClientVersion::Kcl3xWithRollback,
+            &self.worker_id,
+            wall_clock_millis(),
+        );
+        let written = self
+            .store
+            .put_migration_state(&next, Some(ClientVersion::UpgradeFrom2x.as_str()))
+            .await?;
+        if written {
+            tracing::info!(worker = %self.worker_id, "every lease owner reported metrics for the stabilisation time: the fleet moves to KCL 3 (rollback possible)");
+        }
+        Ok(written)
+    }
+
+    /// The 2.x protocol: renewer and taker; during an upgrade also metrics reports and, on the
+    /// deterministic leader, the upgrade check. Returns the new version when the migration
+    /// state moves the fleet to KCL 3, `None` when cancelled.
+    async fn run_kcl2(
+        &self,
+        cancel: &CancellationToken,
+        mut version: Option<ClientVersion>,
+    ) -> Option<ClientVersion> {
+        let coordination = &self.config.coordination;
         let mut renew = tokio::time::interval(self.config.renew_interval());
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_take = Instant::now();
+        let mut sampler = WorkerMetricsSampler::new(
+            coordination.persisted_metric_values,
+            coordination.disable_worker_metrics,
+        );
+        let started = Instant::now();
+        let mut next_report = started;
+        let mut next_capture = started;
+        let mut next_migration_check = started + coordination.migration_check_interval;
+        // When the upgrade check first found the fleet ready, without a break since.
+        let mut ready_since: Option<Instant> = None;
         loop {
+            let upgrading = version == Some(ClientVersion::UpgradeFrom2x);
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => return None,
                 _ = renew.tick() => self.renew_all().await,
                 () = tokio::time::sleep_until(next_take) => {
                     if let Err(err) = self.take_leases().await {
@@ -468,19 +645,77 @@ impl LeaseCoordinator {
                     }
                     next_take = self.next_take_at(Instant::now());
                 }
+                () = tokio::time::sleep_until(next_capture), if upgrading => {
+                    sampler.sample();
+                    next_capture = Instant::now() + coordination.metrics_capture_interval;
+                }
+                () = tokio::time::sleep_until(next_report), if upgrading => {
+                    if let Err(err) = bounded(self.config.renew_interval(), self.report_metrics(&mut sampler)).await {
+                        tracing::warn!(worker = %self.worker_id, error = %err, "reporting worker metrics failed");
+                    }
+                    next_report = Instant::now() + coordination.upgrade_report_interval;
+                }
+                () = tokio::time::sleep_until(next_migration_check), if version.is_some() => {
+                    next_migration_check = Instant::now() + coordination.migration_check_interval;
+                    let current = version.expect("checked only with a version");
+                    if let Some(changed) = self.version_change(current).await {
+                        if changed.protocol() != CoordinationMode::Kcl2 {
+                            return Some(changed);
+                        }
+                        version = Some(changed);
+                        ready_since = None;
+                        continue;
+                    }
+                    if !upgrading || !self.is_leader() {
+                        ready_since = None;
+                        continue;
+                    }
+                    match bounded(self.config.failover_time, self.fleet_ready_for_kcl3()).await {
+                        Ok(true) => {
+                            let since = *ready_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= coordination.upgrade_stabilisation {
+                                match self.flip_to_kcl3().await {
+                                    Ok(true) => {
+                                        *self.client_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(ClientVersion::Kcl3xWithRollback);
+                                        return Some(ClientVersion::Kcl3xWithRollback);
+                                    }
+                                    // Another worker changed the state: the next check follows it.
+                                    Ok(false) => next_migration_check = Instant::now(),
+                                    Err(err) => tracing::warn!(worker = %self.worker_id, error = %err, "writing the migration state failed"),
+                                }
+                            } else {
+                                tracing::info!(worker = %self.worker_id, ready_for = ?since.elapsed(), needed = ?coordination.upgrade_stabilisation, "the fleet is ready for KCL 3; waiting for it to stay so");
+                            }
+                        }
+                        Ok(false) => ready_since = None,
+                        Err(err) => {
+                            tracing::warn!(worker = %self.worker_id, error = %err, "the upgrade check failed");
+                            ready_since = None;
+                        }
+                    }
+                }
             }
         }
     }
 
     /// The KCL 3 protocol: renewals (or the heartbeat's self-fencing), metrics reports,
-    /// discovery, the leader election, and the leader's (or successor's) steps.
-    async fn run_kcl3(self: Arc<Self>, cancel: CancellationToken) {
+    /// discovery, the leader election, and the leader's (or successor's) steps. Returns the
+    /// new version when the migration state rolls the fleet back to 2.x, `None` when
+    /// cancelled.
+    async fn run_kcl3(
+        &self,
+        cancel: &CancellationToken,
+        mut version: ClientVersion,
+    ) -> Option<ClientVersion> {
         let coordination = self.config.coordination.clone();
-        *self.elector.lock().await = Some(LeaderElector::new(
+        let mut elector = LeaderElector::new(
             Arc::clone(&self.store),
             self.worker_id.clone(),
             &self.config,
-        ));
+        );
+        elector.set_heartbeat_liveness(version.allows_heartbeat_liveness());
+        *self.elector.lock().await = Some(elector);
+        let mut next_migration_check = Instant::now() + coordination.migration_check_interval;
         let mut manager = LeaseAssignmentManager::new(
             Arc::clone(&self.store),
             self.worker_id.clone(),
@@ -509,11 +744,23 @@ impl LeaseCoordinator {
         loop {
             let election_at = match self.elector.lock().await.as_ref() {
                 Some(elector) => elector.next_step_at(),
-                None => return,
+                None => return None,
             };
             let stepping = role != LeaderRole::Follower;
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep_until(next_migration_check), if version.is_watched() => {
+                    next_migration_check = Instant::now() + coordination.migration_check_interval;
+                    if let Some(changed) = self.version_change(version).await {
+                        if changed.protocol() == CoordinationMode::Kcl2 {
+                            return Some(changed);
+                        }
+                        version = changed;
+                        if let Some(elector) = self.elector.lock().await.as_mut() {
+                            elector.set_heartbeat_liveness(version.allows_heartbeat_liveness());
+                        }
+                    }
+                }
                 _ = renew.tick() => self.keep_leases(started).await,
                 _ = capture.tick() => sampler.sample(),
                 // Every store call of this loop is bounded: a partition can leave a call
@@ -540,7 +787,7 @@ impl LeaseCoordinator {
                     next_discovery = Instant::now() + coordination.discovery_interval;
                 }
                 () = tokio::time::sleep_until(election_at) => {
-                    let new_role = match tokio::time::timeout(call_limit, self.election_step(&manager)).await {
+                    let new_role = match tokio::time::timeout(call_limit, self.election_step(&mut manager)).await {
                         Ok(role) => role,
                         Err(_) => {
                             tracing::warn!(worker = %self.worker_id, "the leader election step timed out");
@@ -559,12 +806,29 @@ impl LeaseCoordinator {
                     let result = if role == LeaderRole::Leader {
                         bounded(self.config.failover_time / 2, manager.tick_as_leader()).await
                     } else {
-                        bounded(call_limit, manager.tick_as_successor()).await
+                        let fleet = self
+                            .elector
+                            .lock()
+                            .await
+                            .as_ref()
+                            .and_then(|elector| elector.lock().map(|lock| lock.fleet.clone()))
+                            .unwrap_or_default();
+                        bounded(call_limit, manager.tick_as_successor(&fleet)).await
                     };
                     if let Err(err) = result {
                         tracing::warn!(worker = %self.worker_id, error = %err, leader = role == LeaderRole::Leader, "lease assignment step failed");
                     }
                     next_manager_step = Instant::now() + coordination.liveness_check_interval;
+                    // The successor named in the lock died or left: name another at once
+                    // rather than at the next heartbeat of the lock.
+                    if role == LeaderRole::Leader {
+                        if let Some(elector) = self.elector.lock().await.as_mut() {
+                            let named = elector.lock().and_then(|lock| lock.successor.clone());
+                            if named != Self::successor_among(&self.worker_id, &manager) {
+                                elector.step_soon();
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -572,19 +836,13 @@ impl LeaseCoordinator {
 
     /// One step of the leader election; notes whether this worker leads and whether the
     /// leader judges liveness by heartbeats.
-    async fn election_step(&self, manager: &LeaseAssignmentManager) -> LeaderRole {
+    async fn election_step(&self, manager: &mut LeaseAssignmentManager) -> LeaderRole {
         let mut guard = self.elector.lock().await;
         let Some(elector) = guard.as_mut() else {
             return LeaderRole::Follower;
         };
-        // The successor: a live worker other than the leader, the same one while it lives.
-        // Computed for a worker about to take the lock over too, so a new leader names its
-        // successor in the lock it writes.
-        let successor = manager
-            .live_workers()
-            .into_iter()
-            .filter(|worker| *worker != self.worker_id)
-            .min();
+        let successor = Self::successor_among(&self.worker_id, manager);
+        elector.set_fleet(manager.live_workers());
         let role = match elector.step(successor).await {
             Ok(role) => role,
             Err(err) => {
@@ -592,6 +850,22 @@ impl LeaseCoordinator {
                 elector.role()
             }
         };
+        // A follower reads the leader's heartbeat with the lock (the successor watches it
+        // anyway): should it take the lock over, it knows how long the leader has been silent.
+        if role == LeaderRole::Follower {
+            if let Some(leader) = elector.lock().map(|lock| lock.owner.clone()) {
+                if leader != self.worker_id {
+                    if let Ok(Some(metrics)) = self
+                        .store
+                        .get_worker_metrics(std::slice::from_ref(&leader))
+                        .await
+                        .map(|found| found.into_iter().next())
+                    {
+                        manager.observe_leader(metrics);
+                    }
+                }
+            }
+        }
         self.leader
             .store(role == LeaderRole::Leader, Ordering::Relaxed);
         let by_heartbeat = elector
@@ -605,6 +879,17 @@ impl LeaseCoordinator {
             // its last heartbeat, and stops processing those that expired meanwhile.
         }
         role
+    }
+
+    /// The successor a leader names: a live worker other than itself, the same one while it
+    /// lives. Computed for a worker about to take the lock over too, so a new leader names
+    /// its successor in the lock it writes.
+    fn successor_among(worker_id: &str, manager: &LeaseAssignmentManager) -> Option<String> {
+        manager
+            .live_workers()
+            .into_iter()
+            .filter(|worker| worker != worker_id)
+            .min()
     }
 
     /// At every renew interval in KCL 3 mode: per-lease renewals, or, while the leader judges
@@ -962,6 +1247,10 @@ impl LeaseCoordinator {
     /// When the table cannot be listed.
     pub async fn take_leases(&self) -> Result<Vec<String>> {
         let mut leases = self.store.list_leases().await?;
+        *self
+            .deterministic_leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = deterministic_leader(&leases);
         leases.retain(|lease| (self.filter)(lease));
         let now = Instant::now();
         let held_keys: HashSet<String> = self.held_map().keys().cloned().collect();
@@ -1262,9 +1551,7 @@ impl LeaseCoordinator {
                 tracing::warn!(worker = %self.worker_id, lease = %key, error = %err, "releasing a lease failed");
             }
         }
-        if self.coordination_mode() == CoordinationMode::Kcl3 {
-            self.leave_fleet().await;
-        }
+        self.leave_fleet().await;
         if !self.config.graceful_handoff {
             return;
         }

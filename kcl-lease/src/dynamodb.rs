@@ -399,24 +399,29 @@ impl DynamoDbLeaseStore {
         self.wait_owner_index_active().await
     }
 
+    /// The owner index's status: `None` when the table has no such index.
+    async fn owner_index_status(&self) -> Result<Option<IndexStatus>> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|err| sdk_error("describe_table", err))?;
+        Ok(described
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .find(|index| index.index_name() == Some(OWNER_INDEX))
+            .and_then(|index| index.index_status().cloned()))
+    }
+
     /// Waits for the owner index to be ACTIVE, at most `active_timeout`.
     async fn wait_owner_index_active(&self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + self.config.active_timeout;
         loop {
-            let described = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|err| sdk_error("describe_table", err))?;
-            let status = described
-                .table()
-                .map(|t| t.global_secondary_indexes())
-                .unwrap_or_default()
-                .iter()
-                .find(|index| index.index_name() == Some(OWNER_INDEX))
-                .and_then(|index| index.index_status().cloned());
+            let status = self.owner_index_status().await?;
             if status.is_none() || status == Some(IndexStatus::Active) {
                 return Ok(());
             }
@@ -818,6 +823,10 @@ impl LeaseStore for DynamoDbLeaseStore {
                 _ => return Ok(snapshot),
             }
         }
+    }
+
+    async fn owner_index_ready(&self) -> Result<bool> {
+        Ok(self.owner_index_status().await? == Some(IndexStatus::Active))
     }
 
     async fn lease_keys_of_owner(&self, owner: &str) -> Result<Vec<String>> {

@@ -79,6 +79,10 @@ pub struct LeaderLock {
     /// keeps all of them. A Java leader's lock has no such attribute: it judges leases by
     /// their counters, so workers renew each lease as Java's do.
     pub liveness_by_heartbeat: bool,
+    /// `fleet`: the workers the leader judges alive (this library's; a string set, absent
+    /// when empty). The successor watches their heartbeats without scanning the table to
+    /// learn who they are.
+    pub fleet: Vec<String>,
 }
 
 /// The 2.x → 3.x migration state (`leaseKey` `Migration3.0`).
@@ -322,6 +326,9 @@ impl LeaderLock {
         if self.liveness_by_heartbeat {
             item.insert("liveness".to_owned(), s("heartbeat"));
         }
+        if !self.fleet.is_empty() {
+            item.insert("fleet".to_owned(), AttributeValue::Ss(self.fleet.clone()));
+        }
         item
     }
 
@@ -346,6 +353,11 @@ impl LeaderLock {
             record_version: required("recordVersionNumber")?,
             successor: get_s(item, &key, "successor")?,
             liveness_by_heartbeat: get_s(item, &key, "liveness")?.as_deref() == Some("heartbeat"),
+            fleet: match item.get("fleet") {
+                None | Some(AttributeValue::Null(_)) => Vec::new(),
+                Some(AttributeValue::Ss(ids)) => ids.clone(),
+                Some(_) => return Err(malformed(&key, "fleet is not of type SS")),
+            },
         })
     }
 }
@@ -459,14 +471,24 @@ mod tests {
             record_version: "rvn".into(),
             successor: None,
             liveness_by_heartbeat: false,
+            fleet: Vec::new(),
         }
         .to_item();
         assert_eq!(item["leaseDuration"], s("120000"));
+        assert!(!item.contains_key("fleet"), "an empty fleet is not written");
         item.insert("isReleased".to_owned(), AttributeValue::Bool(false));
         let lock = LeaderLock::from_item(&item).unwrap();
         assert_eq!(lock.lease_duration_ms, 120_000);
         assert_eq!(lock.owner, "w1");
         assert!(!lock.liveness_by_heartbeat, "a Java lock");
+        assert!(lock.fleet.is_empty());
+        let ours = LeaderLock {
+            successor: Some("w2".into()),
+            liveness_by_heartbeat: true,
+            fleet: vec!["w1".into(), "w2".into()],
+            ..lock
+        };
+        assert_eq!(LeaderLock::from_item(&ours.to_item()).unwrap(), ours);
     }
 
     #[test]

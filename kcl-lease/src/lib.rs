@@ -36,7 +36,8 @@ pub use entities::{
 };
 pub use error::{LeaseError, Result};
 pub use kcl3::{
-    plan_assignment, AssignmentStrategy, CoordinationConfig, CoordinationMode, LeaderElector,
+    deterministic_leader, next_migration_state, plan_assignment, upgrade_blockers,
+    AssignmentStrategy, ClientVersion, CoordinationConfig, CoordinationMode, LeaderElector,
     LeaderRole, LeaseAssignmentManager, LeaseMove, PlanInput, RoundSummary, ThroughputTracker,
     WorkerLoad, WorkerMetricsSampler,
 };

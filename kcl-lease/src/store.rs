@@ -86,6 +86,10 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug {
     /// index (eventually consistent; a lease handed to `owner` may show up a moment late).
     async fn lease_keys_of_owner(&self, owner: &str) -> Result<Vec<String>>;
 
+    /// Whether the `LeaseOwnerToLeaseKeyIndex` index exists and is ACTIVE (its backfill done):
+    /// the upgrade from 2.x waits for it, as workers on KCL 3 find their leases through it.
+    async fn owner_index_ready(&self) -> Result<bool>;
+
     /// The leader gives a lease to `new_owner`: if `leaseOwner` and `checkpointOwner` are still
     /// as in `lease` (absent where `lease` has none) and the lease exists, sets `leaseOwner`,
     /// removes `checkpointOwner`, bumps the counter, and the owner-switch count when the owner
@@ -321,6 +325,10 @@ impl LeaseStore for InMemoryLeaseStore {
             leader: others.leader.clone(),
             migration: others.migration.clone(),
         }))
+    }
+
+    async fn owner_index_ready(&self) -> Result<bool> {
+        Ok(true)
     }
 
     async fn lease_keys_of_owner(&self, owner: &str) -> Result<Vec<String>> {

@@ -33,6 +33,7 @@ struct Table {
     /// When set, every other heartbeat read answers like a replica one report behind.
     lagging_replica: AtomicBool,
     reads: AtomicU64,
+    scans: AtomicU64,
 }
 
 impl Table {
@@ -148,9 +149,13 @@ impl LeaseStore for Table {
         self.inner.delete_lease(lease_key).await
     }
     async fn scan_table(&self) -> Result<TableSnapshot> {
+        self.scans.fetch_add(1, Ordering::Relaxed);
         let mut snapshot = self.inner.scan_table().await?;
         snapshot.workers = self.strip_java_heartbeats(snapshot.workers);
         Ok(snapshot)
+    }
+    async fn owner_index_ready(&self) -> Result<bool> {
+        self.inner.owner_index_ready().await
     }
     async fn lease_keys_of_owner(&self, owner: &str) -> Result<Vec<String>> {
         self.inner.lease_keys_of_owner(owner).await
@@ -517,19 +522,39 @@ async fn workers_joining_a_loaded_leader_are_balanced_to_one_lease_within_two_ro
 
 #[tokio::test(start_paused = true)]
 async fn a_successor_taking_over_assigns_dead_workers_leases_at_once() {
+    a_successor_takes_over(&[]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_successor_told_the_fleet_by_the_lock_never_scans() {
+    a_successor_takes_over(&["leader".into(), "a".into(), "b".into()]).await;
+}
+
+/// The leader and one worker die together; the successor, which watched them (learning them
+/// from `fleet`, the leader's list in its lock, or by scanning when the list is empty),
+/// places their leases at its first step as leader.
+async fn a_successor_takes_over(fleet: &[String]) {
     let table = table_of(&two_each(&["leader", "a", "b"])).await;
     let mut leader = manager(&table, "leader", config(AssignmentStrategy::LeaseCount));
     let mut successor = manager(&table, "b", config(AssignmentStrategy::LeaseCount));
     for _ in 0..4 {
         step(&table, &mut leader, &["leader", "a", "b"]).await;
-        successor.tick_as_successor().await.unwrap();
+        let scans = table.scans.load(Ordering::Relaxed);
+        successor.tick_as_successor(fleet).await.unwrap();
+        if !fleet.is_empty() {
+            assert_eq!(
+                table.scans.load(Ordering::Relaxed),
+                scans,
+                "the successor scanned"
+            );
+        }
     }
     // The leader and a die together; the successor keeps watching until the lock's lease
     // duration (a failover time) runs out.
     let mut silent = Duration::ZERO;
     while silent <= FAILOVER {
         table.report("b", None).await;
-        successor.tick_as_successor().await.unwrap();
+        successor.tick_as_successor(fleet).await.unwrap();
         tokio::time::advance(STEP).await;
         silent += STEP;
     }
@@ -540,8 +565,10 @@ async fn a_successor_taking_over_assigns_dead_workers_leases_at_once() {
     assert_eq!(table.held_by("b").await, 6, "at the first step as leader");
     assert_eq!(successor.live_workers(), vec!["b"]);
     assert_ne!(table.owners().await, owners_before);
+}
 
-    // A leader without those observations would wait: it must see heartbeats stand still.
+#[tokio::test(start_paused = true)]
+async fn a_leader_without_heartbeat_observations_waits_a_failover_time() {
     let table = table_of(&two_each(&["leader", "a", "b"])).await;
     table.report("leader", None).await;
     table.report("a", None).await;

@@ -34,6 +34,7 @@ async fn lock_held_by_test_leader(store: &InMemoryLeaseStore, by_heartbeat: bool
         record_version: "version-1".into(),
         successor: None,
         liveness_by_heartbeat: by_heartbeat,
+        fleet: Vec::new(),
     };
     assert!(store.acquire_leader_lock(&lock, None).await.unwrap());
 }

@@ -212,6 +212,7 @@ async fn reads_a_java_table(endpoint: &str) {
             record_version: "4f1c9a52-0d8e-4b8e-9d4e-2f0f6c1d2e3a".into(),
             successor: None,
             liveness_by_heartbeat: false,
+            fleet: Vec::new(),
         })
     );
     let history = |cv: &str, mts: u64| MigrationHistoryEntry {
@@ -278,6 +279,7 @@ async fn writes_what_java_reads(endpoint: &str) {
         record_version: "a2b3c4".into(),
         successor: Some("rust-worker-2".into()),
         liveness_by_heartbeat: true,
+        fleet: Vec::new(),
     };
     assert!(store.acquire_leader_lock(&lock, None).await.unwrap());
     let upgrading = MigrationState {

@@ -4,7 +4,12 @@
 //! record twice.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 
 use kcl_core::{AssignmentStrategy, CoordinationMode, LeaseStore, SchedulerHandle, WorkerStatus};
 use kcl_integration_tests::kcl::{
@@ -40,6 +45,36 @@ struct Worker {
     handle: SchedulerHandle,
     status: WorkerStatus,
     task: tokio::task::JoinHandle<kcl_core::Result<()>>,
+    scans: ScanCounter,
+}
+
+/// Counts the Scan requests one worker's DynamoDB client sends.
+#[derive(Debug, Clone, Default)]
+struct ScanCounter(Arc<AtomicUsize>);
+
+impl ScanCounter {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for ScanCounter {
+    fn name(&self) -> &'static str {
+        "ScanCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let target = context.request().headers().get("x-amz-target");
+        if target.is_some_and(|target| target.ends_with(".Scan")) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,12 +103,23 @@ async fn fleet(rolling: bool) {
     let mut coordination = fast_coordination();
     coordination.mode = CoordinationMode::Kcl3;
     coordination.strategy = AssignmentStrategy::LeaseCount;
+    let endpoint = emulator.endpoint_url();
     let start = |id: &str| {
+        // Each worker has its own client, so its scans are counted apart.
+        let scans = ScanCounter::default();
+        let client = dynamodb_client(&endpoint);
+        let counted = aws_sdk_dynamodb::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .interceptor(scans.clone())
+                .build(),
+        );
         let scheduler = fast_builder(
             &table,
             &stream,
             kinesis.clone(),
-            Arc::clone(&store),
+            lease_store(counted, table.clone()),
             Recorder::factory(Arc::clone(&journal)),
             id,
         )
@@ -84,6 +130,7 @@ async fn fleet(rolling: bool) {
             handle: scheduler.handle(),
             status: scheduler.status(),
             task: spawn(scheduler),
+            scans,
         }
     };
     let ids = ["w1", "w2", "w3"];
@@ -110,6 +157,30 @@ async fn fleet(rolling: bool) {
     .await;
     let lock = store_leader(&store).await;
     assert_eq!(lock, leader, "the lock names the worker that says it leads");
+
+    // In steady state only the leader (assignment rounds, shard sync) and its successor
+    // (learning the workers) scan the table; a follower never lists it.
+    let successor = eventually("the leader to name a successor", || async {
+        store
+            .get_leader_lock()
+            .await
+            .unwrap()
+            .and_then(|lock| lock.successor)
+    })
+    .await;
+    let before: HashMap<&str, usize> = ids
+        .iter()
+        .map(|id| (*id, workers[id].scans.count()))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for id in ids {
+        let scans = workers[id].scans.count() - before[id];
+        if id == leader {
+            assert!(scans > 0, "the leader scans for its rounds and shard syncs");
+        } else if id != successor {
+            assert_eq!(scans, 0, "{id}, a follower, scanned the table");
+        }
+    }
 
     // The leader dies without a word: another worker takes the lock over and the dead
     // leader's leases are assigned and processed again.

@@ -318,6 +318,7 @@ fn lock(owner: &str, version: &str, successor: Option<&str>) -> LeaderLock {
         record_version: version.to_owned(),
         successor: successor.map(str::to_owned),
         liveness_by_heartbeat: true,
+        fleet: Vec::new(),
     }
 }
 
@@ -729,6 +730,10 @@ async fn kcl3_contract_on_dynamodb(endpoint: &str) {
         .unwrap()
         .global_secondary_indexes()
         .is_empty());
+    assert!(
+        !bare.owner_index_ready().await.unwrap(),
+        "no owner index: the upgrade from 2.x waits"
+    );
     for key in ["shardId-000000000001", "shardId-000000000002"] {
         let l = lease(key);
         assert!(bare.create_lease_if_absent(&l).await.unwrap());
@@ -753,6 +758,7 @@ async fn kcl3_contract_on_dynamodb(endpoint: &str) {
     );
     upgraded.initialize().await.unwrap();
     upgraded.initialize().await.unwrap(); // idempotent
+    assert!(upgraded.owner_index_ready().await.unwrap());
     let described = client
         .describe_table()
         .table_name(bare.table_name())

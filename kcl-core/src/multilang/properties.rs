@@ -242,6 +242,7 @@ const USED: &[&str] = &[
     "clientVersionConfig",
     "leaseAssignmentIntervalMillis",
     "inMemoryWorkerMetricsCaptureFrequencyMillis",
+    "workerMetricsReporterFreqInMillis",
     "noOfPersistedMetricsPerWorkerMetrics",
     "disableWorkerMetrics",
     "maxThroughputPerHostKBps",
@@ -265,13 +266,10 @@ const POLLING_KEYS: &[&str] = &[
 
 /// KCL 3 keys with no counterpart here: this daemon keeps every KCL 3 item in the lease
 /// table (Java 3.5's layout), so the separate tables' names and provisioning, and the
-/// migration into the lease table, do not apply; and a worker's metrics report is its
-/// heartbeat (every `CoordinationConfig::report_interval`), not a 30 s report. Accepted, with
-/// a debug log.
+/// migration into the lease table, do not apply. Accepted, with a debug log.
 const KCL3_NOT_NEEDED: &[&str] = &[
     "migrateAllEntitiesToLeaseTable",
     "tableMigrationCompleteBakeTimeSeconds",
-    "workerMetricsReporterFreqInMillis",
     "workerMetricsTableName",
     "workerMetricsBillingMode",
     "workerMetricsReadCapacity",
@@ -367,9 +365,7 @@ pub fn key_use(key: &str) -> KeyUse {
         // Java matches this family case-insensitively (AWSCredentialsProvider, ...DynamoDB).
         KeyUse::NoEffect("credentials come from the default AWS chain")
     } else if KCL3_NOT_NEEDED.contains(&key) {
-        KeyUse::NotNeeded(
-            "KCL 3 items all live in the lease table, and the metrics report is the heartbeat",
-        )
+        KeyUse::NotNeeded("KCL 3 items all live in the lease table")
     } else if CLOUDWATCH_METRICS.contains(&key) {
         KeyUse::NoEffect("no CloudWatch metrics are published (see --metrics-addr)")
     } else if NO_EQUIVALENT.contains(&key)
@@ -556,10 +552,10 @@ fn coordination(
     let mut config = kcl_lease::CoordinationConfig::default();
     if let Some(version) = text(props, "clientVersionConfig") {
         config.mode = match version.to_ascii_uppercase().as_str() {
-            "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X"
-            | "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X_PHASE1" => {
-                kcl_lease::CoordinationMode::Kcl2
+            "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X" => {
+                kcl_lease::CoordinationMode::CompatibleWith2x
             }
+            "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X_PHASE1" => kcl_lease::CoordinationMode::Kcl2,
             "CLIENT_VERSION_CONFIG_3X" => kcl_lease::CoordinationMode::Kcl3,
             _ => return Err(PropertiesError::Invalid {
                 key: "clientVersionConfig".to_owned(),
@@ -573,6 +569,11 @@ fn coordination(
     }
     if let Some(millis) = number::<u64>(props, "leaseAssignmentIntervalMillis")? {
         config.assignment_interval = Duration::from_millis(millis);
+    }
+    // Under KCL 3 a worker's report is its heartbeat and is not slowed to Java's period; the
+    // key sets the reports of a 2.x worker during an upgrade, which has no heartbeat to keep.
+    if let Some(millis) = number::<u64>(props, "workerMetricsReporterFreqInMillis")? {
+        config.upgrade_report_interval = Duration::from_millis(millis);
     }
     if let Some(millis) = number::<u64>(props, "inMemoryWorkerMetricsCaptureFrequencyMillis")? {
         config.metrics_capture_interval = Duration::from_millis(millis);
@@ -1000,10 +1001,11 @@ mod tests {
              workerMetricsEMAAlpha = 0.25\n\
              staleWorkerMetricsEntryCleanupDuration = PT12H\n\
              workerMetricsTableName = app-WorkerMetricStats\n\
-             workerMetricsReporterFreqInMillis = 30000",
+             workerMetricsReporterFreqInMillis = 15000",
         );
         let c = &set.coordination;
-        assert_eq!(c.mode, kcl_lease::CoordinationMode::Kcl2);
+        assert_eq!(c.mode, kcl_lease::CoordinationMode::CompatibleWith2x);
+        assert_eq!(c.upgrade_report_interval, Duration::from_secs(15));
         assert_eq!(c.assignment_interval, Duration::from_secs(5));
         assert_eq!(c.metrics_capture_interval, Duration::from_secs(2));
         assert_eq!(c.persisted_metric_values, 4);
@@ -1023,13 +1025,7 @@ mod tests {
             c.report_interval,
             kcl_lease::CoordinationConfig::default().report_interval
         );
-        assert_eq!(
-            set.ignored_keys,
-            [
-                "workerMetricsReporterFreqInMillis",
-                "workerMetricsTableName"
-            ]
-        );
+        assert_eq!(set.ignored_keys, ["workerMetricsTableName"]);
         for phase in [
             "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X_PHASE1",
             "CLIENT_VERSION_CONFIG_3X",

@@ -7,12 +7,21 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum CoordinationMode {
     /// The KCL 3 protocol: one leader (elected through a lock item) assigns leases by load and
-    /// moves them with graceful handoffs; workers never take leases themselves. The default.
+    /// moves them with graceful handoffs; workers never take leases themselves. The default
+    /// (Java's `CLIENT_VERSION_CONFIG_3X`). A table whose migration state says the fleet runs
+    /// 2.x, or is being upgraded, is followed instead (see [`crate::kcl3::ClientVersion`]).
     #[default]
     Kcl3,
     /// The KCL 2.x protocol: every worker's taker scans the table and takes or steals leases.
+    /// Reads and writes no migration state (Java's `CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X_PHASE1`).
     /// For tables shared with Java KCL 2.x workers.
     Kcl2,
+    /// The upgrade from 2.x (Java's `CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X`): the 2.x
+    /// protocol while any lease owner is a 2.x worker, then, once every owner has reported
+    /// metrics for [`CoordinationConfig::upgrade_stabilisation`], the whole fleet flips to
+    /// KCL 3 in place, with a rollback possible until a worker configured with
+    /// [`CoordinationMode::Kcl3`] ends the migration.
+    CompatibleWith2x,
 }
 
 /// How the leader balances leases between workers.
@@ -85,6 +94,16 @@ pub struct CoordinationConfig {
     pub metrics_ema_alpha: f64,
     /// Most lease throughput (KB/s) a worker is given. Default unlimited.
     pub max_throughput_per_host_kbps: Option<f64>,
+    /// How often a worker reads the migration state while the fleet may still change
+    /// protocol (upgrade, rollback, roll-forward), and how often the upgrade check runs.
+    /// Default 60 s, as in Java.
+    pub migration_check_interval: Duration,
+    /// How long the fleet must stay ready (owner index ACTIVE, every lease owner reporting
+    /// metrics) before it flips from 2.x to KCL 3. Default 10 minutes, as in Java.
+    pub upgrade_stabilisation: Duration,
+    /// How often a worker running the 2.x protocol during an upgrade reports its metrics (it
+    /// has no heartbeat to keep then). Default 30 s, Java's reporting period.
+    pub upgrade_report_interval: Duration,
 }
 
 impl Default for CoordinationConfig {
@@ -108,6 +127,9 @@ impl Default for CoordinationConfig {
             allow_throughput_overshoot: true,
             metrics_ema_alpha: 0.5,
             max_throughput_per_host_kbps: None,
+            migration_check_interval: Duration::from_secs(60),
+            upgrade_stabilisation: Duration::from_secs(10 * 60),
+            upgrade_report_interval: Duration::from_secs(30),
         }
     }
 }

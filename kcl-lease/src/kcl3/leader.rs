@@ -12,7 +12,9 @@
 //!   different hosts are never compared. A Java lock's 120 s duration is honoured as written.
 //! - The successor named in the lock reads it every `liveness_check_interval`, so a dead
 //!   leader is replaced about one lease duration after its last heartbeat; other workers read
-//!   it every `leader_check_interval` and take over only when the successor is gone too.
+//!   it every `leader_check_interval` and wait half a lease duration longer before taking
+//!   over, so the successor, which knows the fleet's heartbeats, becomes leader unless it is
+//!   gone too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +43,13 @@ pub enum LeaderRole {
 struct Sighting {
     version: String,
     first_seen: Instant,
-    lease_duration: Duration,
+    /// How long the version must stay unchanged before this worker replaces the lock: its
+    /// lease duration, and half as long again when the lock names another worker successor.
+    /// The successor watches the leader's heartbeat closely, so as the new leader it knows at
+    /// once which workers are dead; a follower that took over first would not, and would
+    /// watch them for another failover time. (If the successor died too, a follower takes
+    /// over after the longer wait.)
+    silent_for: Duration,
 }
 
 /// Runs this worker's side of the leader election: see the module documentation.
@@ -53,6 +61,12 @@ pub struct LeaderElector {
     heartbeat_interval: Duration,
     liveness_check_interval: Duration,
     leader_check_interval: Duration,
+    /// Whether the lock this worker writes says it judges liveness by heartbeats (workers
+    /// then stop renewing each lease).
+    heartbeat_liveness: bool,
+    /// The workers this worker, as leader, judges alive: written into the lock for the
+    /// successor.
+    fleet: Vec<String>,
     /// The lock as this worker last wrote it, while it leads.
     held: Option<LeaderLock>,
     /// When the last successful heartbeat (or acquisition) started.
@@ -94,12 +108,27 @@ impl LeaderElector {
             heartbeat_interval: config.renew_interval(),
             liveness_check_interval: config.coordination.liveness_check_interval,
             leader_check_interval: config.coordination.leader_check_interval,
+            heartbeat_liveness: true,
+            fleet: Vec::new(),
             held: None,
             last_written: Instant::now(),
             sighting: None,
             last_seen: None,
             next_step: Instant::now(),
         }
+    }
+
+    /// Whether the lock this worker writes as leader says it judges liveness by heartbeats
+    /// (default `true`). Off while the fleet may still roll back to 2.x, whose takers judge
+    /// leases by their counters. Written with the next heartbeat.
+    pub fn set_heartbeat_liveness(&mut self, by_heartbeat: bool) {
+        self.heartbeat_liveness = by_heartbeat;
+    }
+
+    /// The workers this worker judges alive, written into the lock with its next heartbeat as
+    /// leader (the successor watches them without scanning the table).
+    pub fn set_fleet(&mut self, fleet: Vec<String>) {
+        self.fleet = fleet;
     }
 
     /// Whether this worker held the lock at its last step.
@@ -155,7 +184,8 @@ impl LeaderElector {
             lease_duration_ms: u64::try_from(self.lease_duration.as_millis()).unwrap_or(u64::MAX),
             record_version: new_record_version(),
             successor,
-            liveness_by_heartbeat: true,
+            liveness_by_heartbeat: self.heartbeat_liveness,
+            fleet: self.fleet.clone(),
         }
     }
 
@@ -228,13 +258,22 @@ impl LeaderElector {
             Some(lock) => {
                 let stale = match &self.sighting {
                     Some(seen) if seen.version == lock.record_version => {
-                        now.duration_since(seen.first_seen) > seen.lease_duration
+                        now.duration_since(seen.first_seen) > seen.silent_for
                     }
                     _ => {
+                        let lease_duration = Duration::from_millis(lock.lease_duration_ms);
+                        let defer_to_successor = lock
+                            .successor
+                            .as_deref()
+                            .is_some_and(|successor| successor != self.worker_id);
                         self.sighting = Some(Sighting {
                             version: lock.record_version.clone(),
                             first_seen: now,
-                            lease_duration: Duration::from_millis(lock.lease_duration_ms),
+                            silent_for: if defer_to_successor {
+                                lease_duration + lease_duration / 2
+                            } else {
+                                lease_duration
+                            },
                         });
                         false
                     }
@@ -284,7 +323,7 @@ impl LeaderElector {
         let regular = now + interval;
         match &self.sighting {
             Some(seen) => {
-                let stale_at = seen.first_seen + seen.lease_duration + Duration::from_millis(1);
+                let stale_at = seen.first_seen + seen.silent_for + Duration::from_millis(1);
                 regular.min(stale_at.max(now))
             }
             None if self.last_seen.is_none() => now + self.liveness_check_interval,
@@ -398,6 +437,7 @@ mod tests {
             record_version: "4f1f3f53-1d0a-4b8e-9f59-3c2b1a0e9d11".into(),
             successor: None,
             liveness_by_heartbeat: false,
+            fleet: Vec::new(),
         };
         assert!(store.acquire_leader_lock(&java, None).await.unwrap());
         let mut b = LeaderElector::new(Arc::clone(&store), "b", &config());

@@ -76,8 +76,12 @@ pub struct LeaseAssignmentManager {
     /// So a lease is not handed off again until its owner has surely looked it up (its
     /// periodic discovery, every `discovery_interval`).
     assigned_at: HashMap<String, Instant>,
-    /// Whether the table was scanned at least once (workers are learnt from scans).
+    /// Whether this worker has learnt the fleet: from a scan, or as successor from the list
+    /// in the leader's lock (then it watched every heartbeat).
     scanned: bool,
+    /// Workers named in the leader's lock that this worker has not read yet: read with the
+    /// next heartbeat check.
+    pending_workers: BTreeSet<String>,
     /// Whether a round ran since this worker last became leader.
     led: bool,
     next_round: Option<Instant>,
@@ -108,6 +112,10 @@ struct LivenessChanges {
     /// Workers whose drain flag was set since the last look (an operator's drain, or the
     /// worker shutting down): their leases move at once.
     draining: Vec<String>,
+    /// Workers whose metrics item is gone: they left the fleet (released their leases and
+    /// deleted the item), or the leader deleted a stale one. Forgotten at once, so neither
+    /// their released leases nor the choice of successor wait for the next scan.
+    gone: Vec<String>,
 }
 
 /// What one round did, for its log line and for tests.
@@ -167,6 +175,7 @@ impl LeaseAssignmentManager {
             handoffs: HashMap::new(),
             assigned_at: HashMap::new(),
             scanned: false,
+            pending_workers: BTreeSet::new(),
             led: false,
             next_round: None,
             next_successor_scan: None,
@@ -210,29 +219,47 @@ impl LeaseAssignmentManager {
         {
             self.run_round(now, true).await?;
             self.next_round = Some(now + self.config.coordination.assignment_interval);
-        } else if !changes.dead.is_empty() {
-            // The schedule of full rounds is kept: this one only places the dead workers'
-            // leases (and anything else orphaned).
+        } else if !changes.dead.is_empty() || !changes.gone.is_empty() {
+            // The schedule of full rounds is kept: this one only places the dead or departed
+            // workers' leases (and anything else orphaned).
             self.run_round(now, false).await?;
         }
         Ok(())
     }
 
+    /// Records the leader's metrics item as read by a worker that is neither leader nor
+    /// successor, at each of its reads of the lock: should it take a silent leader's lock
+    /// over, it may then already know the leader dead instead of watching it for another
+    /// failover time.
+    pub fn observe_leader(&mut self, metrics: WorkerMetrics) {
+        self.observe_worker(metrics, Instant::now());
+    }
+
     /// One step while this worker is the leader's successor: keeps watching heartbeats so that
-    /// after a takeover it knows at once which workers are dead. Reads only: a scan every
-    /// assignment interval to learn the workers, their heartbeats in between.
+    /// after a takeover it knows at once which workers are dead. Reads only. The workers to
+    /// watch are those `fleet` names (the leader's list, in its lock) and those already known;
+    /// without a list (a Java leader's lock) a scan every assignment interval finds them.
     ///
     /// # Errors
     /// Store errors.
-    pub async fn tick_as_successor(&mut self) -> Result<()> {
+    pub async fn tick_as_successor(&mut self, fleet: &[String]) -> Result<()> {
         let now = Instant::now();
-        if self.next_successor_scan.is_none_or(|at| now >= at) {
-            let snapshot = self.store.scan_table().await?;
-            self.observe_snapshot(&snapshot, now);
-            self.next_successor_scan = Some(now + self.config.coordination.assignment_interval);
+        if fleet.is_empty() {
+            if self.next_successor_scan.is_none_or(|at| now >= at) {
+                let snapshot = self.store.scan_table().await?;
+                self.observe_snapshot(&snapshot, now);
+                self.next_successor_scan = Some(now + self.config.coordination.assignment_interval);
+                return Ok(());
+            }
         } else {
-            self.check_heartbeats(now).await?;
+            for id in fleet {
+                if !self.workers.contains_key(id) {
+                    self.pending_workers.insert(id.clone());
+                }
+            }
         }
+        self.check_heartbeats(now).await?;
+        self.scanned |= !fleet.is_empty();
         Ok(())
     }
 
@@ -335,20 +362,31 @@ impl LeaseAssignmentManager {
     /// (Java workers whose `lut` went stale included) or alive.
     async fn check_heartbeats(&mut self, now: Instant) -> Result<LivenessChanges> {
         let mut changes = LivenessChanges::default();
-        if self.workers.is_empty() {
+        let pending = std::mem::take(&mut self.pending_workers);
+        if self.workers.is_empty() && pending.is_empty() {
             return Ok(changes);
         }
         let now_secs = wall_clock_secs();
         let ids: Vec<String> = self.workers.keys().cloned().collect();
+        let asked: Vec<String> = ids.iter().chain(&pending).cloned().collect();
         let active_java: BTreeSet<String> = self
             .workers
             .iter()
             .filter(|(_, o)| o.is_java() && self.is_active(o, now_secs))
             .map(|(id, _)| id.clone())
             .collect();
-        // A worker missing from the reply (read eventually consistent, or its item deleted)
-        // is left as it was; the next scan settles it.
-        for metrics in self.store.get_worker_metrics(&ids).await? {
+        let replies = self.store.get_worker_metrics(&asked).await?;
+        // A known worker missing from the reply deleted its item: it left. (An eventually
+        // consistent read may miss an item only just written, never one read before.)
+        let answered: BTreeSet<&str> = replies.iter().map(|m| m.worker_id.as_str()).collect();
+        for id in ids.iter().filter(|id| !answered.contains(id.as_str())) {
+            tracing::info!(worker = %id, "worker's metrics item is gone: it left the fleet");
+            changes.gone.push(id.clone());
+        }
+        for id in &changes.gone {
+            self.workers.remove(id);
+        }
+        for metrics in replies {
             let id = metrics.worker_id.clone();
             let was_draining = self.workers.get(&id).is_some_and(|o| o.metrics.draining);
             if metrics.draining && !was_draining {

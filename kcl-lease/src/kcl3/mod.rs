@@ -11,15 +11,19 @@
 //!   [`ThroughputTracker`] (each lease's `throughputKBps`).
 //! - `manager`: [`LeaseAssignmentManager`], the leader's loop: judges liveness from
 //!   heartbeats, runs assignment rounds and carries the plans out.
+//! - `migration`: [`ClientVersion`], the 2.x → 3.x migration states and what each runs, the
+//!   deterministic leader of a 2.x fleet and the upgrade check.
 
 mod assignment;
 mod config;
 mod leader;
 mod manager;
 mod metrics;
+mod migration;
 
 pub use assignment::{plan_assignment, LeaseMove, PlanInput, WorkerLoad};
 pub use config::{AssignmentStrategy, CoordinationConfig, CoordinationMode};
 pub use leader::{LeaderElector, LeaderRole};
 pub use manager::{LeaseAssignmentManager, RoundSummary};
 pub use metrics::{ThroughputTracker, WorkerMetricsSampler};
+pub use migration::{deterministic_leader, next_migration_state, upgrade_blockers, ClientVersion};

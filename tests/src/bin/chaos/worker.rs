@@ -486,6 +486,10 @@ impl LeaseStore for JournaledLeaseStore {
         self.inner.scan_table().await
     }
 
+    async fn owner_index_ready(&self) -> kcl_lease::Result<bool> {
+        self.inner.owner_index_ready().await
+    }
+
     async fn lease_keys_of_owner(&self, owner: &str) -> kcl_lease::Result<Vec<String>> {
         self.inner.lease_keys_of_owner(owner).await
     }
