@@ -8,6 +8,10 @@
 //! The actions work on JSON-shaped values only; CBOR is translated at the edge. Requests are
 //! translated generically (bytes -> base64, tagged time -> seconds). Responses need the shape:
 //! the fields below are the only blob and timestamp members of Kinesis output shapes.
+//!
+//! That generic translation, through a `serde_json::Value`, defines what a CBOR body means.
+//! The server reads and writes CBOR through [`super::cbor`] instead, which makes the same serde
+//! calls without building the value and hands anything unusual back to the generic path.
 
 use base64::Engine as _;
 use ciborium::Value as Cbor;
@@ -18,9 +22,9 @@ use serde_json::Value as Json;
 use crate::wire::{ApiError, ApiResult};
 
 /// Output members that hold blobs.
-const BLOB_FIELDS: &[&str] = &["Data"];
+pub(super) const BLOB_FIELDS: &[&str] = &["Data"];
 /// Output members that hold timestamps.
-const TIMESTAMP_FIELDS: &[&str] = &[
+pub(super) const TIMESTAMP_FIELDS: &[&str] = &[
     "ApproximateArrivalTimestamp",
     "StreamCreationTimestamp",
     "ConsumerCreationTimestamp",
@@ -87,37 +91,56 @@ pub(crate) fn from_value<T: DeserializeOwned>(value: Json) -> ApiResult<T> {
         .map_err(|err| ApiError::serialization(format!("Unable to read the request: {err}")))
 }
 
-/// Decodes a request body straight into an action's input type (the fast path for JSON).
+/// Decodes a request body straight into an action's input type, without an intermediate
+/// value unless the body needs the generic path (see [`super::cbor`]).
+///
+/// # Errors
+/// `SerializationException`, as [`decode_generic`] reports it.
 pub(crate) fn decode<T: DeserializeOwned>(format: Format, body: &[u8]) -> ApiResult<T> {
-    match format {
-        Format::Json if !body.iter().all(u8::is_ascii_whitespace) => serde_json::from_slice(body)
-            .map_err(|err| {
-                if err.is_data() {
-                    ApiError::serialization(format!("Unable to read the request: {err}"))
-                } else {
-                    ApiError::serialization(format!("Malformed JSON request body: {err}"))
-                }
-            }),
-        _ => from_value(decode_value(format, body)?),
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return decode_generic(format, body);
     }
+    match format {
+        Format::Json => serde_json::from_slice(body).map_err(|err| {
+            if err.is_data() {
+                ApiError::serialization(format!("Unable to read the request: {err}"))
+            } else {
+                ApiError::serialization(format!("Malformed JSON request body: {err}"))
+            }
+        }),
+        // Whatever the direct decoder does not take, errors included, the generic path
+        // decides, so clients see the same values and the same errors as before it existed.
+        Format::Cbor => super::cbor::from_slice(body).or_else(|_| decode_generic(format, body)),
+    }
+}
+
+/// Decodes a request body through a JSON value: the definition [`decode`] must agree with.
+///
+/// # Errors
+/// `SerializationException` naming what could not be read.
+pub(crate) fn decode_generic<T: DeserializeOwned>(format: Format, body: &[u8]) -> ApiResult<T> {
+    from_value(decode_value(format, body)?)
 }
 
 /// Encodes an action's output.
 pub(crate) fn encode<T: Serialize>(format: Format, output: &T) -> Vec<u8> {
     match format {
         Format::Json => serde_json::to_vec(output).expect("output types always serialize"),
-        Format::Cbor => {
-            let json = serde_json::to_value(output).expect("output types always serialize");
-            encode_json_as_cbor(&json)
-        }
+        Format::Cbor => super::cbor::to_vec(output).unwrap_or_else(|_| encode_generic(output)),
     }
+}
+
+/// Encodes an output as CBOR through a JSON value: the definition [`encode`] must agree with.
+pub(crate) fn encode_generic<T: Serialize>(output: &T) -> Vec<u8> {
+    let json = serde_json::to_value(output).expect("output types always serialize");
+    encode_json_as_cbor(&json)
 }
 
 /// Encodes an already-built JSON value (error bodies, DynamoDB outputs) in `format`.
 pub(crate) fn encode_value(format: Format, value: &Json) -> Vec<u8> {
     match format {
         Format::Json => serde_json::to_vec(value).expect("JSON values always serialize"),
-        Format::Cbor => encode_json_as_cbor(value),
+        Format::Cbor => super::cbor::to_vec(value).unwrap_or_else(|_| encode_json_as_cbor(value)),
     }
 }
 

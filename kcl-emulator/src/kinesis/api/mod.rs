@@ -12,6 +12,8 @@ mod streams;
 mod subscribe;
 pub(crate) mod tags;
 pub(crate) mod validate;
+#[cfg(test)]
+mod wire_tests;
 
 use crate::kinesis::ext::{channels, queues};
 
@@ -161,6 +163,34 @@ pub(crate) fn decode_request(operation: &str, format: Format, body: &[u8]) -> Ap
         };
     }
     kinesis_actions!(decode)
+}
+
+/// Decodes a CBOR `body` as the input of `operation` with the direct decoder and through the
+/// generic path. `None` when the direct decoder leaves the body to the generic path or both
+/// give the same input; otherwise both results, for a fuzzer or test to report.
+pub(crate) fn cbor_decoders_disagree(operation: &str, body: &[u8]) -> Option<String> {
+    /// Compares for the input type of `_action`, inferred as in [`decode_request`].
+    fn compare_for<'a, Input, Output>(
+        _action: impl FnOnce(&'a KinesisStore, Input) -> Output,
+        body: &[u8],
+    ) -> Option<String>
+    where
+        Input: serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        crate::wire::cbor::disagreement::<Input>(body)
+    }
+    macro_rules! compare {
+        ($($name:literal => $action:path),* $(,)?) => {
+            match operation {
+                "SubscribeToShard" => {
+                    crate::wire::cbor::disagreement::<subscribe::SubscribeInput>(body)
+                }
+                $($name => compare_for($action, body),)*
+                _ => None,
+            }
+        };
+    }
+    kinesis_actions!(compare)
 }
 
 /// The names of the operations [`decode_request`] knows.

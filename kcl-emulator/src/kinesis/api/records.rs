@@ -10,6 +10,7 @@ use super::streams::HashKeyRange;
 use super::{epoch_seconds, validate_range, StreamRef};
 use crate::kinesis::model::keys::{parse_hash_key, partition_key_hash};
 use crate::kinesis::model::{KinesisStore, NewRecord, PutOutcome, Shard, Status, Stream};
+use crate::wire::cbor::Blob;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult, ErrorKind};
 
@@ -25,7 +26,7 @@ const MAX_GET_RECORDS_BYTES: usize = 10 * 1024 * 1024;
 pub(crate) struct PutRecordInput {
     #[serde(flatten)]
     stream: StreamRef,
-    data: Option<String>,
+    data: Option<Blob>,
     partition_key: Option<String>,
     explicit_hash_key: Option<String>,
     sequence_number_for_ordering: Option<String>,
@@ -41,18 +42,16 @@ pub(crate) struct PutRecordOutput {
 
 /// Validates one record and computes the hash key it routes by. `member` names it in errors.
 fn new_record(
-    data: Option<&str>,
+    data: Option<Blob>,
     partition_key: Option<String>,
     explicit_hash_key: Option<&str>,
     max_data: usize,
     member: &str,
 ) -> ApiResult<NewRecord> {
     let data = data.ok_or_else(|| validation::null(&format!("{member}data")))?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|_| {
-            ApiError::serialization(format!("Value for {member}Data is not valid base64"))
-        })?;
+    let data = data.into_bytes().map_err(|_| {
+        ApiError::serialization(format!("Value for {member}Data is not valid base64"))
+    })?;
     if data.len() > max_data {
         return Err(validation::invalid_unshown(
             &format!("{member}data"),
@@ -147,7 +146,7 @@ pub(crate) async fn put_record(
         // Every new record's counter exceeds every earlier one, so ordering always holds.
     }
     let mut record = new_record(
-        input.data.as_deref(),
+        input.data,
         input.partition_key,
         input.explicit_hash_key.as_deref(),
         target.max_record_bytes,
@@ -176,7 +175,7 @@ pub(crate) async fn put_record(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct PutRecordsEntry {
-    data: Option<String>,
+    data: Option<Blob>,
     partition_key: Option<String>,
     explicit_hash_key: Option<String>,
 }
@@ -264,7 +263,7 @@ pub(crate) async fn put_records(
     for (i, entry) in input.records.into_iter().enumerate() {
         let explicit = entry.explicit_hash_key.is_some();
         let mut record = new_record(
-            entry.data.as_deref(),
+            entry.data,
             entry.partition_key,
             entry.explicit_hash_key.as_deref(),
             max_data,
