@@ -309,6 +309,8 @@ async fn failover_once(
     let shards = 16;
     create_stream(&clients.kinesis, &stream, shards).await?;
     let table = store(clients, &stream);
+    // Created here rather than by the first worker, so the watch below can list it at once.
+    table.initialize().await?;
     let log = Arc::new(Log::default());
     let ids: Vec<String> = (0..4).map(|w| format!("worker-{w}")).collect();
     let mut fleet = Vec::new();
