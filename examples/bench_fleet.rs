@@ -49,6 +49,13 @@ enum Group {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Logs only when asked for (RUST_LOG), on stderr, so the table stays clean.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut config = Config::embedded();
     config.shard_limit = 10_000;
     let emulator = EmbeddedEmulator::start(config).await?;

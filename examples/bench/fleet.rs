@@ -969,6 +969,22 @@ pub async fn rolling_deploy(clients: &Clients, mode: CoordinationMode) -> anyhow
             .or_default() += 1;
     }
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    // Which workers processed a repeated record, and when (from the deploy's start), to tell
+    // the causes apart.
+    for ((shard, sequence_number), _) in seen.iter().filter(|(_, n)| **n > 1) {
+        let by: Vec<String> = processed
+            .iter()
+            .filter(|p| p.shard == *shard && p.sequence_number == *sequence_number)
+            .map(|p| {
+                let at = p.at.checked_duration_since(deploy_started).map_or_else(
+                    || format!("-{:.3}", deploy_started.duration_since(p.at).as_secs_f64()),
+                    |d| format!("{:.3}", d.as_secs_f64()),
+                );
+                format!("{} at {at} s", p.worker)
+            })
+            .collect();
+        tracing::debug!(%shard, %sequence_number, ?by, "record processed twice");
+    }
     // Per handoff: the first record of that shard processed after the old owner's checkpoint.
     let mut gaps: Vec<f64> = Vec::new();
     for (shard, at) in log.handed_off.lock().unwrap().iter() {

@@ -18,7 +18,7 @@ use crate::entities::{
 };
 use crate::error::{LeaseError, Result};
 use crate::lease::Lease;
-use crate::store::{CheckpointUpdate, LeaseStore};
+use crate::store::{heartbeat_base, CheckpointUpdate, LeaseStore};
 
 /// The GSI the Java KCL 3 adds to find a worker's leases without a scan.
 pub const OWNER_INDEX: &str = "LeaseOwnerToLeaseKeyIndex";
@@ -918,7 +918,8 @@ impl LeaseStore for DynamoDbLeaseStore {
             .collect::<Vec<_>>()
             .join(", ");
         values.insert(":one".to_owned(), n(1));
-        let update = format!("SET {set} ADD hbc :one");
+        values.insert(":base".to_owned(), n(heartbeat_base()));
+        let update = format!("SET {set}, hbc = if_not_exists(hbc, :base) + :one");
         let out = retry(&self.config.backoff, || async {
             self.client
                 .update_item()

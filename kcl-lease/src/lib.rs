@@ -42,4 +42,4 @@ pub use kcl3::{
     WorkerLoad, WorkerMetricsSampler,
 };
 pub use lease::{Lease, MultiStreamKey, StoredCheckpoint};
-pub use store::{CheckpointUpdate, InMemoryLeaseStore, LeaseStore};
+pub use store::{heartbeat_base, CheckpointUpdate, InMemoryLeaseStore, LeaseStore};

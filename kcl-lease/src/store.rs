@@ -103,7 +103,10 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug {
 
     /// A worker reports its metrics: writes the attributes of `metrics` it owns (not `ag` nor
     /// `drn`, which others set), bumps `hbc`, and returns the item as stored, so the worker
-    /// sees what the leader and operators set.
+    /// sees what the leader and operators set. A new item's `hbc` starts at
+    /// [`heartbeat_base`], so that a worker restarted under the same id (its old item deleted
+    /// when it left) carries on with a greater counter, which the leader reads as the same
+    /// worker alive rather than as a stale read of the old one.
     async fn report_worker_metrics(&self, metrics: &WorkerMetrics) -> Result<WorkerMetrics>;
 
     /// The metrics items of the given workers (those that exist, each once however often it
@@ -146,6 +149,16 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug {
         state: &MigrationState,
         expected_version: Option<&str>,
     ) -> Result<bool>;
+}
+
+/// Where a new worker metrics item's heartbeat counter starts: the wall clock in epoch
+/// milliseconds. A counter grows by a few per second and the clock by a thousand, so a new
+/// item of a restarted worker starts above the counter its previous item reached (unless the
+/// clock went back by more than that previous run's length in milliseconds).
+pub fn heartbeat_base() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A lease table in memory, with the same conditional semantics as the DynamoDB one. For unit
@@ -387,7 +400,7 @@ impl LeaseStore for InMemoryLeaseStore {
             stored.last_update_secs = metrics.last_update_secs;
             stored.stats = metrics.stats.clone();
             stored.operating_range = metrics.operating_range.clone();
-            stored.heartbeat = Some(stored.heartbeat.unwrap_or(0) + 1);
+            stored.heartbeat = Some(stored.heartbeat.unwrap_or_else(heartbeat_base) + 1);
             stored.clone()
         }))
     }

@@ -665,3 +665,39 @@ async fn a_lagging_replica_does_not_keep_a_dead_worker_alive() {
     assert_eq!(leader.live_workers(), vec!["a", "leader"]);
     assert_eq!(table.held_by("b").await, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_restarted_under_its_id_between_two_checks_is_not_judged_dead() {
+    let table = table_of(&two_each(&["leader", "a"])).await;
+    let mut leader = manager(&table, "leader", config(AssignmentStrategy::LeaseCount));
+    // Long enough that a counter starting over would stay below the old one for longer than
+    // the failover time.
+    for _ in 0..60 {
+        step(&table, &mut leader, &["leader", "a"]).await;
+    }
+    assert_eq!(leader.live_workers(), vec!["a", "leader"]);
+    // "a" stops (deleting its metrics item) and starts again between two of the leader's
+    // checks. Its new item's counter starts at the clock, above the old item's, which grew
+    // by one per report. (Reports here come without real time passing: the real sleep stands
+    // for the 250 ms between two reports of a real worker.)
+    let item = table
+        .inner
+        .get_worker_metrics(&["a".to_owned()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(table
+        .inner
+        .delete_worker_metrics("a", item.last_update_secs)
+        .await
+        .unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    let owners_before = table.owners().await;
+    let mut elapsed = Duration::ZERO;
+    while elapsed <= FAILOVER * 2 {
+        step(&table, &mut leader, &["leader", "a"]).await;
+        elapsed += STEP;
+    }
+    assert_eq!(leader.live_workers(), vec!["a", "leader"]);
+    assert_eq!(table.owners().await, owners_before, "no lease of a moved");
+}

@@ -438,12 +438,18 @@ async fn kcl3_contract(store: &dyn LeaseStore) {
     let renewed = store.get_lease(&c.lease_key).await.unwrap().unwrap();
     assert_eq!(renewed.throughput_kbps, Some(12.5));
 
-    // worker metrics: each report bumps hbc and answers with what others set
+    // worker metrics: each report bumps hbc and answers with what others set; a new item's
+    // counter starts at the clock (epoch ms)
+    let before = kcl_lease::heartbeat_base();
     let first = store
         .report_worker_metrics(&metrics("w1", &[10.0], 1_700_000_000))
         .await
         .unwrap();
-    assert_eq!(first.heartbeat, Some(1));
+    let base = first.heartbeat.unwrap() - 1;
+    assert!(
+        (before..=kcl_lease::heartbeat_base()).contains(&base),
+        "{base} not within the call"
+    );
     assert_eq!(first.assignment_generation, 0);
     assert!(!first.draining);
     assert_eq!(first.stats[METRIC_CPU], [10.0]);
@@ -454,7 +460,7 @@ async fn kcl3_contract(store: &dyn LeaseStore) {
         .report_worker_metrics(&metrics("w1", &[10.0, 20.0], 1_700_000_001))
         .await
         .unwrap();
-    assert_eq!(second.heartbeat, Some(2));
+    assert_eq!(second.heartbeat, Some(base + 2));
     assert_eq!(second.assignment_generation, 2, "ag is not clobbered");
     assert!(second.draining, "drn is not clobbered");
     assert_eq!(second.stats[METRIC_CPU], [10.0, 20.0]);
@@ -464,7 +470,7 @@ async fn kcl3_contract(store: &dyn LeaseStore) {
     let read = store.get_worker_metrics(&["w1".to_owned()]).await.unwrap();
     assert_eq!(read.len(), 1);
     assert!(!read[0].draining);
-    assert_eq!(read[0].heartbeat, Some(2));
+    assert_eq!(read[0].heartbeat, Some(base + 2));
 
     // a worker without an item: nothing is created
     store.notify_assignment("ghost").await.unwrap();
@@ -517,6 +523,18 @@ async fn kcl3_contract(store: &dyn LeaseStore) {
         .await
         .unwrap()
         .is_empty());
+    // the same worker back at once (a restart): its new item's counter carries on above the
+    // old one's, so the leader reads it as alive, not as a stale read of the old item
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let again = store
+        .report_worker_metrics(&metrics("w1", &[10.0], 1_700_000_002))
+        .await
+        .unwrap();
+    assert!(again.heartbeat.unwrap() > base + 2);
+    assert!(store
+        .delete_worker_metrics("w1", 1_700_000_002)
+        .await
+        .unwrap());
 
     // the leader lock
     assert_eq!(store.get_leader_lock().await.unwrap(), None);
@@ -663,7 +681,10 @@ async fn kcl3_contract(store: &dyn LeaseStore) {
         ]
     );
     assert_eq!(snapshot.workers.len(), fleet.len());
-    assert!(snapshot.workers.iter().all(|w| w.heartbeat == Some(1)));
+    assert!(snapshot
+        .workers
+        .iter()
+        .all(|w| w.heartbeat.is_some_and(|beat| beat > 1_600_000_000_000)));
     assert_eq!(snapshot.leader, Some(lock("w2", "v5", None)));
     assert_eq!(snapshot.migration, Some(done));
     let scanned_c = snapshot
