@@ -4,7 +4,7 @@
 //! rows, with the 2.x taker's beside them where the comparison means something.
 //!
 //! ```sh
-//! cargo run --release --example bench_fleet              # about 20 minutes
+//! cargo run --release --example bench_fleet              # about 15 minutes
 //! cargo run --release --example bench_fleet -- --quick   # a few minutes, small sizes
 //! cargo run --release --example bench_fleet -- --only capacity
 //! ```
