@@ -377,7 +377,10 @@ impl LeaseAssignmentManager {
             .collect();
         let replies = self.store.get_worker_metrics(&asked).await?;
         // A known worker missing from the reply deleted its item: it left. (An eventually
-        // consistent read may miss an item only just written, never one read before.)
+        // consistent read can also miss an item created within about a second. Such a
+        // worker is forgotten until the next scan or the lock's list names it again; the
+        // leases it may hold by then were moved to it moments ago, so their counters are
+        // fresh and none is judged orphaned meanwhile.)
         let answered: BTreeSet<&str> = replies.iter().map(|m| m.worker_id.as_str()).collect();
         for id in ids.iter().filter(|id| !answered.contains(id.as_str())) {
             tracing::info!(worker = %id, "worker's metrics item is gone: it left the fleet");
