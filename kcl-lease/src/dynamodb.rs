@@ -321,13 +321,7 @@ impl DynamoDbLeaseStore {
         if !self.config.owner_index {
             return Ok(());
         }
-        let described = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|err| sdk_error("describe_table", err))?;
+        let described = self.describe().await?;
         let Some(table) = described.table() else {
             return Ok(());
         };
@@ -399,16 +393,23 @@ impl DynamoDbLeaseStore {
         self.wait_owner_index_active().await
     }
 
-    /// The owner index's status: `None` when the table has no such index.
-    async fn owner_index_status(&self) -> Result<Option<IndexStatus>> {
-        let described = self
-            .client
+    /// DescribeTable of the lease table.
+    async fn describe(
+        &self,
+    ) -> Result<aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput> {
+        self.client
             .describe_table()
             .table_name(&self.table)
             .send()
             .await
-            .map_err(|err| sdk_error("describe_table", err))?;
-        Ok(described
+            .map_err(|err| sdk_error("describe_table", err))
+    }
+
+    /// The owner index's status: `None` when the table has no such index.
+    async fn owner_index_status(&self) -> Result<Option<IndexStatus>> {
+        Ok(self
+            .describe()
+            .await?
             .table()
             .map(|t| t.global_secondary_indexes())
             .unwrap_or_default()

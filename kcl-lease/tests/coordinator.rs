@@ -9,19 +9,10 @@ use kcl_lease::{
 };
 use tokio::sync::mpsc::Receiver;
 
-const FAILOVER: Duration = Duration::from_secs(10);
+mod support;
+use support::store_with;
 
-async fn store_with(leases: usize) -> Arc<InMemoryLeaseStore> {
-    let store = Arc::new(InMemoryLeaseStore::new());
-    for i in 0..leases {
-        let lease = Lease::new(
-            format!("shardId-{i:012}"),
-            StoredCheckpoint::new("TRIM_HORIZON"),
-        );
-        assert!(store.create_lease_if_absent(&lease).await.unwrap());
-    }
-    store
-}
+const FAILOVER: Duration = Duration::from_secs(10);
 
 fn worker(
     store: &Arc<InMemoryLeaseStore>,

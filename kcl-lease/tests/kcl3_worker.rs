@@ -7,24 +7,13 @@ use std::time::Duration;
 
 use kcl_lease::{
     CheckpointUpdate, CoordinationMode, InMemoryLeaseStore, LeaderLock, Lease, LeaseConfig,
-    LeaseCoordinator, LeaseEvent, LeaseStore, MigrationState, StoredCheckpoint, WorkerMetrics,
+    LeaseEvent, LeaseStore, MigrationState, StoredCheckpoint, WorkerMetrics,
 };
-use tokio::sync::mpsc::Receiver;
-use tokio_util::sync::CancellationToken;
+
+mod support;
+use support::{store_with, Running};
 
 const FAILOVER: Duration = Duration::from_secs(10);
-
-async fn store_with(leases: usize) -> Arc<InMemoryLeaseStore> {
-    let store = Arc::new(InMemoryLeaseStore::new());
-    for i in 0..leases {
-        let lease = Lease::new(
-            format!("shardId-{i:012}"),
-            StoredCheckpoint::new("TRIM_HORIZON"),
-        );
-        assert!(store.create_lease_if_absent(&lease).await.unwrap());
-    }
-    store
-}
 
 /// A lock held by a leader the test plays, long enough that no worker takes it over.
 async fn lock_held_by_test_leader(store: &InMemoryLeaseStore, by_heartbeat: bool) {
@@ -39,43 +28,11 @@ async fn lock_held_by_test_leader(store: &InMemoryLeaseStore, by_heartbeat: bool
     assert!(store.acquire_leader_lock(&lock, None).await.unwrap());
 }
 
-struct Running {
-    coordinator: Arc<LeaseCoordinator>,
-    events: Receiver<LeaseEvent>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
 fn start(store: &Arc<InMemoryLeaseStore>, id: &str, mode: CoordinationMode) -> Running {
     let mut config = LeaseConfig::with_failover_time(FAILOVER);
     config.coordination.mode = mode;
     config.coordination.disable_worker_metrics = true;
-    let (coordinator, events) =
-        LeaseCoordinator::new(Arc::clone(store) as Arc<dyn LeaseStore>, id, config);
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(Arc::clone(&coordinator).run(stop.clone()));
-    Running {
-        coordinator,
-        events,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.unwrap();
-        self.coordinator.release_all().await;
-    }
-
-    fn drain(&mut self) -> Vec<LeaseEvent> {
-        let mut events = Vec::new();
-        while let Ok(event) = self.events.try_recv() {
-            events.push(event);
-        }
-        events
-    }
+    support::start(store, id, config)
 }
 
 async fn lease(store: &InMemoryLeaseStore, key: &str) -> Lease {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kcl_lease::{
-    ClientVersion, CoordinationMode, InMemoryLeaseStore, Lease, LeaseConfig, LeaseCoordinator,
-    LeaseEvent, LeaseStore, StoredCheckpoint,
+    ClientVersion, CoordinationMode, InMemoryLeaseStore, LeaseConfig, LeaseEvent, LeaseStore,
 };
-use tokio::sync::mpsc::Receiver;
-use tokio_util::sync::CancellationToken;
+
+mod support;
+use support::{store_with, Running};
 
 const FAILOVER: Duration = Duration::from_secs(10);
 const CHECK: Duration = Duration::from_secs(1);
@@ -20,63 +20,27 @@ const STABILISATION: Duration = Duration::from_secs(5);
 /// The lease a KCL 2.x worker (played by the test) owns and renews.
 const JAVA_LEASE: &str = "shardId-000000000005";
 
-async fn store_with(leases: usize) -> Arc<InMemoryLeaseStore> {
-    let store = Arc::new(InMemoryLeaseStore::new());
-    for i in 0..leases {
-        let lease = Lease::new(
-            format!("shardId-{i:012}"),
-            StoredCheckpoint::new("TRIM_HORIZON"),
-        );
-        assert!(store.create_lease_if_absent(&lease).await.unwrap());
-    }
-    store
-}
-
-struct Worker {
-    coordinator: Arc<LeaseCoordinator>,
-    events: Receiver<LeaseEvent>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn start(store: &Arc<InMemoryLeaseStore>, id: &str, mode: CoordinationMode) -> Worker {
+fn start(store: &Arc<InMemoryLeaseStore>, id: &str, mode: CoordinationMode) -> Running {
     let mut config = LeaseConfig::with_failover_time(FAILOVER);
     config.coordination.mode = mode;
     config.coordination.disable_worker_metrics = true;
     config.coordination.migration_check_interval = CHECK;
     config.coordination.upgrade_stabilisation = STABILISATION;
     config.coordination.upgrade_report_interval = CHECK;
-    let (coordinator, events) =
-        LeaseCoordinator::new(Arc::clone(store) as Arc<dyn LeaseStore>, id, config);
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(Arc::clone(&coordinator).run(stop.clone()));
-    Worker {
-        coordinator,
-        events,
-        stop,
-        task,
-    }
+    support::start(store, id, config)
 }
 
-impl Worker {
-    async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.unwrap();
-        self.coordinator.release_all().await;
-    }
-
-    /// Leases gained and lost since the last look.
-    fn moves(&mut self) -> (usize, usize) {
-        let (mut gained, mut lost) = (0, 0);
-        while let Ok(event) = self.events.try_recv() {
-            match event {
-                LeaseEvent::Gained(_) => gained += 1,
-                LeaseEvent::Lost(_) => lost += 1,
-                _ => {}
-            }
+/// Leases a worker gained and lost since the last look.
+fn moves(worker: &mut Running) -> (usize, usize) {
+    let (mut gained, mut lost) = (0, 0);
+    for event in worker.drain() {
+        match event {
+            LeaseEvent::Gained(_) => gained += 1,
+            LeaseEvent::Lost(_) => lost += 1,
+            _ => {}
         }
-        (gained, lost)
     }
+    (gained, lost)
 }
 
 async fn version(store: &InMemoryLeaseStore) -> Option<String> {
@@ -207,8 +171,8 @@ async fn an_upgrading_fleet_flips_to_kcl3_once_every_owner_reports_and_follows_r
     assert!(table
         .values()
         .all(|o| matches!(o.as_deref(), Some("worker-a" | "worker-b"))));
-    a.moves();
-    b.moves();
+    moves(&mut a);
+    moves(&mut b);
 
     // Steady under KCL 3 with rollback: no lease moves, counters keep rising.
     let before = store.list_leases().await.unwrap();
@@ -241,8 +205,8 @@ async fn an_upgrading_fleet_flips_to_kcl3_once_every_owner_reports_and_follows_r
         table,
         "no lease moved across the rollback"
     );
-    assert_eq!(a.moves(), (0, 0));
-    assert_eq!(b.moves(), (0, 0));
+    assert_eq!(moves(&mut a), (0, 0));
+    assert_eq!(moves(&mut b), (0, 0));
 
     // Roll-forward: the upgrade check runs again and flips again.
     set_version(&store, ClientVersion::Kcl2x, ClientVersion::UpgradeFrom2x).await;
