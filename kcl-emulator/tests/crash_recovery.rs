@@ -404,6 +404,17 @@ fn metadata_generation(data_dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// How far the deletion of a created stream got before the kill.
+#[derive(Debug, Clone, Copy)]
+enum Deletion {
+    /// Never asked for.
+    None,
+    /// DeleteStream sent, no answer yet.
+    Sent,
+    /// DeleteStream acknowledged.
+    Acknowledged,
+}
+
 /// A tag value of the longest length allowed that carries the iteration `n` that wrote it.
 fn tag_value(n: u64) -> String {
     format!("{n:08}{}", "v".repeat(248))
@@ -426,8 +437,8 @@ async fn acknowledged_metadata_changes_survive_sigkill() {
         .await
         .unwrap();
 
-    // Streams created (and whether their deletion was acknowledged), in order.
-    let streams: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    // Streams whose creation was acknowledged, in order, with how far their deletion got.
+    let streams: Arc<Mutex<Vec<(String, Deletion)>>> = Arc::default();
     let creator = {
         let (kinesis, streams) = (kinesis.clone(), Arc::clone(&streams));
         tokio::spawn(async move {
@@ -442,8 +453,11 @@ async fn acknowledged_metadata_changes_survive_sigkill() {
                 if created.is_err() {
                     return;
                 }
-                streams.lock().unwrap().push((name.clone(), false));
+                streams.lock().unwrap().push((name.clone(), Deletion::None));
                 if n % 3 == 0 {
+                    // Marked before it is sent: a kill may land after the emulator made the
+                    // deletion durable but before its answer arrived.
+                    streams.lock().unwrap().last_mut().unwrap().1 = Deletion::Sent;
                     if kinesis
                         .delete_stream()
                         .stream_name(&name)
@@ -453,7 +467,7 @@ async fn acknowledged_metadata_changes_survive_sigkill() {
                     {
                         return;
                     }
-                    streams.lock().unwrap().last_mut().unwrap().1 = true;
+                    streams.lock().unwrap().last_mut().unwrap().1 = Deletion::Acknowledged;
                 }
             }
         })
@@ -511,23 +525,26 @@ async fn acknowledged_metadata_changes_survive_sigkill() {
 
     let (mut restarted, endpoint) = spawn_emulator(dir.path()).await;
     let kinesis = client(&endpoint);
-    for (name, deleted) in &streams {
+    for (name, deletion) in &streams {
         let found = kinesis
             .describe_stream_summary()
             .stream_name(name)
             .send()
             .await;
-        if *deleted {
-            // Gone, or still DELETING: never back to ACTIVE.
-            if let Ok(found) = found {
-                let status = found.stream_description_summary().unwrap().stream_status();
-                assert_eq!(status.as_str(), "DELETING", "{name} came back");
-            }
-        } else {
-            assert!(
+        match deletion {
+            Deletion::None => assert!(
                 found.is_ok(),
                 "acknowledged CreateStream of {name} was lost"
-            );
+            ),
+            // Unanswered at the kill: either outcome is allowed.
+            Deletion::Sent => {}
+            // Gone, or still DELETING: never back to ACTIVE.
+            Deletion::Acknowledged => {
+                if let Ok(found) = found {
+                    let status = found.stream_description_summary().unwrap().stream_status();
+                    assert_eq!(status.as_str(), "DELETING", "{name} came back");
+                }
+            }
         }
     }
     let recovered: BTreeMap<String, String> = kinesis
