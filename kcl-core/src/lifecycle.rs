@@ -175,10 +175,9 @@ pub(crate) async fn run(ctx: Arc<ConsumerContext>, lease_key: String, signals: S
         let attempt = run_once(&ctx, &lease_key, &signals, given_up.take());
         match tracing::Instrument::instrument(attempt, span.clone()).await {
             Ok(outcome) => return outcome,
-            // A checkpoint that found the lease taken is how a processor often learns it lost
-            // the shard: that is the lease-lost ending, not a failure to retry.
+            // Failing once the lease is gone (its processor told, if it had one) is the
+            // lease-lost ending, not a failure to retry.
             Err(_) if ctx.coordinator.held_lease(&lease_key).await.is_none() => {
-                tracing::info!(shard = %lease_key, "lease lost while processing");
                 return Outcome::LeaseLost;
             }
             Err(err) => {
@@ -279,7 +278,20 @@ async fn run_once(
         signals,
         given_up,
     };
-    let result = process(&shard, checkpoint, processor.as_mut()).await;
+    let result = match process(&shard, checkpoint, processor.as_mut()).await {
+        // A checkpoint that found the lease taken is how a processor often learns it lost the
+        // shard: it is told so, as after a loss noticed between its calls.
+        Err(err) if ctx.coordinator.held_lease(lease_key).await.is_none() => {
+            tracing::info!(shard = %lease_key, error = %err, "lease lost while processing");
+            checkpointer.lease_lost();
+            let input = LeaseLostInput { shard_id };
+            shard
+                .call("lease_lost", processor.lease_lost(input))
+                .await
+                .map(|()| Outcome::LeaseLost)
+        }
+        other => other,
+    };
     checkpointer.shut_down();
     result
 }

@@ -507,9 +507,11 @@ impl Scheduler {
         )));
         let mut consumers: HashMap<String, Running> = HashMap::new();
         let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
-        let mut former = FormerStreams::default();
-        let mut sync = tokio::time::interval(self.lifecycle.shard_sync_interval);
-        sync.tick().await;
+        // Table chores run beside the event loop, never inside it: cut off from the lease table,
+        // their calls hang, and lease events (a lost lease's `lease_lost`) must not wait on them.
+        let shard_ended = tokio::sync::Notify::new();
+        let chores = self.chores(&coordinator, &ctx.streams, &shard_ended);
+        tokio::pin!(chores);
         // Leadership changes without an event: the status looks at it this often.
         let mut status_refresh = tokio::time::interval(Duration::from_secs(1));
         status_refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -522,7 +524,9 @@ impl Scheduler {
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled(), if draining_until.is_none() => {
-                    if !coordinator.start_drain().await {
+                    // Bounded: a worker cut off from the table stops without draining.
+                    let limit = coordinator.config().failover_time;
+                    if !tokio::time::timeout(limit, coordinator.start_drain()).await.unwrap_or(false) {
                         break;
                     }
                     draining_until = Some(tokio::time::Instant::now() + coordinator.config().graceful_handoff_timeout);
@@ -568,21 +572,14 @@ impl Scheduler {
                             }
                             tracing::debug!(shard = %key, ?outcome, "shard consumer finished");
                             if outcome == Outcome::ShardEnded {
-                                self.cleanup(&coordinator).await;
+                                shard_ended.notify_one();
                             }
                         }
                         Err(err) => tracing::error!(error = %err, "a shard consumer task failed"),
                     }
                 }
                 _ = status_refresh.tick() => {}
-                _ = sync.tick() => {
-                    self.cleanup(&coordinator).await;
-                    // Table-wide chores run on the leader only: in steady state no other
-                    // worker lists the table (or the streams' shards).
-                    if coordinator.runs_fleet_chores() {
-                        self.fleet_chores(&ctx.streams, &mut former).await;
-                    }
-                }
+                never = &mut chores => match never {},
             }
             let held = coordinator.held_keys();
             metrics::gauge!("kcl_leases_held").set(held.len() as f64);
@@ -622,6 +619,41 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The lease-table chores, until dropped: every shard sync interval, and when a shard
+    /// ended, finished parents are cleaned up (and their children's leases taken); on the
+    /// leader, every shard sync interval, the fleet chores. A round that hangs (a partition)
+    /// is given up after the longer of the shard sync interval and two failover times.
+    async fn chores(
+        &self,
+        coordinator: &LeaseCoordinator,
+        streams: &[StreamTarget],
+        shard_ended: &tokio::sync::Notify,
+    ) -> std::convert::Infallible {
+        let interval = self.lifecycle.shard_sync_interval;
+        let limit = interval.max(coordinator.config().failover_time * 2);
+        let mut sync = tokio::time::interval(interval);
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sync.tick().await;
+        let mut former = FormerStreams::default();
+        loop {
+            let fleet = tokio::select! {
+                _ = sync.tick() => true,
+                () = shard_ended.notified() => false,
+            };
+            let round = async {
+                self.cleanup(coordinator).await;
+                // Table-wide chores run on the leader only: in steady state no other worker
+                // lists the table (or the streams' shards).
+                if fleet && coordinator.runs_fleet_chores() {
+                    self.fleet_chores(streams, &mut former).await;
+                }
+            };
+            if tokio::time::timeout(limit, round).await.is_err() {
+                tracing::warn!(worker = %self.worker_id, ?limit, "the lease table chores did not finish in time; they run again at the next shard sync");
+            }
+        }
+    }
+
     /// The leader's periodic chores: shard sync of every stream (leases for new shards), and
     /// in a multi-stream application the former streams' policy.
     async fn fleet_chores(&self, streams: &[StreamTarget], former: &mut FormerStreams) {
@@ -650,16 +682,27 @@ impl Scheduler {
         }
     }
 
+    /// Lets the lease go to the worker that asked for it. Bounded by the failover time, as the
+    /// event loop waits on it: past that, the other worker takes the lease anyway.
     async fn complete_handoff(&self, coordinator: &LeaseCoordinator, lease_key: &str) {
         metrics::counter!("kcl_leases_handed_off_total").increment(1);
-        if let Err(err) = coordinator.complete_handoff(lease_key).await {
-            tracing::warn!(lease = %lease_key, error = %err, "completing a handoff failed; the other worker takes the lease after the failover time");
+        let limit = coordinator.config().failover_time;
+        match tokio::time::timeout(limit, coordinator.complete_handoff(lease_key)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(lease = %lease_key, error = %err, "completing a handoff failed; the other worker takes the lease after the failover time")
+            }
+            Err(_) => {
+                tracing::warn!(lease = %lease_key, ?limit, "completing a handoff did not finish within the failover time; the other worker takes the lease anyway")
+            }
         }
     }
 
-    /// Deletes the leases of finished parent shards this worker holds once all their children
-    /// have made progress (checkpoints past TRIM_HORIZON). Reads the parent and its children
-    /// one lease at a time, as Java's lease cleanup does: no worker scans the table for it.
+    /// For each finished parent shard this worker holds: takes its children's unowned leases
+    /// (see [`kcl_lease::LeaseConfig::adopt_child_leases`]), and deletes the parent's lease
+    /// once all its children have made progress (checkpoints past TRIM_HORIZON). Reads the
+    /// parent and its children one lease at a time, as Java's lease cleanup does: no worker
+    /// scans the table for it.
     async fn cleanup(&self, coordinator: &LeaseCoordinator) {
         for key in coordinator.held_keys() {
             let held_ended = coordinator
@@ -680,19 +723,26 @@ impl Scheduler {
             };
             let mut children_started = true;
             for child in &parent.child_shard_ids {
-                match self.store.get_lease(&parent.sibling_key(child)).await {
-                    Ok(Some(lease))
-                        if lease
-                            .checkpoint
-                            .as_ref()
-                            .is_some_and(|cp| cp.sequence_number != "TRIM_HORIZON") => {}
-                    Ok(_) => {
+                let lease = match self.store.get_lease(&parent.sibling_key(child)).await {
+                    Ok(Some(lease)) => lease,
+                    Ok(None) => {
                         children_started = false;
-                        break;
+                        continue;
                     }
                     Err(err) => {
                         tracing::warn!(lease = %key, error = %err, "reading a child lease failed");
                         return;
+                    }
+                };
+                let started = lease
+                    .checkpoint
+                    .as_ref()
+                    .is_some_and(|cp| cp.sequence_number != "TRIM_HORIZON");
+                children_started &= started;
+                if !started && lease.lease_owner.is_none() {
+                    let child = lease.lease_key.clone();
+                    if let Err(err) = coordinator.adopt_child(lease).await {
+                        tracing::warn!(lease = %child, error = %err, "taking a child's lease failed; the taker or the leader assigns it");
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! A worker cut off from its lease table (a network partition: the connection stays open and
 //! nothing comes back) while it can still read the stream. Its renewals hang; it must stop
 //! processing the shard once its lease expires on its own clock, since another worker may own
-//! the shard by then.
+//! the shard by then, and tell its processor so.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,6 +101,7 @@ async fn a_worker_cut_off_from_its_lease_table_stops_processing_when_its_lease_e
     )
     .build()
     .unwrap();
+    let status_a = worker_a.status();
     let task_a = spawn(worker_a);
     put_records(&kinesis, &stream, "before", 100).await;
     eventually("worker a processes the first records", || async {
@@ -109,6 +110,17 @@ async fn a_worker_cut_off_from_its_lease_table_stops_processing_when_its_lease_e
     .await;
 
     relay.partition();
+    // Its processor is told of the loss, and the worker's own loop, which must not wait on the
+    // hanging table calls of its chores (shard sync, cleanup), shows it holds nothing.
+    eventually(
+        "worker a's processor is told its lease was lost",
+        || async { (!journal_a.lost.lock().unwrap().is_empty()).then_some(()) },
+    )
+    .await;
+    eventually("worker a to show it holds no shard", || async {
+        status_a.shards().is_empty().then_some(())
+    })
+    .await;
     // Worker B takes the shard once A's lease has expired.
     let journal_b = Arc::new(Journal::default());
     let worker_b = fast_builder(

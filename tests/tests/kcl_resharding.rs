@@ -1,13 +1,16 @@
 //! Split and merge while records flow: every record processed exactly once (the processor
 //! checkpoints every batch), and every parent finished before its children, both parents of a
-//! merge included.
+//! merge included. A reshard that closes shards in a chain is walked without waiting for the
+//! next taker run or assignment round.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
+use kcl_core::CoordinationMode;
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, assert_parents_before_children, fast_builder, lease_store,
-    put_records, spawn, Journal, Recorder,
+    assert_ordered_per_shard, assert_parents_before_children, fast_builder, fast_coordination,
+    lease_store, put_records, spawn, Journal, Recorder,
 };
 use kcl_integration_tests::python::MotoServer;
 use kcl_integration_tests::{
@@ -117,4 +120,101 @@ async fn split_and_merge_keep_every_record_and_parents_before_children() {
         journal.by_shard().contains_key("shardId-000000000004"),
         "the merged shard got records"
     );
+}
+
+/// UpdateShardCount from three shards to two closes shards in a chain: it splits the middle
+/// shard (1) at the new boundary into 3 and 4, then merges 0 with 3 into 5 and 4 with 2 into
+/// 6. Taker runs and assignment rounds are minutes apart here, so only the workers finishing
+/// each parent can start the children: by taking their leases as they finish it.
+async fn a_chain_of_closed_shards_is_walked_without_waiting_for_a_round(mode: CoordinationMode) {
+    let emulator = start_emulator().await;
+    let endpoint = emulator.endpoint_url();
+    let kinesis = kinesis_client(&endpoint);
+    let stream = unique_name("chain");
+    create_active_stream(&kinesis, &stream, 3).await;
+    let store = lease_store(dynamodb_client(&endpoint), unique_name("chain-app"));
+    let journal = Arc::new(Journal::default());
+    let mut coordination = fast_coordination();
+    coordination.mode = mode;
+    coordination.assignment_interval = Duration::from_secs(600);
+    let workers: Vec<_> = ["w1", "w2"]
+        .iter()
+        .map(|id| {
+            fast_builder(
+                "chain-app",
+                &stream,
+                kinesis.clone(),
+                Arc::clone(&store),
+                Recorder::factory(Arc::clone(&journal)),
+                id,
+            )
+            .coordination(coordination.clone())
+            // The 2.x taker runs every two failover times.
+            .failover_time(Duration::from_secs(300))
+            .build()
+            .unwrap()
+        })
+        .collect();
+    let handles: Vec<_> = workers.iter().map(|w| w.handle()).collect();
+    let tasks: Vec<_> = workers.into_iter().map(spawn).collect();
+
+    put_records(&kinesis, &stream, "before", 300).await;
+    eventually("the records before the reshard", || async {
+        (journal.payloads().len() == 300).then_some(())
+    })
+    .await;
+    kinesis
+        .update_shard_count()
+        .stream_name(&stream)
+        .target_shard_count(2)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await
+        .unwrap();
+    wait_for_active(&kinesis, &stream).await;
+    put_records(&kinesis, &stream, "after", 300).await;
+    eventually(
+        "the records after the reshard, in the chain's last shards",
+        || async { (journal.payloads().len() == 600).then_some(()) },
+    )
+    .await;
+    for handle in &handles {
+        assert!(handle.shutdown().await);
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let by_shard = journal.by_shard();
+    for leaf in ["shardId-000000000005", "shardId-000000000006"] {
+        assert!(
+            by_shard.contains_key(leaf),
+            "{leaf} got records: {by_shard:?}"
+        );
+    }
+    assert_parents_before_children(
+        &journal,
+        &[
+            ("shardId-000000000003", &["shardId-000000000001"]),
+            ("shardId-000000000004", &["shardId-000000000001"]),
+            (
+                "shardId-000000000005",
+                &["shardId-000000000000", "shardId-000000000003"],
+            ),
+            (
+                "shardId-000000000006",
+                &["shardId-000000000004", "shardId-000000000002"],
+            ),
+        ],
+    );
+    assert_ordered_per_shard(&journal);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_closed_shards_is_walked_without_waiting_for_an_assignment_round() {
+    a_chain_of_closed_shards_is_walked_without_waiting_for_a_round(CoordinationMode::Kcl3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_closed_shards_is_walked_without_waiting_for_a_taker_run() {
+    a_chain_of_closed_shards_is_walked_without_waiting_for_a_round(CoordinationMode::Kcl2).await;
 }
