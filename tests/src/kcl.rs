@@ -354,19 +354,45 @@ impl Fleet {
         journal: &Arc<Journal>,
         stagger: Duration,
     ) -> Fleet {
+        let same = |builder| builder;
+        Fleet::start_configured(
+            ids,
+            application,
+            stream,
+            kinesis,
+            store,
+            journal,
+            stagger,
+            same,
+        )
+        .await
+    }
+
+    /// [`Fleet::start`], each worker's builder passed through `configure` first.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_configured(
+        ids: &[&str],
+        application: &str,
+        stream: &str,
+        kinesis: &aws_sdk_kinesis::Client,
+        store: &Arc<dyn LeaseStore>,
+        journal: &Arc<Journal>,
+        stagger: Duration,
+        configure: impl Fn(SchedulerBuilder) -> SchedulerBuilder,
+    ) -> Fleet {
         let mut fleet = Fleet {
             handles: Vec::new(),
             tasks: Vec::new(),
         };
         for id in ids {
-            let scheduler = fast_builder(
+            let scheduler = configure(fast_builder(
                 application,
                 stream,
                 kinesis.clone(),
                 Arc::clone(store),
                 Recorder::factory(Arc::clone(journal)),
                 id,
-            )
+            ))
             .build()
             .expect("a valid configuration");
             fleet.handles.push(scheduler.handle());

@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kcl_core::CoordinationMode;
+use kcl_core::{CoordinationMode, SchedulerBuilder};
 use kcl_integration_tests::kcl::{
-    assert_ordered_per_shard, assert_parents_before_children, fast_builder, fast_coordination,
-    lease_store, put_records, spawn, Journal, Recorder,
+    assert_ordered_per_shard, assert_parents_before_children, fast_coordination, lease_store,
+    put_records, Fleet, Journal,
 };
 use kcl_integration_tests::python::MotoServer;
 use kcl_integration_tests::{
@@ -29,23 +29,16 @@ async fn split_and_merge_keep_every_record_and_parents_before_children() {
     create_active_stream(&kinesis, &stream, 2).await;
     let store = lease_store(dynamodb_client(moto.endpoint()), unique_name("reshard-app"));
     let journal = Arc::new(Journal::default());
-    let workers: Vec<_> = ["w1", "w2"]
-        .iter()
-        .map(|id| {
-            fast_builder(
-                "reshard-app",
-                &stream,
-                kinesis.clone(),
-                Arc::clone(&store),
-                Recorder::factory(Arc::clone(&journal)),
-                id,
-            )
-            .build()
-            .unwrap()
-        })
-        .collect();
-    let handles: Vec<_> = workers.iter().map(|w| w.handle()).collect();
-    let tasks: Vec<_> = workers.into_iter().map(spawn).collect();
+    let fleet = Fleet::start(
+        &["w1", "w2"],
+        "reshard-app",
+        &stream,
+        &kinesis,
+        &store,
+        &journal,
+        Duration::ZERO,
+    )
+    .await;
 
     put_records(&kinesis, &stream, "before", 1000).await;
     // Split shard 0 into shards 2 (lower half) and 3 (upper half) while records keep coming.
@@ -91,12 +84,7 @@ async fn split_and_merge_keep_every_record_and_parents_before_children() {
         .then_some(())
     })
     .await;
-    for handle in &handles {
-        assert!(handle.shutdown().await);
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+    fleet.shutdown().await;
     assert_eq!(journal.payloads(), expected);
     assert!(
         journal.duplicates().is_empty(),
@@ -137,26 +125,23 @@ async fn a_chain_of_closed_shards_is_walked_without_waiting_for_a_round(mode: Co
     let mut coordination = fast_coordination();
     coordination.mode = mode;
     coordination.assignment_interval = Duration::from_secs(600);
-    let workers: Vec<_> = ["w1", "w2"]
-        .iter()
-        .map(|id| {
-            fast_builder(
-                "chain-app",
-                &stream,
-                kinesis.clone(),
-                Arc::clone(&store),
-                Recorder::factory(Arc::clone(&journal)),
-                id,
-            )
+    let configure = |builder: SchedulerBuilder| {
+        builder
             .coordination(coordination.clone())
             // The 2.x taker runs every two failover times.
             .failover_time(Duration::from_secs(300))
-            .build()
-            .unwrap()
-        })
-        .collect();
-    let handles: Vec<_> = workers.iter().map(|w| w.handle()).collect();
-    let tasks: Vec<_> = workers.into_iter().map(spawn).collect();
+    };
+    let fleet = Fleet::start_configured(
+        &["w1", "w2"],
+        "chain-app",
+        &stream,
+        &kinesis,
+        &store,
+        &journal,
+        Duration::ZERO,
+        configure,
+    )
+    .await;
 
     put_records(&kinesis, &stream, "before", 300).await;
     eventually("the records before the reshard", || async {
@@ -178,12 +163,7 @@ async fn a_chain_of_closed_shards_is_walked_without_waiting_for_a_round(mode: Co
         || async { (journal.payloads().len() == 600).then_some(()) },
     )
     .await;
-    for handle in &handles {
-        assert!(handle.shutdown().await);
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+    fleet.shutdown().await;
     let by_shard = journal.by_shard();
     for leaf in ["shardId-000000000005", "shardId-000000000006"] {
         assert!(
