@@ -7,9 +7,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::streams::HashKeyRange;
-use super::{epoch_seconds, validate_range, StreamRef};
 use crate::kinesis::model::keys::{parse_hash_key, partition_key_hash};
-use crate::kinesis::model::{KinesisStore, NewRecord, PutOutcome, Shard, Status, Stream};
+use crate::kinesis::model::{NewRecord, PutOutcome, Shard, Status, Stream};
+use crate::kinesis::request::validate::{check_shard_id, validate_range};
+use crate::kinesis::request::{epoch_seconds, stream_name_from_arn, StreamRef};
+use crate::kinesis::KinesisStore;
 use crate::wire::cbor::Blob;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult, ErrorKind};
@@ -428,7 +430,7 @@ pub(crate) async fn get_shard_iterator(
     store: &KinesisStore,
     input: GetShardIteratorInput,
 ) -> ApiResult<GetShardIteratorOutput> {
-    super::validate::check_shard_id(&input.shard_id, "shardId")?;
+    check_shard_id(&input.shard_id, "shardId")?;
     let stream = input.stream.resolve(store)?;
     let shard = stream
         .lock()
@@ -589,7 +591,7 @@ pub(crate) async fn get_records(
     let iterator = Iterator::decode(&input.shard_iterator)
         .ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator."))?;
     if let Some(arn) = &input.stream_arn {
-        if super::stream_name_from_arn(store, arn)? != iterator.stream {
+        if stream_name_from_arn(store, arn)? != iterator.stream {
             return Err(ApiError::invalid_argument("Invalid ShardIterator."));
         }
     }

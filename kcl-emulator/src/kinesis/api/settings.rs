@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::streams::Empty;
 use super::tags::with_resource;
-use super::{epoch_seconds, validate_range, StreamModeDetails, StreamRef};
-use crate::kinesis::model::{KinesisStore, StreamState};
+use super::StreamModeDetails;
+use crate::kinesis::model::StreamState;
+use crate::kinesis::request::validate::validate_range;
+use crate::kinesis::request::{epoch_seconds, StreamRef};
+use crate::kinesis::KinesisStore;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 
@@ -270,7 +273,7 @@ pub(crate) async fn update_stream_mode(
     // Queues need ON_DEMAND. Their lock is held until the mode changes, so a queue being
     // created at the same moment is either counted here or finds the stream PROVISIONED.
     let stream = stream.resolve(store)?;
-    store.change_stream_counting_queues(&stream, |state, queues| {
+    store.change_stream_counting_readers(&stream, |state, queues| {
         if queues > 0 {
             return Err(ApiError::in_use(format!(
                 "Stream {} has {queues} queue(s), which need ON_DEMAND capacity mode; delete \

@@ -4,8 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{epoch_seconds, validate_range, validate_stream_name, StreamModeDetails, StreamRef};
-use crate::kinesis::model::{KinesisStore, Shard, Stream, StreamSettings, StreamState};
+use super::StreamModeDetails;
+use crate::kinesis::model::{Shard, Stream, StreamSettings, StreamState};
+use crate::kinesis::request::validate::{
+    check_shard_id, validate_range, validate_stream_name, validate_tags,
+};
+use crate::kinesis::request::{decode_token, encode_token, epoch_seconds, StreamRef};
+use crate::kinesis::KinesisStore;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 
@@ -73,7 +78,7 @@ pub(crate) async fn create_stream(
         }
     };
     let tags = input.tags.unwrap_or_default();
-    super::tags::validate_tags(&tags, 0)?;
+    validate_tags(&tags, 0)?;
     let now = store.now_ms();
     let mut settings = StreamSettings::new(
         now,
@@ -200,7 +205,7 @@ pub(crate) async fn describe_stream(
 ) -> ApiResult<DescribeStreamOutput> {
     validate_range(input.limit, 1, 10_000, "limit")?;
     if let Some(id) = &input.exclusive_start_shard_id {
-        super::validate::check_shard_id(id, "exclusiveStartShardId")?;
+        check_shard_id(id, "exclusiveStartShardId")?;
     }
     let stream = input.stream.resolve(store)?;
     let limit = input.limit.unwrap_or(100) as usize;
@@ -291,7 +296,7 @@ pub(crate) async fn describe_stream_summary(
     input: DescribeStreamSummaryInput,
 ) -> ApiResult<DescribeStreamSummaryOutput> {
     let stream = input.stream.resolve(store)?;
-    let queue_count = store.queue_count(&stream.arn);
+    let queue_count = store.readers_of(&stream.arn);
     let state = stream.lock();
     Ok(DescribeStreamSummaryOutput {
         stream_description_summary: summary(&stream, &state, queue_count, store.now_ms()),
@@ -374,7 +379,7 @@ pub(crate) async fn list_streams(
     validate_range(input.limit, 1, 10_000, "limit")?;
     let limit = input.limit.unwrap_or(100) as usize;
     let after = match (&input.next_token, input.exclusive_start_stream_name) {
-        (Some(token), None) => Some(super::decode_token::<String>(token)?),
+        (Some(token), None) => Some(decode_token::<String>(token)?),
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid_argument(
                 "NextToken and ExclusiveStartStreamName cannot be provided together.",
@@ -394,7 +399,7 @@ pub(crate) async fn list_streams(
         stream_names: page.iter().map(|s| s.name.clone()).collect(),
         has_more_streams: has_more,
         next_token: if has_more {
-            page.last().map(|s| super::encode_token(&s.name))
+            page.last().map(|s| encode_token(&s.name))
         } else {
             None
         },

@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 
 use super::*;
 
-impl KinesisStore {
+impl<D: StreamDependents> KinesisStore<D> {
     /// Appends `records` to `stream`, in order per shard. Resolves when each record is
     /// durable (immediately in memory). The outcomes are in the order of `records`.
     pub(crate) async fn append(

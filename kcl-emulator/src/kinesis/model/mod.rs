@@ -4,11 +4,12 @@
 //! The store holds streams by name. A stream holds its shards (open and closed, in creation
 //! order), tags, settings and enhanced fan-out consumers. A shard holds its records in memory
 //! in sequence order (the read path is a binary search), and, with a data directory, a
-//! [`log::ShardFiles`] that makes them durable. Stream, shard, consumer, channel and queue
-//! metadata is made durable on every change, before the change is answered: a journal record
-//! of what the change touched, folded into a snapshot now and then (see [`meta`]). Channels and
-//! queues belong to the account, not to a stream, and sit beside the streams; a queue's
-//! delivery state is part of its metadata too.
+//! [`log::ShardFiles`] that makes them durable. Stream, shard and consumer metadata, and the
+//! state of the stream dependents, is made durable on every change, before the change is
+//! answered: a journal record of what the change touched, folded into a snapshot now and then
+//! (see [`meta`]). Dependents (channels and queues, defined by `ext`) belong to the account,
+//! not to a stream, and sit beside the streams; the store keeps them without knowing their
+//! types (see [`dependents`]).
 //!
 //! # Locking
 //! `streams` (the map) is read-locked on every request and write-locked only to add or remove a
@@ -16,18 +17,17 @@
 //! so puts to different shards do not contend. A shard's lock is never held across an `.await`:
 //! writers assign sequence numbers and queue their commit under it, then wait outside it.
 //!
-//! The queues' mutex comes before any stream's or shard's: a check that involves queues and a
-//! stream (the consumer limit they share, DeleteStream, a switch to PROVISIONED) holds it across
-//! the stream's check and change. The channels' and queues' mutexes are taken by a metadata
-//! save, so neither is held when saving or when looking a stream up (which may purge deleted
-//! streams and save).
+//! The dependents' locks come before any stream's or shard's: a check that involves dependents
+//! and a stream (the consumer limit they share, DeleteStream, a switch to PROVISIONED) holds
+//! them across the stream's check and change ([`StreamDependents::with_readers`]). A metadata
+//! save reads the dependents, so none of their locks is held when saving or when looking a
+//! stream up (which may purge deleted streams and save).
 //!
 //! # Changing metadata
 //! Requests change metadata only through the intent-level methods of `change`
-//! (`change_stream`, `change_stream_counting_queues`, `change_registered`,
-//! `keep_delivery_or_undo`) and the stream lifecycle and resharding methods here: each takes
-//! the locks above in order, saves once they are released, and undoes the change when the save
-//! fails. Saving is private to this module.
+//! (`change_stream`, `change_stream_counting_readers`, `keep_dependent_or_undo`) and the stream
+//! lifecycle and resharding methods here: each takes the locks above in order, saves once they
+//! are released, and undoes the change when the save fails. Saving is private to this module.
 //!
 //! # Status transitions
 //! CREATING, UPDATING and DELETING are real but lazy: a stream records until when it stays in a
@@ -36,6 +36,7 @@
 
 mod append;
 mod change;
+mod dependents;
 pub(crate) mod keys;
 mod meta;
 mod persist;
@@ -56,11 +57,11 @@ use tokio::sync::watch;
 pub(crate) use crate::clock::Clock;
 use crate::durable::segment as log;
 pub(crate) use crate::durable::segment::Record;
-pub(crate) use crate::kinesis::ext::channels::model::ChannelMeta;
-pub(crate) use crate::kinesis::ext::queues::model::QueueMeta;
 use crate::wire::{ApiError, ApiResult, ErrorKind};
 use crate::Config;
-pub(crate) use change::Registered;
+#[cfg(test)]
+pub(crate) use dependents::NoDependents;
+pub(crate) use dependents::{DependentRecord, SavedDependents, StreamDependents};
 use keys::SequenceParts;
 pub(crate) use meta::{ConsumerMeta, Lifecycle, StreamSettings};
 pub(crate) use stream::*;
@@ -81,17 +82,15 @@ struct Durable {
 pub(crate) enum MetaChange<'a> {
     /// A stream's settings, consumers, tags or shards.
     Stream(&'a Stream),
-    /// The channel with this ARN.
-    Channel(&'a str),
-    /// The queue with this ARN, its delivery state included.
-    Queue(&'a str),
+    /// The stream dependent with this ARN.
+    Dependent(&'a str),
     /// Only the clock (moved forward for testing).
     Clock,
 }
 
-/// The Kinesis side of the emulator.
+/// The Kinesis side of the emulator: the streams, and beside them the dependents `D`.
 #[derive(Debug)]
-pub(crate) struct KinesisStore {
+pub(crate) struct KinesisStore<D> {
     pub(crate) config: Config,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     counter: AtomicU64,
@@ -102,14 +101,8 @@ pub(crate) struct KinesisStore {
     pub(crate) billing_commitment: Mutex<Option<(String, i64)>>,
     /// Live enhanced fan-out subscriptions.
     pub(crate) subscriptions: Arc<Subscriptions>,
-    /// The account's channels, including ones whose deletion has not completed.
-    channels: Mutex<Vec<ChannelMeta>>,
-    /// The account's queues, including ones whose deletion has not completed.
-    queues: Mutex<Vec<QueueMeta>>,
-    /// Bumped when a request changes a queue in a way a waiting receive must see (records made
-    /// visible again or restored, the queue deleted). Appends wake receives through their
-    /// shards' `changed` instead.
-    pub(crate) queues_changed: watch::Sender<u64>,
+    /// The resources that read from the streams, kept here for the lock order and the journal.
+    dependents: D,
 }
 
 /// Outcome of appending one record.
@@ -132,9 +125,9 @@ pub(crate) struct NewRecord {
     pub(crate) hash: u128,
 }
 
-impl KinesisStore {
+impl<D: StreamDependents> KinesisStore<D> {
     /// Opens the store: in memory, or recovered from `config.data_dir`.
-    pub(crate) fn open(config: &Config) -> std::io::Result<KinesisStore> {
+    pub(crate) fn open(config: &Config) -> std::io::Result<KinesisStore<D>> {
         let mut recovered = None;
         let durable = match &config.data_dir {
             Some(dir) => {
@@ -158,9 +151,7 @@ impl KinesisStore {
             durable,
             billing_commitment: Mutex::new(None),
             subscriptions: Arc::default(),
-            channels: Mutex::new(Vec::new()),
-            queues: Mutex::new(Vec::new()),
-            queues_changed: watch::channel(0).0,
+            dependents: D::default(),
         };
         if let Some(snapshot) = recovered {
             store.recover(snapshot)?;
@@ -179,8 +170,7 @@ impl KinesisStore {
         self.clock.advance(by);
         self.enforce_retention();
         self.purge_deleted();
-        // Visibility timeouts may have run out on the new clock: waiting receives look again.
-        self.queues_changed.send_modify(|v| *v += 1);
+        self.dependents.clock_advanced();
         // The metadata records the clock, so a restart resumes from the advanced time.
         if let Err(err) = self.save_change(MetaChange::Clock) {
             tracing::error!(error = %err, "saving metadata after advancing the clock failed");
@@ -369,34 +359,36 @@ impl KinesisStore {
         enforce_no_consumers: bool,
     ) -> ApiResult<()> {
         let now = self.now_ms();
-        // Queues must be deleted one by one first, whatever EnforceConsumerDeletion says. The
-        // queues' lock is held until the stream is marked, so a queue being created at the
-        // same moment either is counted here or finds the stream DELETING.
-        let queues = self.queues();
-        let reading = queues_reading(&queues, &stream.arn, now);
-        if reading > 0 {
-            return Err(ApiError::in_use(format!(
-                "Stream {} under account {} has {reading} queue(s); delete them with \
-                 DeleteQueue before deleting the stream.",
-                stream.name, self.config.account_id
-            )));
-        }
-        let mut state = stream.lock();
-        if state.status(now) == Status::Creating {
-            return Err(ApiError::in_use(format!(
-                "Stream {} under account {} not ACTIVE, instead in state CREATING",
-                stream.name, self.config.account_id
-            )));
-        }
-        if enforce_no_consumers && !state.settings.consumers.is_empty() {
-            return Err(ApiError::in_use(format!(
-                "Stream {} under account {} has registered consumers.",
-                stream.name, self.config.account_id
-            )));
-        }
-        state.settings.deleting_until = Some(now + self.config.delete_delay.as_millis() as i64);
-        drop(state);
-        drop(queues);
+        // Dependents reading the stream must be deleted one by one first, whatever
+        // EnforceConsumerDeletion says. They are held still until the stream is marked, so
+        // one being created at the same moment either is counted here or finds the stream
+        // DELETING.
+        self.dependents
+            .with_readers(&stream.arn, now, |reading| -> ApiResult<()> {
+                if reading > 0 {
+                    return Err(ApiError::in_use(format!(
+                        "Stream {} under account {} has {reading} queue(s); delete them with \
+                         DeleteQueue before deleting the stream.",
+                        stream.name, self.config.account_id
+                    )));
+                }
+                let mut state = stream.lock();
+                if state.status(now) == Status::Creating {
+                    return Err(ApiError::in_use(format!(
+                        "Stream {} under account {} not ACTIVE, instead in state CREATING",
+                        stream.name, self.config.account_id
+                    )));
+                }
+                if enforce_no_consumers && !state.settings.consumers.is_empty() {
+                    return Err(ApiError::in_use(format!(
+                        "Stream {} under account {} has registered consumers.",
+                        stream.name, self.config.account_id
+                    )));
+                }
+                state.settings.deleting_until =
+                    Some(now + self.config.delete_delay.as_millis() as i64);
+                Ok(())
+            })?;
         self.save_change(MetaChange::Stream(stream))?;
         Ok(())
     }
@@ -430,21 +422,17 @@ impl KinesisStore {
             }
         }
     }
-    /// The account's channels, locked. Callers change them and then call [`Self::save_change`]
-    /// after releasing the guard.
-    pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<ChannelMeta>> {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+
+    /// The stream dependents. Their locks come before any stream's, and none may be held when
+    /// the store saves metadata or looks a stream up.
+    pub(crate) fn dependents(&self) -> &D {
+        &self.dependents
     }
 
-    /// The account's queues, locked. The lock comes before any stream's or shard's, and the
-    /// guard must be released before [`Self::save_change`] or [`Self::stream`] is called.
-    pub(crate) fn queues(&self) -> std::sync::MutexGuard<'_, Vec<QueueMeta>> {
-        self.queues.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Live queues reading the stream `stream_arn`.
-    pub(crate) fn queue_count(&self, stream_arn: &str) -> usize {
-        queues_reading(&self.queues(), stream_arn, self.now_ms())
+    /// Live dependents reading the stream `stream_arn`.
+    pub(crate) fn readers_of(&self, stream_arn: &str) -> usize {
+        self.dependents
+            .with_readers(stream_arn, self.now_ms(), |reading| reading)
     }
 
     /// Whether the store keeps its data on disk (metadata saves can then fail).
@@ -474,16 +462,12 @@ impl KinesisStore {
     }
 }
 
-/// Live queues in `queues` (the guard of [`KinesisStore::queues`]) reading `stream_arn`.
-pub(crate) fn queues_reading(queues: &[QueueMeta], stream_arn: &str, now: i64) -> usize {
-    queues
-        .iter()
-        .filter(|q| q.stream_arn == stream_arn && !q.deleted(now))
-        .count()
-}
-
 /// Error for an unknown shard of a known stream, worded as AWS words it.
-pub(crate) fn shard_not_found(store: &KinesisStore, stream: &str, shard_id: &str) -> ApiError {
+pub(crate) fn shard_not_found<D>(
+    store: &KinesisStore<D>,
+    stream: &str,
+    shard_id: &str,
+) -> ApiError {
     ApiError::new(
         ErrorKind::ResourceNotFound,
         format!(

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use super::{KinesisStore, MetaChange, Shard, Stream, StreamState};
+use super::{KinesisStore, MetaChange, Shard, Stream, StreamDependents, StreamState};
 use crate::wire::{ApiError, ApiResult};
 
-impl KinesisStore {
+impl<D: StreamDependents> KinesisStore<D> {
     /// Splits `shard_id` at `new_starting_hash` into two children.
     pub(crate) fn split_shard(
         &self,

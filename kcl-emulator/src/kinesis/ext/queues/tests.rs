@@ -97,12 +97,12 @@ async fn a_long_poll_is_woken_when_another_request_makes_a_record_visible() {
         tokio::spawn(async move { receive(&store, input).await })
     };
     for _ in 0..1000 {
-        if store.queues_changed.receiver_count() > 0 {
+        if store.dependents().queues_changed.receiver_count() > 0 {
             break;
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(store.queues_changed.receiver_count(), 1);
+    assert_eq!(store.dependents().queues_changed.receiver_count(), 1);
     let input = serde_json::from_value(serde_json::json!({
         "QueueARN": queue_arn,
         "Entries": [{"ReceiptHandle": handle, "VisibilityTimeoutSeconds": 0}],
