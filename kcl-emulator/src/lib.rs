@@ -13,11 +13,12 @@
 //!     calls the model and answers a `Reply` (a whole body, or event-stream frames).
 //!   - `ext`: channels and queues, account-level resources that read from streams: their
 //!     actions, and their registries, which the store keeps as its stream dependents.
-//!   - `request`: what `api` and `ext` share: stream references, paging tokens, shared limits
-//!     and the checks of request members.
+//!   - `request`: what `api` and `ext` share: stream references, paging tokens, shared limits,
+//!     the checks of request members, and the one mapping of store errors to wire errors.
 //!   - `model`: streams, shards, consumers and their records; the store and its lock order,
 //!     appends and retention, and the durable metadata journal. It keeps the stream
-//!     dependents through a hook (`StreamDependents`) without knowing their types.
+//!     dependents through a hook (`StreamDependents`) without knowing their types, and
+//!     reports failures as a typed `StoreError`, never in wire terms.
 //! - `dynamodb`: the DynamoDB tables, items and expression engine behind lease tables.
 //! - `durable`: the on-disk formats below the services: the per-shard segment log with its
 //!   group committer, and the DynamoDB write-ahead log.

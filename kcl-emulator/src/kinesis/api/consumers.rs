@@ -201,7 +201,7 @@ pub(crate) async fn deregister(
     input: ConsumerRef,
 ) -> ApiResult<DeregisterOutput> {
     let (stream, consumer) = input.resolve(store)?;
-    store.change_stream(&stream, |state| {
+    store.change_stream(&stream, |state| -> ApiResult<()> {
         let now = store.now_ms();
         if let Some(entry) = state
             .settings

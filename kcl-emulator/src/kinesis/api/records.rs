@@ -10,7 +10,7 @@ use super::streams::HashKeyRange;
 use crate::kinesis::model::keys::{parse_hash_key, partition_key_hash};
 use crate::kinesis::model::{NewRecord, PutOutcome, Shard, Status, Stream};
 use crate::kinesis::request::validate::{check_shard_id, validate_range};
-use crate::kinesis::request::{epoch_seconds, stream_name_from_arn, StreamRef};
+use crate::kinesis::request::{epoch_seconds, errors, stream_name_from_arn, StreamRef};
 use crate::kinesis::KinesisStore;
 use crate::wire::cbor::Blob;
 use crate::wire::validation;
@@ -111,7 +111,7 @@ fn write_target(store: &KinesisStore, stream: &StreamRef) -> ApiResult<WriteTarg
         Status::Active | Status::Updating
     ) {
         drop(state);
-        return Err(store.stream_not_found(&stream.name));
+        return Err(store.stream_not_found(&stream.name).into());
     }
     let target = WriteTarget {
         max_record_bytes: state.settings.max_record_size_kib as usize * 1024,
@@ -167,9 +167,10 @@ pub(crate) async fn put_record(
             sequence_number,
             encryption_type,
         }),
-        PutOutcome::Rejected { message, .. } => Err(ApiError::new(
+        // PutRecord answers every rejection as the throughput error its single record met.
+        PutOutcome::Rejected(rejected) => Err(ApiError::new(
             ErrorKind::ProvisionedThroughputExceeded,
-            message,
+            errors::rejection(rejected).message,
         )),
     }
 }
@@ -297,13 +298,14 @@ pub(crate) async fn put_records(
                 error_code: None,
                 error_message: None,
             },
-            PutOutcome::Rejected { code, message } => {
+            PutOutcome::Rejected(rejected) => {
                 failed += 1;
+                let error = errors::rejection(rejected);
                 PutRecordsResultEntry {
                     sequence_number: None,
                     shard_id: None,
-                    error_code: Some(code),
-                    error_message: Some(message),
+                    error_code: Some(error.kind.wire_name()),
+                    error_message: Some(error.message),
                 }
             }
         })
@@ -436,9 +438,7 @@ pub(crate) async fn get_shard_iterator(
         .lock()
         .shard(&input.shard_id, store.now_ms())
         .cloned()
-        .ok_or_else(|| {
-            crate::kinesis::model::shard_not_found(store, &stream.name, &input.shard_id)
-        })?;
+        .ok_or_else(|| store.shard_not_found(&stream.name, &input.shard_id))?;
     let position = iterator_position(
         &stream,
         &shard,
@@ -610,7 +610,7 @@ pub(crate) async fn get_records(
     }
     let stream = store.stream(&iterator.stream)?;
     if stream.epoch != iterator.epoch {
-        return Err(store.stream_not_found(&iterator.stream));
+        return Err(store.stream_not_found(&iterator.stream).into());
     }
     let shard = stream
         .lock()

@@ -127,9 +127,7 @@ pub(crate) fn subscribe(
         .lock()
         .shard(&input.shard_id, kinesis.now_ms())
         .cloned()
-        .ok_or_else(|| {
-            crate::kinesis::model::shard_not_found(kinesis, &stream.name, &input.shard_id)
-        })?;
+        .ok_or_else(|| kinesis.shard_not_found(&stream.name, &input.shard_id))?;
     let position = iterator_position(
         &stream,
         &shard,

@@ -50,7 +50,7 @@ pub(crate) fn with_live<R: AccountResource, T>(
 /// (a stream deleted and created again under its name is another stream).
 pub(crate) fn source_is_live(store: &KinesisStore, stream_arn: &str, created_ms: i64) -> bool {
     stream_name_from_arn(store, stream_arn)
-        .and_then(|name| store.stream(&name))
+        .and_then(|name| Ok(store.stream(&name)?))
         .is_ok_and(|stream| stream.lock().settings.created_ms == created_ms)
 }
 

@@ -14,11 +14,11 @@ impl<D: StreamDependents> KinesisStore<D> {
     /// # Errors
     /// What `change` returns (nothing is saved then), or an internal error when the save
     /// failed (the settings are then as they were before `change`).
-    pub(crate) fn change_stream<T>(
+    pub(crate) fn change_stream<T, E: From<StoreError>>(
         &self,
         stream: &Stream,
-        change: impl FnOnce(&mut StreamState) -> ApiResult<T>,
-    ) -> ApiResult<T> {
+        change: impl FnOnce(&mut StreamState) -> Result<T, E>,
+    ) -> Result<T, E> {
         let (result, before) = {
             let mut state = stream.lock();
             let before = self.is_durable().then(|| state.settings.clone());
@@ -35,11 +35,11 @@ impl<D: StreamDependents> KinesisStore<D> {
     ///
     /// # Errors
     /// As [`Self::change_stream`].
-    pub(crate) fn change_stream_counting_readers<T>(
+    pub(crate) fn change_stream_counting_readers<T, E: From<StoreError>>(
         &self,
         stream: &Stream,
-        change: impl FnOnce(&mut StreamState, usize) -> ApiResult<T>,
-    ) -> ApiResult<T> {
+        change: impl FnOnce(&mut StreamState, usize) -> Result<T, E>,
+    ) -> Result<T, E> {
         let (result, before) =
             self.dependents
                 .with_readers(&stream.arn, self.now_ms(), |reading| {
@@ -55,7 +55,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         &self,
         stream: &Stream,
         before: Option<StreamSettings>,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let Err(err) = self.save_change(MetaChange::Stream(stream)) else {
             return Ok(());
         };
@@ -71,7 +71,7 @@ impl<D: StreamDependents> KinesisStore<D> {
     ///
     /// # Errors
     /// An internal error when the save failed.
-    pub(crate) fn keep_dependent_or_undo(&self, arn: &str, undo: impl FnOnce()) -> ApiResult<()> {
+    pub(crate) fn keep_dependent_or_undo(&self, arn: &str, undo: impl FnOnce()) -> StoreResult<()> {
         let Err(err) = self.save_change(MetaChange::Dependent(arn)) else {
             return Ok(());
         };

@@ -29,6 +29,11 @@
 //! lifecycle and resharding methods here: each takes the locks above in order, saves once they
 //! are released, and undoes the change when the save fails. Saving is private to this module.
 //!
+//! # Errors
+//! Store operations fail with a [`StoreError`] that says what went wrong in the store's terms
+//! (which stream, which shard, which rule); the AWS code, message and status a client sees are
+//! decided in one place above the model, `request::errors`.
+//!
 //! # Status transitions
 //! CREATING, UPDATING and DELETING are real but lazy: a stream records until when it stays in a
 //! state, and every read computes the state from the clock. No timer task is needed, and a
@@ -37,6 +42,7 @@
 mod append;
 mod change;
 mod dependents;
+mod error;
 pub(crate) mod keys;
 mod meta;
 mod persist;
@@ -57,11 +63,11 @@ use tokio::sync::watch;
 pub(crate) use crate::clock::Clock;
 use crate::durable::segment as log;
 pub(crate) use crate::durable::segment::Record;
-use crate::wire::{ApiError, ApiResult, ErrorKind};
 use crate::Config;
 #[cfg(test)]
 pub(crate) use dependents::NoDependents;
 pub(crate) use dependents::{DependentRecord, SavedDependents, StreamDependents};
+pub(crate) use error::{Rejection, StoreError, StoreResult, StreamName};
 use keys::SequenceParts;
 pub(crate) use meta::{ConsumerMeta, Lifecycle, StreamSettings};
 pub(crate) use stream::*;
@@ -113,8 +119,8 @@ pub(crate) enum PutOutcome {
         shard_id: String,
         sequence_number: String,
     },
-    /// Rejected, with the per-record error code and message PutRecords reports.
-    Rejected { code: &'static str, message: String },
+    /// Not stored, for this reason.
+    Rejected(Rejection),
 }
 
 /// A record to append: partition key, payload and the hash key it routes by.
@@ -203,8 +209,8 @@ impl<D: StreamDependents> KinesisStore<D> {
     /// The stream named `name`, unless it does not exist or its deletion has completed.
     ///
     /// # Errors
-    /// `ResourceNotFoundException` worded as AWS words it.
-    pub(crate) fn stream(&self, name: &str) -> ApiResult<Arc<Stream>> {
+    /// [`StoreError::StreamNotFound`].
+    pub(crate) fn stream(&self, name: &str) -> StoreResult<Arc<Stream>> {
         let found = self.streams_read().get(name).cloned();
         match found {
             Some(stream) if !stream.lock().settings.deleted(self.now_ms()) => Ok(stream),
@@ -216,11 +222,25 @@ impl<D: StreamDependents> KinesisStore<D> {
         }
     }
 
-    pub(crate) fn stream_not_found(&self, name: &str) -> ApiError {
-        ApiError::not_found(format!(
-            "Stream {name} under account {} not found.",
-            self.config.account_id
-        ))
+    /// The stream `name` as errors name it: under this store's account.
+    pub(crate) fn stream_name(&self, name: &str) -> StreamName {
+        StreamName {
+            name: name.to_owned(),
+            account: self.config.account_id.clone(),
+        }
+    }
+
+    /// The error for a stream `name` that does not exist.
+    pub(crate) fn stream_not_found(&self, name: &str) -> StoreError {
+        StoreError::StreamNotFound(self.stream_name(name))
+    }
+
+    /// The error for a shard `shard_id` the stream `stream` does not have.
+    pub(crate) fn shard_not_found(&self, stream: &str, shard_id: &str) -> StoreError {
+        StoreError::ShardNotFound {
+            stream: self.stream_name(stream),
+            shard: shard_id.to_owned(),
+        }
     }
 
     /// The stream ARN for `name`.
@@ -252,25 +272,12 @@ impl<D: StreamDependents> KinesisStore<D> {
         name: &str,
         shard_count: u32,
         settings: StreamSettings,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         self.purge_deleted();
-        if self.open_shard_count() + shard_count as usize > self.config.shard_limit as usize {
-            return Err(ApiError::limit_exceeded(format!(
-                "This request would exceed the shard limit for the account {} in {}. Current \
-                 shard count for the account: {}. Limit: {}. Number of additional shards that \
-                 would have resulted from this request: {shard_count}.",
-                self.config.account_id,
-                self.config.region,
-                self.open_shard_count(),
-                self.config.shard_limit
-            )));
-        }
+        self.check_shard_limit(shard_count as usize)?;
         let mut streams = self.streams_write();
         if streams.contains_key(name) {
-            return Err(ApiError::in_use(format!(
-                "Stream {name} under account {} already exists.",
-                self.config.account_id
-            )));
+            return Err(StoreError::StreamExists(self.stream_name(name)));
         }
         // Epochs must differ between incarnations of a name, so a retired stream's sequence
         // numbers never validate against the new one.
@@ -311,7 +318,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         end_hash: u128,
         parent: Option<String>,
         adjacent_parent: Option<String>,
-    ) -> ApiResult<Arc<Shard>> {
+    ) -> StoreResult<Arc<Shard>> {
         let index = state.shards.len() as u32;
         let id = keys::shard_id(index);
         let files = match &stream.dir {
@@ -357,38 +364,32 @@ impl<D: StreamDependents> KinesisStore<D> {
         &self,
         stream: &Stream,
         enforce_no_consumers: bool,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let now = self.now_ms();
         // Dependents reading the stream must be deleted one by one first, whatever
         // EnforceConsumerDeletion says. They are held still until the stream is marked, so
         // one being created at the same moment either is counted here or finds the stream
         // DELETING.
-        self.dependents
-            .with_readers(&stream.arn, now, |reading| -> ApiResult<()> {
-                if reading > 0 {
-                    return Err(ApiError::in_use(format!(
-                        "Stream {} under account {} has {reading} queue(s); delete them with \
-                         DeleteQueue before deleting the stream.",
-                        stream.name, self.config.account_id
-                    )));
-                }
-                let mut state = stream.lock();
-                if state.status(now) == Status::Creating {
-                    return Err(ApiError::in_use(format!(
-                        "Stream {} under account {} not ACTIVE, instead in state CREATING",
-                        stream.name, self.config.account_id
-                    )));
-                }
-                if enforce_no_consumers && !state.settings.consumers.is_empty() {
-                    return Err(ApiError::in_use(format!(
-                        "Stream {} under account {} has registered consumers.",
-                        stream.name, self.config.account_id
-                    )));
-                }
-                state.settings.deleting_until =
-                    Some(now + self.config.delete_delay.as_millis() as i64);
-                Ok(())
-            })?;
+        self.dependents.with_readers(&stream.arn, now, |readers| {
+            if readers > 0 {
+                return Err(StoreError::HasReaders {
+                    stream: self.stream_name(&stream.name),
+                    readers,
+                });
+            }
+            let mut state = stream.lock();
+            if state.status(now) == Status::Creating {
+                return Err(StoreError::NotActive {
+                    stream: self.stream_name(&stream.name),
+                    status: Status::Creating,
+                });
+            }
+            if enforce_no_consumers && !state.settings.consumers.is_empty() {
+                return Err(StoreError::HasConsumers(self.stream_name(&stream.name)));
+            }
+            state.settings.deleting_until = Some(now + self.config.delete_delay.as_millis() as i64);
+            Ok(())
+        })?;
         self.save_change(MetaChange::Stream(stream))?;
         Ok(())
     }
@@ -440,17 +441,15 @@ impl<D: StreamDependents> KinesisStore<D> {
         self.durable.is_some()
     }
 
-    /// Fails with `ResourceInUseException` unless the stream is ACTIVE (resharding and settings
-    /// changes need that).
-    pub(crate) fn require_active(&self, stream: &Stream, state: &StreamState) -> ApiResult<()> {
+    /// Fails with [`StoreError::NotActive`] unless the stream is ACTIVE (resharding and
+    /// settings changes need that).
+    pub(crate) fn require_active(&self, stream: &Stream, state: &StreamState) -> StoreResult<()> {
         let status = state.status(self.now_ms());
         if status != Status::Active {
-            return Err(ApiError::in_use(format!(
-                "Stream {} under account {} not ACTIVE, instead in state {}",
-                stream.name,
-                self.config.account_id,
-                status.as_str()
-            )));
+            return Err(StoreError::NotActive {
+                stream: self.stream_name(&stream.name),
+                status,
+            });
         }
         Ok(())
     }
@@ -460,19 +459,4 @@ impl<D: StreamDependents> KinesisStore<D> {
         state.settings.updating_until =
             Some(self.now_ms() + self.config.update_delay.as_millis() as i64);
     }
-}
-
-/// Error for an unknown shard of a known stream, worded as AWS words it.
-pub(crate) fn shard_not_found<D>(
-    store: &KinesisStore<D>,
-    stream: &str,
-    shard_id: &str,
-) -> ApiError {
-    ApiError::new(
-        ErrorKind::ResourceNotFound,
-        format!(
-            "Shard {shard_id} in stream {stream} under account {} does not exist",
-            store.config.account_id
-        ),
-    )
 }

@@ -14,13 +14,13 @@ impl<D: StreamDependents> KinesisStore<D> {
     ///
     /// # Errors
     /// An internal error when the metadata could not be written.
-    pub(super) fn save_change(&self, change: MetaChange<'_>) -> ApiResult<()> {
+    pub(super) fn save_change(&self, change: MetaChange<'_>) -> StoreResult<()> {
         let streams = self.streams_read();
         self.save_changes_locked(&streams, None, &[change])
     }
 
     /// Records that the deletion of each stream of `gone` has completed.
-    pub(super) fn save_removals(&self, gone: &[Arc<Stream>]) -> ApiResult<()> {
+    pub(super) fn save_removals(&self, gone: &[Arc<Stream>]) -> StoreResult<()> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
@@ -42,7 +42,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
         changes: &[MetaChange<'_>],
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
@@ -92,7 +92,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
         changes: impl FnOnce() -> Vec<meta::Change<DependentRecord<D>>>,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         // States, counter and clock are read under the lock, so records reach the journal in
         // the order they were read: a later record never holds an older state.
         let mut files = durable.meta.lock().unwrap_or_else(|p| p.into_inner());

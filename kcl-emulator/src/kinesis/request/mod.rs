@@ -1,10 +1,12 @@
 //! What the actions of `api` and `ext` share in handling a request: the stream a request
-//! names, paging tokens, timestamps as Kinesis writes them, limits both enforce, and (in
-//! [`validate`]) the checks of request members.
+//! names, paging tokens, timestamps as Kinesis writes them, limits both enforce, (in
+//! [`validate`]) the checks of request members, and (in [`errors`]) how the store's errors
+//! read on the wire.
 //!
 //! It sits below both, so the account-level resources of `ext` validate their requests as the
 //! stream actions do without depending on them.
 
+pub(crate) mod errors;
 pub(crate) mod validate;
 
 use std::sync::Arc;
@@ -39,7 +41,7 @@ impl StreamRef {
         store: &KinesisStore<D>,
     ) -> ApiResult<Arc<Stream>> {
         let name = self.name_in(store)?;
-        store.stream(&name)
+        Ok(store.stream(&name)?)
     }
 
     /// The stream name given directly or through the ARN, validated.
@@ -84,7 +86,7 @@ pub(crate) fn stream_name_from_arn<D: StreamDependents>(
     };
     let rest = arn.strip_prefix(&prefix).ok_or_else(|| {
         if arn.starts_with("arn:aws") && arn.contains(":kinesis:") {
-            store.stream_not_found(arn)
+            store.stream_not_found(arn).into()
         } else {
             invalid()
         }

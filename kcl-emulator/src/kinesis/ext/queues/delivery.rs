@@ -124,7 +124,7 @@ pub(super) fn queue_stream(store: &KinesisStore, arn: &str) -> ApiResult<Arc<Str
     }
     // Resolve the stream before taking the queues' lock: the lookup may purge deleted
     // streams, which saves metadata, which takes that lock.
-    store.stream(&queue.stream_name)
+    Ok(store.stream(&queue.stream_name)?)
 }
 
 /// One attempt at a receive from `stream`, the queue's stream: the records handed out, and
@@ -375,5 +375,6 @@ fn keep_delivery_or_undo(
         {
             queue.delivery = before;
         }
-    })
+    })?;
+    Ok(())
 }
