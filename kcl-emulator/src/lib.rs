@@ -14,7 +14,8 @@
 //!   - `ext`: channels and queues, account-level resources that read from streams: their
 //!     actions, and their registries, which the store keeps as its stream dependents.
 //!   - `request`: what `api` and `ext` share: stream references, paging tokens, shared limits,
-//!     the checks of request members, and the one mapping of store errors to wire errors.
+//!     the checks of request members, the API's spellings of the model's enums, and the one
+//!     mapping of store errors to wire errors.
 //!   - `model`: streams, shards, consumers and their records; the store and its lock order,
 //!     appends and retention, and the durable metadata journal. It keeps the stream
 //!     dependents through a hook (`StreamDependents`) without knowing their types, and

@@ -5,7 +5,8 @@
 //! - `ext`: channels and queues, the account-level resources that read from streams: their
 //!   actions, and their state as the store's stream dependents.
 //! - `request`: what both kinds of action share: stream references, paging tokens, shared
-//!   limits, the checks of request members, and how store errors read on the wire.
+//!   limits, the checks of request members, and how store errors and the model's enums read
+//!   on the wire.
 //! - `model`: streams, shards and consumers, their records and their durable metadata; it
 //!   keeps the stream dependents without knowing their types, and its errors say what went
 //!   wrong, not how a client sees it.

@@ -22,8 +22,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::kinesis::model::CapacityMode;
+use crate::kinesis::request::names::WireName;
 use crate::kinesis::KinesisStore;
 use crate::wire::codec::{self, Format};
+use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult, ErrorKind};
 
 /// Invokes `$callback! { "Operation" => action, ... }` with every Kinesis operation that has a
@@ -211,4 +214,18 @@ fn unknown_operation(operation: &str) -> ApiError {
 pub(crate) struct StreamModeDetails {
     #[serde(rename = "StreamMode")]
     pub(crate) stream_mode: String,
+}
+
+/// The capacity mode a `StreamModeDetails.StreamMode` member names.
+///
+/// # Errors
+/// `ValidationException` for a name the API does not have.
+pub(crate) fn stream_mode(name: &str) -> ApiResult<CapacityMode> {
+    CapacityMode::from_wire(name).ok_or_else(|| {
+        validation::invalid(
+            name,
+            "streamModeDetails.streamMode",
+            "Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]",
+        )
+    })
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::streams::HashKeyRange;
 use crate::kinesis::model::keys::{parse_hash_key, partition_key_hash};
-use crate::kinesis::model::{NewRecord, PutOutcome, Shard, Status, Stream};
+use crate::kinesis::model::{NewRecord, PutOutcome, RecordDistribution, Shard, Status, Stream};
+use crate::kinesis::request::names::WireName;
 use crate::kinesis::request::validate::{check_shard_id, validate_range};
 use crate::kinesis::request::{epoch_seconds, errors, stream_name_from_arn, StreamRef};
 use crate::kinesis::KinesisStore;
@@ -115,8 +116,8 @@ fn write_target(store: &KinesisStore, stream: &StreamRef) -> ApiResult<WriteTarg
     }
     let target = WriteTarget {
         max_record_bytes: state.settings.max_record_size_kib as usize * 1024,
-        auto_distribution: state.settings.record_distribution == "AUTO",
-        encryption_type: state.settings.encryption_type.clone(),
+        auto_distribution: state.settings.record_distribution == RecordDistribution::Auto,
+        encryption_type: state.settings.encryption_type.wire_name().to_owned(),
         stream: Arc::clone(&stream),
     };
     drop(state);

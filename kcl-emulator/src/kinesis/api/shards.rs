@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::streams::{Empty, ShardOutput};
 use crate::kinesis::model::keys::{parse_hash_key, shard_index};
-use crate::kinesis::model::{retention_ms, Shard};
+use crate::kinesis::model::{retention_ms, CapacityMode, Shard};
 use crate::kinesis::request::validate::{check_shard_id, validate_range};
 use crate::kinesis::request::{decode_token, encode_token, StreamRef};
 use crate::kinesis::KinesisStore;
@@ -268,7 +268,7 @@ pub(crate) async fn update_shard_count(
     let target = input.target_shard_count as u32;
     {
         let state = stream.lock();
-        if state.settings.mode == "ON_DEMAND" {
+        if state.settings.mode == CapacityMode::OnDemand {
             return Err(ApiError::validation(format!(
                 "UpdateShardCount is not supported for stream {} in ON_DEMAND mode.",
                 stream.name

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::StreamModeDetails;
-use crate::kinesis::model::{Shard, Stream, StreamSettings, StreamState};
+use super::{stream_mode, StreamModeDetails};
+use crate::kinesis::model::{CapacityMode, Shard, Stream, StreamSettings, StreamState};
+use crate::kinesis::request::names::WireName;
 use crate::kinesis::request::validate::{
     check_shard_id, validate_range, validate_stream_name, validate_tags,
 };
@@ -49,33 +50,19 @@ pub(crate) async fn create_stream(
         10_240,
         "maxRecordSizeInKiB",
     )?;
-    let mode = input.stream_mode_details.map_or_else(
-        || {
-            if input.shard_count.is_some() {
-                "PROVISIONED"
-            } else {
-                "ON_DEMAND"
-            }
-            .to_owned()
-        },
-        |d| d.stream_mode,
-    );
-    let shard_count = match (mode.as_str(), input.shard_count) {
-        ("PROVISIONED", Some(count)) => count as u32,
-        ("PROVISIONED", None) => {
+    let mode = match input.stream_mode_details {
+        None if input.shard_count.is_some() => CapacityMode::Provisioned,
+        None => CapacityMode::OnDemand,
+        Some(details) => stream_mode(&details.stream_mode)?,
+    };
+    let shard_count = match (mode, input.shard_count) {
+        (_, Some(count)) => count as u32,
+        (CapacityMode::Provisioned, None) => {
             return Err(ApiError::invalid_argument(
                 "ShardCount is required for streams in PROVISIONED mode",
             ))
         }
-        ("ON_DEMAND", Some(count)) => count as u32,
-        ("ON_DEMAND", None) => ON_DEMAND_INITIAL_SHARDS,
-        (other, _) => {
-            return Err(validation::invalid(
-                other,
-                "streamModeDetails.streamMode",
-                "Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]",
-            ))
-        }
+        (CapacityMode::OnDemand, None) => ON_DEMAND_INITIAL_SHARDS,
     };
     let tags = input.tags.unwrap_or_default();
     validate_tags(&tags, 0)?;
@@ -83,7 +70,7 @@ pub(crate) async fn create_stream(
     let mut settings = StreamSettings::new(
         now,
         now + store.config.create_delay.as_millis() as i64,
-        &mode,
+        mode,
     );
     settings.tags = tags;
     settings.warm_throughput_mibps = input.warm_throughput_mibps.map(|v| v as u32);
@@ -230,7 +217,7 @@ pub(crate) async fn describe_stream(
             stream_arn: stream.arn.clone(),
             stream_status: state.status(now).as_str(),
             stream_mode_details: StreamModeDetails {
-                stream_mode: state.settings.mode.clone(),
+                stream_mode: state.settings.mode.wire_name().to_owned(),
             },
             shards,
             has_more_shards: candidates.len() > limit,
@@ -239,7 +226,7 @@ pub(crate) async fn describe_stream(
             enhanced_monitoring: vec![EnhancedMetrics {
                 shard_level_metrics: state.settings.shard_level_metrics.clone(),
             }],
-            encryption_type: state.settings.encryption_type.clone(),
+            encryption_type: state.settings.encryption_type.wire_name().to_owned(),
             key_id: state.settings.key_id.clone(),
         },
     })
@@ -314,14 +301,14 @@ fn summary(
         stream_arn: stream.arn.clone(),
         stream_status: state.status(now).as_str(),
         stream_mode_details: StreamModeDetails {
-            stream_mode: state.settings.mode.clone(),
+            stream_mode: state.settings.mode.wire_name().to_owned(),
         },
         retention_period_hours: state.settings.retention_hours,
         stream_creation_timestamp: epoch_seconds(state.settings.created_ms),
         enhanced_monitoring: vec![EnhancedMetrics {
             shard_level_metrics: state.settings.shard_level_metrics.clone(),
         }],
-        encryption_type: state.settings.encryption_type.clone(),
+        encryption_type: state.settings.encryption_type.wire_name().to_owned(),
         key_id: state.settings.key_id.clone(),
         open_shard_count: state.open.len(),
         consumer_count: state
@@ -339,7 +326,7 @@ fn summary(
                 target_mibps: mibps,
                 current_mibps: mibps,
             }),
-        record_distribution_strategy: state.settings.record_distribution.clone(),
+        record_distribution_strategy: state.settings.record_distribution.wire_name().to_owned(),
     }
 }
 
@@ -412,7 +399,7 @@ pub(crate) async fn list_streams(
                     stream_arn: s.arn.clone(),
                     stream_status: state.status(now).as_str(),
                     stream_mode_details: StreamModeDetails {
-                        stream_mode: state.settings.mode.clone(),
+                        stream_mode: state.settings.mode.wire_name().to_owned(),
                     },
                     stream_creation_timestamp: epoch_seconds(state.settings.created_ms),
                 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{log, SavedDependents, Status, Stream};
+use super::{log, CapacityMode, Encryption, RecordDistribution, SavedDependents, Status, Stream};
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,10 +129,8 @@ pub(crate) struct StreamSettings {
     pub(crate) updating_until: Option<i64>,
     pub(crate) deleting_until: Option<i64>,
     pub(crate) retention_hours: u32,
-    /// `PROVISIONED` or `ON_DEMAND`.
-    pub(crate) mode: String,
-    /// `NONE` or `KMS`.
-    pub(crate) encryption_type: String,
+    pub(crate) mode: CapacityMode,
+    pub(crate) encryption_type: Encryption,
     pub(crate) key_id: Option<String>,
     pub(crate) shard_level_metrics: Vec<String>,
     pub(crate) tags: BTreeMap<String, String>,
@@ -140,27 +138,22 @@ pub(crate) struct StreamSettings {
     pub(crate) resource_policy: Option<String>,
     pub(crate) max_record_size_kib: u32,
     pub(crate) warm_throughput_mibps: Option<u32>,
-    /// `USER_PARTITION_KEY` (route by MD5 of the partition key) or `AUTO` (spread records over
-    /// the open shards whatever their key).
-    #[serde(default = "default_distribution")]
-    pub(crate) record_distribution: String,
-}
-
-fn default_distribution() -> String {
-    "USER_PARTITION_KEY".to_owned()
+    /// Absent from metadata written before streams could spread records (by key, then).
+    #[serde(default)]
+    pub(crate) record_distribution: RecordDistribution,
 }
 
 impl StreamSettings {
     /// Settings of a stream created now, CREATING until `creating_until`.
-    pub(crate) fn new(now: i64, creating_until: i64, mode: &str) -> StreamSettings {
+    pub(crate) fn new(now: i64, creating_until: i64, mode: CapacityMode) -> StreamSettings {
         StreamSettings {
             created_ms: now,
             creating_until,
             updating_until: None,
             deleting_until: None,
             retention_hours: 24,
-            mode: mode.to_owned(),
-            encryption_type: "NONE".to_owned(),
+            mode,
+            encryption_type: Encryption::None,
             key_id: None,
             shard_level_metrics: Vec::new(),
             tags: BTreeMap::new(),
@@ -168,7 +161,7 @@ impl StreamSettings {
             resource_policy: None,
             max_record_size_kib: 1024,
             warm_throughput_mibps: None,
-            record_distribution: default_distribution(),
+            record_distribution: RecordDistribution::default(),
         }
     }
 
@@ -516,7 +509,7 @@ mod tests {
     use crate::kinesis::model::dependents::{NoRecord, NothingSaved};
 
     fn stream(name: &str, epoch: u64, retention_hours: u32) -> SavedStream {
-        let mut settings = StreamSettings::new(0, 0, "PROVISIONED");
+        let mut settings = StreamSettings::new(0, 0, CapacityMode::Provisioned);
         settings.retention_hours = retention_hours;
         SavedStream {
             name: name.to_owned(),

@@ -45,6 +45,7 @@ mod dependents;
 mod error;
 pub(crate) mod keys;
 mod meta;
+mod modes;
 mod persist;
 mod reshard;
 mod stream;
@@ -70,6 +71,7 @@ pub(crate) use dependents::{DependentRecord, SavedDependents, StreamDependents};
 pub(crate) use error::{Rejection, StoreError, StoreResult, StreamName};
 use keys::SequenceParts;
 pub(crate) use meta::{ConsumerMeta, Lifecycle, StreamSettings};
+pub(crate) use modes::{CapacityMode, Encryption, RecordDistribution};
 pub(crate) use stream::*;
 pub(crate) use subscriptions::Subscriptions;
 

@@ -54,7 +54,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let config = durable_config(dir.path());
         let mut store = KinesisStore::<NoDependents>::open(&config).unwrap();
-        store.create_stream("model", 2, StreamSettings::new(0, 0, "PROVISIONED")).unwrap();
+        store.create_stream("model", 2, StreamSettings::new(0, 0, CapacityMode::Provisioned)).unwrap();
         let mut model: Vec<(String, u64, String, Vec<u8>)> = Vec::new();
         let mut highest = 0;
         for op in ops {

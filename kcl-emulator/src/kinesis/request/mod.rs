@@ -1,12 +1,13 @@
 //! What the actions of `api` and `ext` share in handling a request: the stream a request
 //! names, paging tokens, timestamps as Kinesis writes them, limits both enforce, (in
-//! [`validate`]) the checks of request members, and (in [`errors`]) how the store's errors
-//! read on the wire.
+//! [`validate`]) the checks of request members, (in [`names`]) the API's spellings of the
+//! model's enums, and (in [`errors`]) how the store's errors read on the wire.
 //!
 //! It sits below both, so the account-level resources of `ext` validate their requests as the
 //! stream actions do without depending on them.
 
 pub(crate) mod errors;
+pub(crate) mod names;
 pub(crate) mod validate;
 
 use std::sync::Arc;

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lookup::{new_resource_id, source_is_live, with_live, ListByStreamInput};
 use super::resources::change_registered;
-use crate::kinesis::model::Lifecycle;
+use crate::kinesis::model::{CapacityMode, Lifecycle};
+use crate::kinesis::request::names::WireName;
 use crate::kinesis::request::validate::{
     alnum_or, arn_fields, check_count, check_enum, check_length, check_string, is_account_id,
     lower_digit_or, null, only, required, validate_name, validate_tags,
@@ -279,10 +280,11 @@ pub(crate) async fn create(
     let stream_created_ms = {
         let state = stream.lock();
         store.require_active(&stream, &state)?;
-        if state.settings.mode != "ON_DEMAND" {
+        if state.settings.mode != CapacityMode::OnDemand {
             return Err(ApiError::invalid_argument(format!(
                 "Stream {} is in {} capacity mode; channels read only ON_DEMAND streams.",
-                stream.name, state.settings.mode
+                stream.name,
+                state.settings.mode.wire_name()
             )));
         }
         state.settings.created_ms

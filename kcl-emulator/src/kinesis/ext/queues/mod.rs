@@ -20,7 +20,8 @@ use tokio::sync::watch;
 
 use super::lookup::{new_resource_id, with_live, ListByStreamInput};
 use super::resources::{change_registered, queues_reading};
-use crate::kinesis::model::{Lifecycle, Status, Stream};
+use crate::kinesis::model::{CapacityMode, Lifecycle, Status, Stream};
+use crate::kinesis::request::names::WireName;
 use crate::kinesis::request::validate::{
     check_count, check_enum, check_length, check_resource_arn, invalid, null, required,
     validate_name, validate_range, validate_tags,
@@ -315,11 +316,12 @@ pub(crate) async fn create(
         }
         let state = stream.lock();
         store.require_active(&stream, &state)?;
-        if state.settings.mode != "ON_DEMAND" {
+        if state.settings.mode != CapacityMode::OnDemand {
             return Err(ApiError::validation(format!(
                 "Stream {} is in {} capacity mode; queues are supported only on streams in \
                  ON_DEMAND capacity mode.",
-                stream.name, state.settings.mode
+                stream.name,
+                state.settings.mode.wire_name()
             )));
         }
         let consumers = state
