@@ -79,11 +79,11 @@ impl StreamDependents for AccountResources {
     }
 
     fn saved(&self, now: i64) -> SavedResources {
-        // Resources whose deletion has completed are gone for good: they are not saved.
-        SavedResources {
-            channels: live(&self.channels(), now),
-            queues: live(&self.queues(), now),
-        }
+        // Resources whose deletion has completed are gone for good: they are not saved. One
+        // registry is locked at a time, so the save imposes no order between their locks.
+        let channels = live(&self.channels(), now);
+        let queues = live(&self.queues(), now);
+        SavedResources { channels, queues }
     }
 
     fn recover(&self, saved: SavedResources) {
