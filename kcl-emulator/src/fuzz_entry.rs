@@ -105,7 +105,7 @@ pub fn event_stream(data: &[u8]) -> bool {
         .iter()
         .map(|(payload, key, sequence, arrival_ms)| RecordOutput {
             sequence_number: sequence.clone(),
-            approximate_arrival_timestamp: crate::kinesis::api::epoch_seconds(*arrival_ms),
+            approximate_arrival_timestamp: crate::kinesis::request::epoch_seconds(*arrival_ms),
             data: base64::engine::general_purpose::STANDARD.encode(payload),
             partition_key: Arc::from(key.as_str()),
         })
@@ -144,7 +144,7 @@ pub fn event_stream(data: &[u8]) -> bool {
         assert_eq!(record["SequenceNumber"], sequence.as_str());
         assert_eq!(
             record["ApproximateArrivalTimestamp"].as_f64(),
-            Some(crate::kinesis::api::epoch_seconds(*arrival_ms))
+            Some(crate::kinesis::request::epoch_seconds(*arrival_ms))
         );
     }
 

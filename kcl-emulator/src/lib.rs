@@ -7,12 +7,19 @@
 //! Top-level modules depend only downwards in this list (checked by the `layering` test):
 //! - `http`: the listener, connection limits and timeouts, and the dispatch on `X-Amz-Target`
 //!   to a service; it turns a service's reply into a whole or a streamed response.
-//! - `kinesis`: the Kinesis Data Streams service.
-//!   - `api`: the actions, one module per family; each decodes its input, validates it, calls
-//!     the model and answers a `Reply` (a whole body, or event-stream frames).
+//! - `kinesis`: the Kinesis Data Streams service. Its modules, too, depend only downwards in
+//!   this list (checked by the same test):
+//!   - `api`: the stream actions, one module per family; each decodes its input, validates it,
+//!     calls the model and answers a `Reply` (a whole body, or event-stream frames).
+//!   - `ext`: channels and queues, account-level resources that read from streams: their
+//!     actions, and their registries, which the store keeps as its stream dependents.
+//!   - `request`: what `api` and `ext` share: stream references, paging tokens, shared limits,
+//!     the checks of request members, the API's spellings of the model's enums, and the one
+//!     mapping of store errors to wire errors.
 //!   - `model`: streams, shards, consumers and their records; the store and its lock order,
-//!     appends and retention, and the durable metadata journal.
-//!   - `ext`: channels and queues, account-level resources that read from streams.
+//!     appends and retention, and the durable metadata journal. It keeps the stream
+//!     dependents through a hook (`StreamDependents`) without knowing their types, and
+//!     reports failures as a typed `StoreError`, never in wire terms.
 //! - `dynamodb`: the DynamoDB tables, items and expression engine behind lease tables.
 //! - `durable`: the on-disk formats below the services: the per-shard segment log with its
 //!   group committer, and the DynamoDB write-ahead log.

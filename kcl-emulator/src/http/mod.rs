@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dynamodb::DynamoDb;
 use crate::kinesis::api::{dispatch, Reply};
-use crate::kinesis::model::KinesisStore;
+use crate::kinesis::KinesisStore;
 use crate::wire::codec::{self, Format};
 use crate::wire::{ApiError, ErrorKind};
 use crate::Config;

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{epoch_seconds, validate_name, validate_range, StreamRef};
-use crate::kinesis::model::{ConsumerMeta, KinesisStore, Stream};
+use crate::kinesis::model::{ConsumerMeta, Stream};
+use crate::kinesis::request::validate::{validate_name, validate_range, validate_tags};
+use crate::kinesis::request::{
+    decode_token, encode_token, epoch_seconds, StreamRef, MAX_CONSUMERS,
+};
+use crate::kinesis::KinesisStore;
 use crate::wire::{ApiError, ApiResult};
-
-/// Most consumers a stream may have registered at once, queues included.
-pub(crate) const MAX_CONSUMERS: usize = 20;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -84,7 +85,7 @@ pub(crate) async fn register(
 ) -> ApiResult<RegisterOutput> {
     validate_name(&input.consumer_name, "consumerName")?;
     let tags = input.tags.unwrap_or_default();
-    super::tags::validate_tags(&tags, 0)?;
+    validate_tags(&tags, 0)?;
     let stream = StreamRef {
         name: None,
         arn: Some(input.stream_arn),
@@ -93,7 +94,7 @@ pub(crate) async fn register(
     let now = store.now_ms();
     // Queues share the stream's registered-consumer limit: they are counted under the same
     // locks as the consumer is added, so a queue created meanwhile is counted.
-    let output = store.change_stream_counting_queues(&stream, |state, queues| {
+    let output = store.change_stream_counting_readers(&stream, |state, queues| {
         state.settings.consumers.retain(|c| !c.deleted(now));
         if state
             .settings
@@ -200,7 +201,7 @@ pub(crate) async fn deregister(
     input: ConsumerRef,
 ) -> ApiResult<DeregisterOutput> {
     let (stream, consumer) = input.resolve(store)?;
-    store.change_stream(&stream, |state| {
+    store.change_stream(&stream, |state| -> ApiResult<()> {
         let now = store.now_ms();
         if let Some(entry) = state
             .settings
@@ -243,7 +244,7 @@ pub(crate) async fn list(store: &KinesisStore, input: ListInput) -> ApiResult<Li
     }
     .resolve(store)?;
     let skip = match &input.next_token {
-        Some(token) => super::decode_token::<usize>(token)?,
+        Some(token) => decode_token::<usize>(token)?,
         None => 0,
     };
     let now = store.now_ms();
@@ -260,7 +261,7 @@ pub(crate) async fn list(store: &KinesisStore, input: ListInput) -> ApiResult<Li
         .take(limit)
         .map(|c| consumer_output(c, None, now))
         .collect();
-    let next_token = (live.len() > skip + limit).then(|| super::encode_token(&(skip + limit)));
+    let next_token = (live.len() > skip + limit).then(|| encode_token(&(skip + limit)));
     Ok(ListOutput {
         consumers: page,
         next_token,

@@ -11,7 +11,6 @@ mod shards;
 mod streams;
 mod subscribe;
 pub(crate) mod tags;
-pub(crate) mod validate;
 #[cfg(test)]
 mod wire_tests;
 
@@ -19,13 +18,13 @@ use crate::kinesis::ext::{channels, queues};
 
 pub(crate) use subscribe::subscription_frames;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::kinesis::model::{KinesisStore, Stream};
+use crate::kinesis::model::CapacityMode;
+use crate::kinesis::request::names::WireName;
+use crate::kinesis::KinesisStore;
 use crate::wire::codec::{self, Format};
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult, ErrorKind};
@@ -210,125 +209,6 @@ fn unknown_operation(operation: &str) -> ApiError {
     )
 }
 
-/// The `StreamName` / `StreamARN` pair most inputs carry.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct StreamRef {
-    #[serde(rename = "StreamName")]
-    pub(crate) name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    pub(crate) arn: Option<String>,
-}
-
-impl StreamRef {
-    /// Resolves the stream, by name or by ARN.
-    ///
-    /// # Errors
-    /// `ValidationException` when neither is given or they disagree, `ResourceNotFoundException`
-    /// when the stream does not exist.
-    pub(crate) fn resolve(&self, store: &KinesisStore) -> ApiResult<Arc<Stream>> {
-        let name = self.name_in(store)?;
-        store.stream(&name)
-    }
-
-    /// The stream name given directly or through the ARN, validated.
-    pub(crate) fn name_in(&self, store: &KinesisStore) -> ApiResult<String> {
-        let from_arn = match &self.arn {
-            Some(arn) => Some(stream_name_from_arn(store, arn)?),
-            None => None,
-        };
-        match (&self.name, from_arn) {
-            (Some(name), Some(arn_name)) if *name != arn_name => {
-                Err(ApiError::invalid_argument(format!(
-                    "StreamARN {} does not match StreamName {name}",
-                    self.arn.as_deref().unwrap_or("")
-                )))
-            }
-            (Some(name), _) => {
-                validate_stream_name(name)?;
-                Ok(name.clone())
-            }
-            (None, Some(arn_name)) => Ok(arn_name),
-            (None, None) => Err(ApiError::validation(
-                "Either StreamName or StreamARN should be provided.",
-            )),
-        }
-    }
-}
-
-/// The stream name inside a stream ARN of this emulator's region and account.
-pub(crate) fn stream_name_from_arn(store: &KinesisStore, arn: &str) -> ApiResult<String> {
-    let prefix = format!(
-        "arn:aws:kinesis:{}:{}:stream/",
-        store.config.region, store.config.account_id
-    );
-    let invalid = || {
-        validation::invalid(arn, "streamARN", "Member must satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+")
-    };
-    let rest = arn.strip_prefix(&prefix).ok_or_else(|| {
-        if arn.starts_with("arn:aws") && arn.contains(":kinesis:") {
-            store.stream_not_found(arn)
-        } else {
-            invalid()
-        }
-    })?;
-    let name = rest.split('/').next().unwrap_or_default();
-    validate_stream_name(name).map_err(|_| invalid())?;
-    Ok(name.to_owned())
-}
-
-/// Checks a stream or consumer name: 1-128 characters of `[a-zA-Z0-9_.-]`.
-pub(crate) fn validate_stream_name(name: &str) -> ApiResult<()> {
-    validate_name(name, "streamName")
-}
-
-pub(crate) fn validate_name(name: &str, member: &str) -> ApiResult<()> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(validation::invalid(
-            name,
-            member,
-            "Member must have length between 1 and 128",
-        ));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    {
-        return Err(validation::invalid(
-            name,
-            member,
-            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks that an optional integer parameter lies in `min..=max`.
-pub(crate) fn validate_range(
-    value: Option<i64>,
-    min: i64,
-    max: i64,
-    member: &str,
-) -> ApiResult<()> {
-    match value {
-        Some(v) if v < min => Err(validation::invalid(
-            v,
-            member,
-            &format!("Member must have value greater than or equal to {min}"),
-        )),
-        Some(v) if v > max => Err(validation::invalid(
-            v,
-            member,
-            &format!("Member must have value less than or equal to {max}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Seconds since the epoch, as Kinesis JSON timestamps are written.
-pub(crate) fn epoch_seconds(ms: i64) -> f64 {
-    ms as f64 / 1000.0
-}
-
 /// The `StreamModeDetails` member.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub(crate) struct StreamModeDetails {
@@ -336,22 +216,16 @@ pub(crate) struct StreamModeDetails {
     pub(crate) stream_mode: String,
 }
 
-/// An opaque paging token: base64 of a small JSON document.
-pub(crate) fn encode_token<T: serde::Serialize>(value: &T) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .encode(serde_json::to_vec(value).expect("tokens always serialize"))
-}
-
-/// Decodes a token made by [`encode_token`].
+/// The capacity mode a `StreamModeDetails.StreamMode` member names.
 ///
 /// # Errors
-/// `InvalidArgumentException` when the token was not made here.
-pub(crate) fn decode_token<T: serde::de::DeserializeOwned>(token: &str) -> ApiResult<T> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| ApiError::invalid_argument(format!("Invalid NextToken: {token}")))
+/// `ValidationException` for a name the API does not have.
+pub(crate) fn stream_mode(name: &str) -> ApiResult<CapacityMode> {
+    CapacityMode::from_wire(name).ok_or_else(|| {
+        validation::invalid(
+            name,
+            "streamModeDetails.streamMode",
+            "Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]",
+        )
+    })
 }

@@ -7,9 +7,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::streams::HashKeyRange;
-use super::{epoch_seconds, validate_range, StreamRef};
 use crate::kinesis::model::keys::{parse_hash_key, partition_key_hash};
-use crate::kinesis::model::{KinesisStore, NewRecord, PutOutcome, Shard, Status, Stream};
+use crate::kinesis::model::{NewRecord, PutOutcome, RecordDistribution, Shard, Status, Stream};
+use crate::kinesis::request::names::WireName;
+use crate::kinesis::request::validate::{check_shard_id, validate_range};
+use crate::kinesis::request::{epoch_seconds, errors, stream_name_from_arn, StreamRef};
+use crate::kinesis::KinesisStore;
 use crate::wire::cbor::Blob;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult, ErrorKind};
@@ -109,12 +112,12 @@ fn write_target(store: &KinesisStore, stream: &StreamRef) -> ApiResult<WriteTarg
         Status::Active | Status::Updating
     ) {
         drop(state);
-        return Err(store.stream_not_found(&stream.name));
+        return Err(store.stream_not_found(&stream.name).into());
     }
     let target = WriteTarget {
         max_record_bytes: state.settings.max_record_size_kib as usize * 1024,
-        auto_distribution: state.settings.record_distribution == "AUTO",
-        encryption_type: state.settings.encryption_type.clone(),
+        auto_distribution: state.settings.record_distribution == RecordDistribution::Auto,
+        encryption_type: state.settings.encryption_type.wire_name().to_owned(),
         stream: Arc::clone(&stream),
     };
     drop(state);
@@ -165,9 +168,10 @@ pub(crate) async fn put_record(
             sequence_number,
             encryption_type,
         }),
-        PutOutcome::Rejected { message, .. } => Err(ApiError::new(
+        // PutRecord answers every rejection as the throughput error its single record met.
+        PutOutcome::Rejected(rejected) => Err(ApiError::new(
             ErrorKind::ProvisionedThroughputExceeded,
-            message,
+            errors::rejection(rejected).message,
         )),
     }
 }
@@ -295,13 +299,14 @@ pub(crate) async fn put_records(
                 error_code: None,
                 error_message: None,
             },
-            PutOutcome::Rejected { code, message } => {
+            PutOutcome::Rejected(rejected) => {
                 failed += 1;
+                let error = errors::rejection(rejected);
                 PutRecordsResultEntry {
                     sequence_number: None,
                     shard_id: None,
-                    error_code: Some(code),
-                    error_message: Some(message),
+                    error_code: Some(error.kind.wire_name()),
+                    error_message: Some(error.message),
                 }
             }
         })
@@ -428,15 +433,13 @@ pub(crate) async fn get_shard_iterator(
     store: &KinesisStore,
     input: GetShardIteratorInput,
 ) -> ApiResult<GetShardIteratorOutput> {
-    super::validate::check_shard_id(&input.shard_id, "shardId")?;
+    check_shard_id(&input.shard_id, "shardId")?;
     let stream = input.stream.resolve(store)?;
     let shard = stream
         .lock()
         .shard(&input.shard_id, store.now_ms())
         .cloned()
-        .ok_or_else(|| {
-            crate::kinesis::model::shard_not_found(store, &stream.name, &input.shard_id)
-        })?;
+        .ok_or_else(|| store.shard_not_found(&stream.name, &input.shard_id))?;
     let position = iterator_position(
         &stream,
         &shard,
@@ -589,7 +592,7 @@ pub(crate) async fn get_records(
     let iterator = Iterator::decode(&input.shard_iterator)
         .ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator."))?;
     if let Some(arn) = &input.stream_arn {
-        if super::stream_name_from_arn(store, arn)? != iterator.stream {
+        if stream_name_from_arn(store, arn)? != iterator.stream {
             return Err(ApiError::invalid_argument("Invalid ShardIterator."));
         }
     }
@@ -608,7 +611,7 @@ pub(crate) async fn get_records(
     }
     let stream = store.stream(&iterator.stream)?;
     if stream.epoch != iterator.epoch {
-        return Err(store.stream_not_found(&iterator.stream));
+        return Err(store.stream_not_found(&iterator.stream).into());
     }
     let shard = stream
         .lock()

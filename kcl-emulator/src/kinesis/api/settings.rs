@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::streams::Empty;
 use super::tags::with_resource;
-use super::{epoch_seconds, validate_range, StreamModeDetails, StreamRef};
-use crate::kinesis::model::{KinesisStore, StreamState};
+use super::{stream_mode, StreamModeDetails};
+use crate::kinesis::model::{CapacityMode, Encryption, RecordDistribution, StreamState};
+use crate::kinesis::request::names::WireName;
+use crate::kinesis::request::validate::validate_range;
+use crate::kinesis::request::{epoch_seconds, StreamRef};
+use crate::kinesis::KinesisStore;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 
@@ -130,7 +134,7 @@ pub(crate) async fn start_encryption(
 ) -> ApiResult<Empty> {
     validate_encryption(&input)?;
     update_settings(store, &input.stream, true, |state| {
-        state.settings.encryption_type = "KMS".to_owned();
+        state.settings.encryption_type = Encryption::Kms;
         state.settings.key_id = Some(input.key_id.clone());
         Ok(Empty {})
     })
@@ -142,7 +146,7 @@ pub(crate) async fn stop_encryption(
 ) -> ApiResult<Empty> {
     validate_encryption(&input)?;
     update_settings(store, &input.stream, true, |state| {
-        state.settings.encryption_type = "NONE".to_owned();
+        state.settings.encryption_type = Encryption::None;
         state.settings.key_id = None;
         Ok(Empty {})
     })
@@ -249,19 +253,12 @@ pub(crate) async fn update_stream_mode(
     store: &KinesisStore,
     input: UpdateStreamModeInput,
 ) -> ApiResult<Empty> {
-    let mode = input.stream_mode_details.stream_mode;
-    if mode != "PROVISIONED" && mode != "ON_DEMAND" {
-        return Err(validation::invalid(
-            mode,
-            "streamModeDetails.streamMode",
-            "Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]",
-        ));
-    }
+    let mode = stream_mode(&input.stream_mode_details.stream_mode)?;
     let stream = StreamRef {
         name: None,
         arn: Some(input.stream_arn),
     };
-    if mode == "ON_DEMAND" {
+    if mode == CapacityMode::OnDemand {
         return update_settings(store, &stream, true, |state| {
             state.settings.mode = mode;
             Ok(Empty {})
@@ -270,7 +267,7 @@ pub(crate) async fn update_stream_mode(
     // Queues need ON_DEMAND. Their lock is held until the mode changes, so a queue being
     // created at the same moment is either counted here or finds the stream PROVISIONED.
     let stream = stream.resolve(store)?;
-    store.change_stream_counting_queues(&stream, |state, queues| {
+    store.change_stream_counting_readers(&stream, |state, queues| {
         if queues > 0 {
             return Err(ApiError::in_use(format!(
                 "Stream {} has {queues} queue(s), which need ON_DEMAND capacity mode; delete \
@@ -354,7 +351,7 @@ pub(crate) async fn update_warm_throughput(
     let stream = input.stream.resolve(store)?;
     let mibps = input.warm_throughput_mibps;
     update_settings(store, &input.stream, true, |state| {
-        if state.settings.mode != "ON_DEMAND" {
+        if state.settings.mode != CapacityMode::OnDemand {
             return Err(ApiError::validation(
                 "Warm throughput can only be set on streams in ON_DEMAND mode.",
             ));
@@ -391,7 +388,7 @@ pub(crate) async fn describe_limits(
     let on_demand = store
         .streams()
         .iter()
-        .filter(|s| s.lock().settings.mode == "ON_DEMAND")
+        .filter(|s| s.lock().settings.mode == CapacityMode::OnDemand)
         .count();
     Ok(DescribeLimitsOutput {
         shard_limit: store.config.shard_limit,
@@ -544,14 +541,14 @@ pub(crate) async fn update_record_distribution(
     store: &KinesisStore,
     input: UpdateDistributionInput,
 ) -> ApiResult<Empty> {
-    let strategy = input.record_distribution_strategy;
-    if strategy != "AUTO" && strategy != "USER_PARTITION_KEY" {
-        return Err(validation::invalid(
-            strategy,
-            "recordDistributionStrategy",
-            "Member must satisfy enum value set: [AUTO, USER_PARTITION_KEY]",
-        ));
-    }
+    let strategy =
+        RecordDistribution::from_wire(&input.record_distribution_strategy).ok_or_else(|| {
+            validation::invalid(
+                &input.record_distribution_strategy,
+                "recordDistributionStrategy",
+                "Member must satisfy enum value set: [AUTO, USER_PARTITION_KEY]",
+            )
+        })?;
     let stream = StreamRef {
         name: None,
         arn: input.stream_arn,

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::streams::{Empty, ShardOutput};
-use super::validate::check_shard_id;
-use super::{validate_range, StreamRef};
 use crate::kinesis::model::keys::{parse_hash_key, shard_index};
-use crate::kinesis::model::{retention_ms, KinesisStore, Shard};
+use crate::kinesis::model::{retention_ms, CapacityMode, Shard};
+use crate::kinesis::request::validate::{check_shard_id, validate_range};
+use crate::kinesis::request::{decode_token, encode_token, StreamRef};
+use crate::kinesis::KinesisStore;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 
@@ -75,7 +76,7 @@ pub(crate) async fn list_shards(
                     "NextToken and StreamName cannot be provided together.",
                 ));
             }
-            let token: ListShardsToken = super::decode_token(&token)?;
+            let token: ListShardsToken = decode_token(&token)?;
             (token.stream, Some(token.after), token.filter)
         }
         None => {
@@ -165,7 +166,7 @@ pub(crate) async fn list_shards(
         selected.push(shard);
     }
     let next_token = more.then(|| {
-        super::encode_token(&ListShardsToken {
+        encode_token(&ListShardsToken {
             stream: stream.name.clone(),
             after: selected.last().map_or(0, |s| s.index),
             filter: filter.clone(),
@@ -267,7 +268,7 @@ pub(crate) async fn update_shard_count(
     let target = input.target_shard_count as u32;
     {
         let state = stream.lock();
-        if state.settings.mode == "ON_DEMAND" {
+        if state.settings.mode == CapacityMode::OnDemand {
             return Err(ApiError::validation(format!(
                 "UpdateShardCount is not supported for stream {} in ON_DEMAND mode.",
                 stream.name

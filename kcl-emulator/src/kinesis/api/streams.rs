@@ -4,8 +4,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{epoch_seconds, validate_range, validate_stream_name, StreamModeDetails, StreamRef};
-use crate::kinesis::model::{KinesisStore, Shard, Stream, StreamSettings, StreamState};
+use super::{stream_mode, StreamModeDetails};
+use crate::kinesis::model::{CapacityMode, Shard, Stream, StreamSettings, StreamState};
+use crate::kinesis::request::names::WireName;
+use crate::kinesis::request::validate::{
+    check_shard_id, validate_range, validate_stream_name, validate_tags,
+};
+use crate::kinesis::request::{decode_token, encode_token, epoch_seconds, StreamRef};
+use crate::kinesis::KinesisStore;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 
@@ -44,41 +50,27 @@ pub(crate) async fn create_stream(
         10_240,
         "maxRecordSizeInKiB",
     )?;
-    let mode = input.stream_mode_details.map_or_else(
-        || {
-            if input.shard_count.is_some() {
-                "PROVISIONED"
-            } else {
-                "ON_DEMAND"
-            }
-            .to_owned()
-        },
-        |d| d.stream_mode,
-    );
-    let shard_count = match (mode.as_str(), input.shard_count) {
-        ("PROVISIONED", Some(count)) => count as u32,
-        ("PROVISIONED", None) => {
+    let mode = match input.stream_mode_details {
+        None if input.shard_count.is_some() => CapacityMode::Provisioned,
+        None => CapacityMode::OnDemand,
+        Some(details) => stream_mode(&details.stream_mode)?,
+    };
+    let shard_count = match (mode, input.shard_count) {
+        (_, Some(count)) => count as u32,
+        (CapacityMode::Provisioned, None) => {
             return Err(ApiError::invalid_argument(
                 "ShardCount is required for streams in PROVISIONED mode",
             ))
         }
-        ("ON_DEMAND", Some(count)) => count as u32,
-        ("ON_DEMAND", None) => ON_DEMAND_INITIAL_SHARDS,
-        (other, _) => {
-            return Err(validation::invalid(
-                other,
-                "streamModeDetails.streamMode",
-                "Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]",
-            ))
-        }
+        (CapacityMode::OnDemand, None) => ON_DEMAND_INITIAL_SHARDS,
     };
     let tags = input.tags.unwrap_or_default();
-    super::tags::validate_tags(&tags, 0)?;
+    validate_tags(&tags, 0)?;
     let now = store.now_ms();
     let mut settings = StreamSettings::new(
         now,
         now + store.config.create_delay.as_millis() as i64,
-        &mode,
+        mode,
     );
     settings.tags = tags;
     settings.warm_throughput_mibps = input.warm_throughput_mibps.map(|v| v as u32);
@@ -200,7 +192,7 @@ pub(crate) async fn describe_stream(
 ) -> ApiResult<DescribeStreamOutput> {
     validate_range(input.limit, 1, 10_000, "limit")?;
     if let Some(id) = &input.exclusive_start_shard_id {
-        super::validate::check_shard_id(id, "exclusiveStartShardId")?;
+        check_shard_id(id, "exclusiveStartShardId")?;
     }
     let stream = input.stream.resolve(store)?;
     let limit = input.limit.unwrap_or(100) as usize;
@@ -225,7 +217,7 @@ pub(crate) async fn describe_stream(
             stream_arn: stream.arn.clone(),
             stream_status: state.status(now).as_str(),
             stream_mode_details: StreamModeDetails {
-                stream_mode: state.settings.mode.clone(),
+                stream_mode: state.settings.mode.wire_name().to_owned(),
             },
             shards,
             has_more_shards: candidates.len() > limit,
@@ -234,7 +226,7 @@ pub(crate) async fn describe_stream(
             enhanced_monitoring: vec![EnhancedMetrics {
                 shard_level_metrics: state.settings.shard_level_metrics.clone(),
             }],
-            encryption_type: state.settings.encryption_type.clone(),
+            encryption_type: state.settings.encryption_type.wire_name().to_owned(),
             key_id: state.settings.key_id.clone(),
         },
     })
@@ -291,7 +283,7 @@ pub(crate) async fn describe_stream_summary(
     input: DescribeStreamSummaryInput,
 ) -> ApiResult<DescribeStreamSummaryOutput> {
     let stream = input.stream.resolve(store)?;
-    let queue_count = store.queue_count(&stream.arn);
+    let queue_count = store.readers_of(&stream.arn);
     let state = stream.lock();
     Ok(DescribeStreamSummaryOutput {
         stream_description_summary: summary(&stream, &state, queue_count, store.now_ms()),
@@ -309,14 +301,14 @@ fn summary(
         stream_arn: stream.arn.clone(),
         stream_status: state.status(now).as_str(),
         stream_mode_details: StreamModeDetails {
-            stream_mode: state.settings.mode.clone(),
+            stream_mode: state.settings.mode.wire_name().to_owned(),
         },
         retention_period_hours: state.settings.retention_hours,
         stream_creation_timestamp: epoch_seconds(state.settings.created_ms),
         enhanced_monitoring: vec![EnhancedMetrics {
             shard_level_metrics: state.settings.shard_level_metrics.clone(),
         }],
-        encryption_type: state.settings.encryption_type.clone(),
+        encryption_type: state.settings.encryption_type.wire_name().to_owned(),
         key_id: state.settings.key_id.clone(),
         open_shard_count: state.open.len(),
         consumer_count: state
@@ -334,7 +326,7 @@ fn summary(
                 target_mibps: mibps,
                 current_mibps: mibps,
             }),
-        record_distribution_strategy: state.settings.record_distribution.clone(),
+        record_distribution_strategy: state.settings.record_distribution.wire_name().to_owned(),
     }
 }
 
@@ -374,7 +366,7 @@ pub(crate) async fn list_streams(
     validate_range(input.limit, 1, 10_000, "limit")?;
     let limit = input.limit.unwrap_or(100) as usize;
     let after = match (&input.next_token, input.exclusive_start_stream_name) {
-        (Some(token), None) => Some(super::decode_token::<String>(token)?),
+        (Some(token), None) => Some(decode_token::<String>(token)?),
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid_argument(
                 "NextToken and ExclusiveStartStreamName cannot be provided together.",
@@ -394,7 +386,7 @@ pub(crate) async fn list_streams(
         stream_names: page.iter().map(|s| s.name.clone()).collect(),
         has_more_streams: has_more,
         next_token: if has_more {
-            page.last().map(|s| super::encode_token(&s.name))
+            page.last().map(|s| encode_token(&s.name))
         } else {
             None
         },
@@ -407,7 +399,7 @@ pub(crate) async fn list_streams(
                     stream_arn: s.arn.clone(),
                     stream_status: state.status(now).as_str(),
                     stream_mode_details: StreamModeDetails {
-                        stream_mode: state.settings.mode.clone(),
+                        stream_mode: state.settings.mode.wire_name().to_owned(),
                     },
                     stream_creation_timestamp: epoch_seconds(state.settings.created_ms),
                 }

@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 
 use super::consumers::resolve_consumer_arn;
 use super::records::{iterator_position, read_batch, ChildShard, RecordOutput};
-use crate::kinesis::model::{Clock, KinesisStore, Shard, Status, Stream};
+use crate::kinesis::model::{Clock, Shard, Status, Stream};
+use crate::kinesis::request::validate::check_shard_id;
+use crate::kinesis::KinesisStore;
 use crate::wire::codec::{self, Format};
 use crate::wire::event_stream::{event, exception};
 use crate::wire::{ApiError, ApiResult};
@@ -113,7 +115,7 @@ pub(crate) fn subscribe(
     body: &[u8],
 ) -> ApiResult<mpsc::Receiver<Bytes>> {
     let input: SubscribeInput = codec::decode(format, body)?;
-    super::validate::check_shard_id(&input.shard_id, "shardId")?;
+    check_shard_id(&input.shard_id, "shardId")?;
     let (stream, consumer) = resolve_consumer_arn(kinesis, &input.consumer_arn)?;
     if consumer.status(kinesis.now_ms()) != Status::Active {
         return Err(ApiError::in_use(format!(
@@ -125,9 +127,7 @@ pub(crate) fn subscribe(
         .lock()
         .shard(&input.shard_id, kinesis.now_ms())
         .cloned()
-        .ok_or_else(|| {
-            crate::kinesis::model::shard_not_found(kinesis, &stream.name, &input.shard_id)
-        })?;
+        .ok_or_else(|| kinesis.shard_not_found(&stream.name, &input.shard_id))?;
     let position = iterator_position(
         &stream,
         &shard,

@@ -7,40 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use super::streams::Empty;
 use super::{channels, queues};
-use super::{validate_range, StreamRef};
-use crate::kinesis::model::{ChannelMeta, KinesisStore, QueueMeta, StreamState};
+use crate::kinesis::ext::channels::model::ChannelMeta;
+use crate::kinesis::ext::queues::model::QueueMeta;
+use crate::kinesis::model::StreamState;
+use crate::kinesis::request::validate::{validate_range, validate_tags};
+use crate::kinesis::request::StreamRef;
+use crate::kinesis::KinesisStore;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
-
-/// Most tags a stream may carry.
-const MAX_TAGS: usize = 50;
-
-/// Checks tag keys and values, and that `existing` plus the new ones stay within the limit.
-pub(crate) fn validate_tags(tags: &BTreeMap<String, String>, existing: usize) -> ApiResult<()> {
-    for (key, value) in tags {
-        if key.is_empty() || key.chars().count() > 128 {
-            return Err(ApiError::invalid_argument(format!(
-                "Tag key {key:?} must be between 1 and 128 characters long."
-            )));
-        }
-        if key.starts_with("aws:") {
-            return Err(ApiError::invalid_argument(format!(
-                "Tag key {key} uses the reserved prefix aws:."
-            )));
-        }
-        if value.chars().count() > 256 {
-            return Err(ApiError::invalid_argument(format!(
-                "Tag value for key {key} must be at most 256 characters long."
-            )));
-        }
-    }
-    if existing + tags.len() > MAX_TAGS {
-        return Err(ApiError::limit_exceeded(format!(
-            "Failed to add tags: a resource can have at most {MAX_TAGS} tags."
-        )));
-    }
-    Ok(())
-}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -5,7 +5,7 @@ use ciborium::Value as Cbor;
 use proptest::prelude::*;
 
 use super::records::PutRecordsInput;
-use super::StreamRef;
+use crate::kinesis::request::StreamRef;
 use crate::wire::cbor::tests::{cbor, request, text, value};
 use crate::wire::cbor::{disagreement, from_slice};
 use crate::wire::codec::{self, Format};

@@ -6,14 +6,14 @@ use tokio::sync::oneshot;
 
 use super::*;
 
-impl KinesisStore {
+impl<D: StreamDependents> KinesisStore<D> {
     /// Appends `records` to `stream`, in order per shard. Resolves when each record is
     /// durable (immediately in memory). The outcomes are in the order of `records`.
     pub(crate) async fn append(
         &self,
         stream: &Stream,
         records: Vec<NewRecord>,
-    ) -> ApiResult<Vec<PutOutcome>> {
+    ) -> StoreResult<Vec<PutOutcome>> {
         let now = self.now_ms();
         let mut outcomes: Vec<Option<PutOutcome>> = vec![None; records.len()];
         let mut waits: Vec<oneshot::Receiver<std::io::Result<()>>> = Vec::new();
@@ -34,7 +34,7 @@ impl KinesisStore {
             }
             for (shard_at, group) in by_shard {
                 let Some(shard) = open.get(shard_at) else {
-                    return Err(ApiError::internal("no open shard covers the hash key"));
+                    return Err(StoreError::Internal("no open shard covers the hash key"));
                 };
                 let mut retry =
                     self.append_to_shard(stream, shard, group, now, &mut outcomes, &mut waits);
@@ -42,7 +42,7 @@ impl KinesisStore {
             }
         }
         if !pending.is_empty() {
-            return Err(ApiError::internal(
+            return Err(StoreError::Internal(
                 "the stream kept resharding while appending",
             ));
         }
@@ -50,7 +50,7 @@ impl KinesisStore {
             match wait.await {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => return Err(err.into()),
-                Err(_) => return Err(ApiError::internal("the commit thread stopped")),
+                Err(_) => return Err(StoreError::Internal("the commit thread stopped")),
             }
         }
         Ok(outcomes
@@ -76,10 +76,10 @@ impl KinesisStore {
         }
         if let Some(reason) = &log.write_failed {
             for (at, _) in group {
-                outcomes[at] = Some(PutOutcome::Rejected {
-                    code: "InternalFailure",
-                    message: format!("Shard {} cannot store records: {reason}", shard.id),
-                });
+                outcomes[at] = Some(PutOutcome::Rejected(Rejection::ShardUnwritable {
+                    shard: shard.id.clone(),
+                    reason: reason.clone(),
+                }));
             }
             return Vec::new();
         }
@@ -94,13 +94,10 @@ impl KinesisStore {
             if enforce {
                 let bytes = (record.data.len() + record.partition_key.len()) as u64;
                 if log.window.records_in + 1 > 1000 || log.window.bytes_in + bytes > 1024 * 1024 {
-                    outcomes[at] = Some(PutOutcome::Rejected {
-                        code: "ProvisionedThroughputExceededException",
-                        message: format!(
-                            "Rate exceeded for shard {} in stream {} under account {}.",
-                            shard.id, stream.name, self.config.account_id
-                        ),
-                    });
+                    outcomes[at] = Some(PutOutcome::Rejected(Rejection::ThroughputExceeded {
+                        stream: self.stream_name(&stream.name),
+                        shard: shard.id.clone(),
+                    }));
                     continue;
                 }
                 log.window.records_in += 1;

@@ -1,8 +1,9 @@
-//! Stream, shard, consumer, channel and queue metadata, and how it is kept on disk.
+//! Stream, shard and consumer metadata, the stream dependents' state, and how they are kept on
+//! disk.
 //!
 //! Two files hold it: a snapshot of everything (`meta.json`) and a journal of the changes made
 //! since (`meta-journal-<generation>.log`). A change appends one record to the journal, the
-//! new state of the one stream, channel or queue it touched, and syncs it: its cost does not
+//! new state of the one stream or dependent it touched, and syncs it: its cost does not
 //! grow with the number of streams. When the journal has grown past the snapshot's size (and
 //! a floor), the snapshot is written again (to a temporary file, synced, renamed over
 //! `meta.json`, the directory synced) under the next generation, and the old journal is
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{log, ChannelMeta, QueueMeta, Status, Stream};
+use super::{log, CapacityMode, Encryption, RecordDistribution, SavedDependents, Status, Stream};
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,10 +129,8 @@ pub(crate) struct StreamSettings {
     pub(crate) updating_until: Option<i64>,
     pub(crate) deleting_until: Option<i64>,
     pub(crate) retention_hours: u32,
-    /// `PROVISIONED` or `ON_DEMAND`.
-    pub(crate) mode: String,
-    /// `NONE` or `KMS`.
-    pub(crate) encryption_type: String,
+    pub(crate) mode: CapacityMode,
+    pub(crate) encryption_type: Encryption,
     pub(crate) key_id: Option<String>,
     pub(crate) shard_level_metrics: Vec<String>,
     pub(crate) tags: BTreeMap<String, String>,
@@ -139,27 +138,22 @@ pub(crate) struct StreamSettings {
     pub(crate) resource_policy: Option<String>,
     pub(crate) max_record_size_kib: u32,
     pub(crate) warm_throughput_mibps: Option<u32>,
-    /// `USER_PARTITION_KEY` (route by MD5 of the partition key) or `AUTO` (spread records over
-    /// the open shards whatever their key).
-    #[serde(default = "default_distribution")]
-    pub(crate) record_distribution: String,
-}
-
-fn default_distribution() -> String {
-    "USER_PARTITION_KEY".to_owned()
+    /// Absent from metadata written before streams could spread records (by key, then).
+    #[serde(default)]
+    pub(crate) record_distribution: RecordDistribution,
 }
 
 impl StreamSettings {
     /// Settings of a stream created now, CREATING until `creating_until`.
-    pub(crate) fn new(now: i64, creating_until: i64, mode: &str) -> StreamSettings {
+    pub(crate) fn new(now: i64, creating_until: i64, mode: CapacityMode) -> StreamSettings {
         StreamSettings {
             created_ms: now,
             creating_until,
             updating_until: None,
             deleting_until: None,
             retention_hours: 24,
-            mode: mode.to_owned(),
-            encryption_type: "NONE".to_owned(),
+            mode,
+            encryption_type: Encryption::None,
             key_id: None,
             shard_level_metrics: Vec::new(),
             tags: BTreeMap::new(),
@@ -167,7 +161,7 @@ impl StreamSettings {
             resource_policy: None,
             max_record_size_kib: 1024,
             warm_throughput_mibps: None,
-            record_distribution: default_distribution(),
+            record_distribution: RecordDistribution::default(),
         }
     }
 
@@ -210,8 +204,9 @@ pub(crate) struct SavedStream {
     pub(crate) shards: Vec<SavedShard>,
 }
 
+/// Everything the metadata holds; `S` is the stream dependents' part.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Snapshot {
+pub(crate) struct Snapshot<S> {
     pub(crate) version: u32,
     /// The append counter when the snapshot was taken; recovery resumes above it.
     pub(crate) counter: u64,
@@ -221,12 +216,10 @@ pub(crate) struct Snapshot {
     #[serde(default)]
     pub(crate) clock_ms: i64,
     pub(crate) streams: Vec<SavedStream>,
-    /// Absent from snapshots written before channels existed.
-    #[serde(default)]
-    pub(crate) channels: Vec<ChannelMeta>,
-    /// Absent from snapshots written before queues existed.
-    #[serde(default)]
-    pub(crate) queues: Vec<QueueMeta>,
+    /// The stream dependents, as fields of the snapshot object (`channels`, `queues`): the
+    /// layout snapshots had when the store named them itself.
+    #[serde(flatten)]
+    pub(crate) dependents: S,
     /// Which journal continues this snapshot. Absent (0) from snapshots written before the
     /// journal existed, which no journal continues.
     #[serde(default)]
@@ -270,28 +263,26 @@ impl SavedStream {
     }
 }
 
-impl Snapshot {
-    /// A snapshot of `streams`, `channels` and `queues` (generation set when it is written).
+impl<S: SavedDependents> Snapshot<S> {
+    /// A snapshot of `streams` and `dependents` (generation set when it is written).
     pub(crate) fn of(
         streams: &[&Arc<Stream>],
-        channels: &[ChannelMeta],
-        queues: &[QueueMeta],
+        dependents: S,
         counter: u64,
         clock_ms: i64,
-    ) -> Snapshot {
+    ) -> Snapshot<S> {
         Snapshot {
             version: 1,
             counter,
             clock_ms,
             streams: streams.iter().map(|s| SavedStream::of(s)).collect(),
-            channels: channels.to_vec(),
-            queues: queues.to_vec(),
+            dependents,
             generation: 0,
         }
     }
 
     /// Applies one journal record: the record holds the whole new state of what it names.
-    fn apply(&mut self, entry: JournalEntry) {
+    fn apply(&mut self, entry: JournalEntry<S::Record>) {
         self.counter = self.counter.max(entry.counter);
         self.clock_ms = self.clock_ms.max(entry.clock_ms);
         match entry.change {
@@ -303,42 +294,35 @@ impl Snapshot {
                 self.streams
                     .retain(|s| !(s.name == name && s.epoch == epoch));
             }
-            Change::Channel(channel) => {
-                match self.channels.iter_mut().find(|c| c.arn == channel.arn) {
-                    Some(slot) => *slot = channel,
-                    None => self.channels.push(channel),
-                }
-            }
-            Change::Queue(queue) => match self.queues.iter_mut().find(|q| q.arn == queue.arn) {
-                Some(slot) => *slot = queue,
-                None => self.queues.push(queue),
-            },
             Change::Clock => {}
+            Change::Dependent(record) => self.dependents.apply(record),
         }
     }
 }
 
-/// What one journal record changes.
+/// What one journal record changes; `R` is a stream dependent's record.
+// Records are built a handful at a time and written at once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Change {
+pub(crate) enum Change<R> {
     /// A stream was created or changed (settings, consumers, tags, shards): its new state.
     Stream(SavedStream),
     /// A stream's deletion completed. The epoch tells it from a later stream of the same name.
     StreamRemoved { name: String, epoch: u64 },
-    /// A channel was created or changed: its new state.
-    Channel(ChannelMeta),
-    /// A queue was created or changed, its delivery state included: its new state.
-    Queue(QueueMeta),
     /// Only the clock and counter moved (the store's clock was advanced).
     Clock,
+    /// A stream dependent was created or changed: its new state, written as the dependent's
+    /// record type writes it (a tagged object of its own, such as `{"Queue": ...}`).
+    #[serde(untagged)]
+    Dependent(R),
 }
 
 /// One journal record: a change, and the counter and clock when it was made.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct JournalEntry {
+pub(crate) struct JournalEntry<R> {
     pub(crate) counter: u64,
     pub(crate) clock_ms: i64,
-    pub(crate) change: Change,
+    pub(crate) change: Change<R>,
 }
 
 /// The metadata files of a durable store: the snapshot and its journal, open for appending.
@@ -370,10 +354,12 @@ impl MetaFiles {
     /// Opens the metadata in `root` and recovers it: the snapshot with its journal replayed.
     /// `None` when there is none (a new store). A torn journal tail is cut off, and journals
     /// of other generations (left by a crash during compaction) are removed.
-    pub(crate) fn open(root: &Path) -> io::Result<(MetaFiles, Option<Snapshot>)> {
+    pub(crate) fn open<S: SavedDependents>(
+        root: &Path,
+    ) -> io::Result<(MetaFiles, Option<Snapshot<S>>)> {
         let (mut snapshot, snapshot_bytes) = match fs::read(root.join(META_FILE)) {
             Ok(bytes) => {
-                let snapshot: Snapshot = serde_json::from_slice(&bytes).map_err(|err| {
+                let snapshot: Snapshot<S> = serde_json::from_slice(&bytes).map_err(|err| {
                     io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!("corrupt {META_FILE}: {err}"),
@@ -402,11 +388,12 @@ impl MetaFiles {
             Ok(bytes) => {
                 let mut valid = 0;
                 for (payload, end) in log::frames(&bytes, 1..=MAX_RECORD_BYTES) {
-                    let Ok(entry) = serde_json::from_slice::<JournalEntry>(payload) else {
+                    let Ok(entry) = serde_json::from_slice::<JournalEntry<S::Record>>(payload)
+                    else {
                         break;
                     };
                     snapshot
-                        .get_or_insert_with(|| Snapshot::of(&[], &[], &[], 0, 0))
+                        .get_or_insert_with(|| Snapshot::of(&[], S::default(), 0, 0))
                         .apply(entry);
                     valid = end;
                 }
@@ -449,7 +436,7 @@ impl MetaFiles {
     }
 
     /// Appends `entries` to the journal and syncs it: once this returns, they survive a crash.
-    pub(crate) fn append(&mut self, entries: &[JournalEntry]) -> io::Result<()> {
+    pub(crate) fn append<R: Serialize>(&mut self, entries: &[JournalEntry<R>]) -> io::Result<()> {
         let mut bytes = Vec::new();
         for entry in entries {
             let payload = serde_json::to_vec(entry).map_err(io::Error::other)?;
@@ -481,13 +468,19 @@ impl MetaFiles {
 
     /// Writes `snapshot` as the next generation and starts its (empty) journal; the previous
     /// journal is deleted once the new snapshot is durable.
-    pub(crate) fn write_snapshot(&mut self, mut snapshot: Snapshot) -> io::Result<()> {
+    pub(crate) fn write_snapshot<S: Serialize>(
+        &mut self,
+        mut snapshot: Snapshot<S>,
+    ) -> io::Result<()> {
         let result = self.write_snapshot_unchecked(&mut snapshot);
         self.needs_snapshot = result.is_err();
         result
     }
 
-    fn write_snapshot_unchecked(&mut self, snapshot: &mut Snapshot) -> io::Result<()> {
+    fn write_snapshot_unchecked<S: Serialize>(
+        &mut self,
+        snapshot: &mut Snapshot<S>,
+    ) -> io::Result<()> {
         let next = self.generation + 1;
         snapshot.generation = next;
         let bytes = serde_json::to_vec_pretty(&snapshot).map_err(io::Error::other)?;
@@ -513,9 +506,10 @@ impl MetaFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kinesis::model::dependents::{NoRecord, NothingSaved};
 
     fn stream(name: &str, epoch: u64, retention_hours: u32) -> SavedStream {
-        let mut settings = StreamSettings::new(0, 0, "PROVISIONED");
+        let mut settings = StreamSettings::new(0, 0, CapacityMode::Provisioned);
         settings.retention_hours = retention_hours;
         SavedStream {
             name: name.to_owned(),
@@ -525,7 +519,7 @@ mod tests {
         }
     }
 
-    fn entry(counter: u64, change: Change) -> JournalEntry {
+    fn entry(counter: u64, change: Change<NoRecord>) -> JournalEntry<NoRecord> {
         JournalEntry {
             counter,
             clock_ms: counter as i64,
@@ -535,7 +529,7 @@ mod tests {
 
     /// (name, epoch, retention) of every stream in the recovered metadata, and its counter.
     fn recovered(root: &Path) -> (Vec<(String, u64, u32)>, u64) {
-        let (_, snapshot) = MetaFiles::open(root).unwrap();
+        let (_, snapshot) = MetaFiles::open::<NothingSaved>(root).unwrap();
         let snapshot = snapshot.expect("metadata");
         let mut streams: Vec<_> = snapshot
             .streams
@@ -553,7 +547,7 @@ mod tests {
     #[test]
     fn the_journal_replays_in_order_and_a_torn_record_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut files, snapshot) = MetaFiles::open(dir.path()).unwrap();
+        let (mut files, snapshot) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
         assert!(snapshot.is_none());
         files
             .append(&[
@@ -601,7 +595,7 @@ mod tests {
         let mut torn = whole.clone();
         torn.extend_from_slice(&last[..last.len() - 1]);
         fs::write(&journal, &torn).unwrap();
-        let (mut files, _) = MetaFiles::open(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
         files
             .append(&[entry(11, Change::Stream(stream("d", 4, 24)))])
             .unwrap();
@@ -614,12 +608,12 @@ mod tests {
     #[test]
     fn compaction_starts_a_new_generation_and_a_stale_journal_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut files, _) = MetaFiles::open(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
         files
             .append(&[entry(1, Change::Stream(stream("a", 1, 24)))])
             .unwrap();
         let stale = fs::read(journal_of(dir.path(), 0)).unwrap();
-        let mut snapshot = Snapshot::of(&[], &[], &[], 5, 5);
+        let mut snapshot = Snapshot::of(&[], NothingSaved {}, 5, 5);
         snapshot.streams.push(stream("a", 1, 72));
         files.write_snapshot(snapshot).unwrap();
         assert!(!journal_of(dir.path(), 0).exists());
@@ -643,7 +637,7 @@ mod tests {
     #[test]
     fn a_snapshot_written_before_the_journal_existed_loads_and_is_continued() {
         let dir = tempfile::tempdir().unwrap();
-        let mut old = serde_json::to_value(Snapshot::of(&[], &[], &[], 7, 7)).unwrap();
+        let mut old = serde_json::to_value(Snapshot::of(&[], NothingSaved {}, 7, 7)).unwrap();
         let fields = old.as_object_mut().unwrap();
         fields.remove("generation");
         fields.insert(
@@ -656,7 +650,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(recovered(dir.path()), (vec![("old".to_owned(), 1, 24)], 7));
-        let (mut files, _) = MetaFiles::open(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
         files
             .append(&[entry(8, Change::Stream(stream("new", 2, 24)))])
             .unwrap();
@@ -673,7 +667,7 @@ mod tests {
     #[test]
     fn the_journal_is_compacted_once_it_outgrows_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut files, _) = MetaFiles::open(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
         let mut big = stream("a", 1, 24);
         big.settings.resource_policy = Some("x".repeat(64 * 1024));
         let mut appended = 0;
@@ -690,7 +684,7 @@ mod tests {
         assert!(appended * 64 * 1024 >= MIN_COMPACT_BYTES);
         // Past the floor, the bound is the snapshot's size: a change costs the same on average
         // however many streams the snapshot holds.
-        let mut snapshot = Snapshot::of(&[], &[], &[], 1, 1);
+        let mut snapshot = Snapshot::of(&[], NothingSaved {}, 1, 1);
         snapshot.streams = vec![big.clone(); 48];
         files.write_snapshot(snapshot).unwrap();
         let snapshot_bytes = fs::metadata(dir.path().join(META_FILE)).unwrap().len();

@@ -4,11 +4,12 @@
 //! The store holds streams by name. A stream holds its shards (open and closed, in creation
 //! order), tags, settings and enhanced fan-out consumers. A shard holds its records in memory
 //! in sequence order (the read path is a binary search), and, with a data directory, a
-//! [`log::ShardFiles`] that makes them durable. Stream, shard, consumer, channel and queue
-//! metadata is made durable on every change, before the change is answered: a journal record
-//! of what the change touched, folded into a snapshot now and then (see [`meta`]). Channels and
-//! queues belong to the account, not to a stream, and sit beside the streams; a queue's
-//! delivery state is part of its metadata too.
+//! [`log::ShardFiles`] that makes them durable. Stream, shard and consumer metadata, and the
+//! state of the stream dependents, is made durable on every change, before the change is
+//! answered: a journal record of what the change touched, folded into a snapshot now and then
+//! (see [`meta`]). Dependents (channels and queues, defined by `ext`) belong to the account,
+//! not to a stream, and sit beside the streams; the store keeps them without knowing their
+//! types (see [`dependents`]).
 //!
 //! # Locking
 //! `streams` (the map) is read-locked on every request and write-locked only to add or remove a
@@ -16,18 +17,22 @@
 //! so puts to different shards do not contend. A shard's lock is never held across an `.await`:
 //! writers assign sequence numbers and queue their commit under it, then wait outside it.
 //!
-//! The queues' mutex comes before any stream's or shard's: a check that involves queues and a
-//! stream (the consumer limit they share, DeleteStream, a switch to PROVISIONED) holds it across
-//! the stream's check and change. The channels' and queues' mutexes are taken by a metadata
-//! save, so neither is held when saving or when looking a stream up (which may purge deleted
-//! streams and save).
+//! The dependents' locks come before any stream's or shard's: a check that involves dependents
+//! and a stream (the consumer limit they share, DeleteStream, a switch to PROVISIONED) holds
+//! them across the stream's check and change ([`StreamDependents::with_readers`]). A metadata
+//! save reads the dependents, so none of their locks is held when saving or when looking a
+//! stream up (which may purge deleted streams and save).
 //!
 //! # Changing metadata
 //! Requests change metadata only through the intent-level methods of `change`
-//! (`change_stream`, `change_stream_counting_queues`, `change_registered`,
-//! `keep_delivery_or_undo`) and the stream lifecycle and resharding methods here: each takes
-//! the locks above in order, saves once they are released, and undoes the change when the save
-//! fails. Saving is private to this module.
+//! (`change_stream`, `change_stream_counting_readers`, `keep_dependent_or_undo`) and the stream
+//! lifecycle and resharding methods here: each takes the locks above in order, saves once they
+//! are released, and undoes the change when the save fails. Saving is private to this module.
+//!
+//! # Errors
+//! Store operations fail with a [`StoreError`] that says what went wrong in the store's terms
+//! (which stream, which shard, which rule); the AWS code, message and status a client sees are
+//! decided in one place above the model, `request::errors`.
 //!
 //! # Status transitions
 //! CREATING, UPDATING and DELETING are real but lazy: a stream records until when it stays in a
@@ -36,8 +41,11 @@
 
 mod append;
 mod change;
+mod dependents;
+mod error;
 pub(crate) mod keys;
 mod meta;
+mod modes;
 mod persist;
 mod reshard;
 mod stream;
@@ -56,13 +64,14 @@ use tokio::sync::watch;
 pub(crate) use crate::clock::Clock;
 use crate::durable::segment as log;
 pub(crate) use crate::durable::segment::Record;
-pub(crate) use crate::kinesis::ext::channels::model::ChannelMeta;
-pub(crate) use crate::kinesis::ext::queues::model::QueueMeta;
-use crate::wire::{ApiError, ApiResult, ErrorKind};
 use crate::Config;
-pub(crate) use change::Registered;
+#[cfg(test)]
+pub(crate) use dependents::NoDependents;
+pub(crate) use dependents::{DependentRecord, SavedDependents, StreamDependents};
+pub(crate) use error::{Rejection, StoreError, StoreResult, StreamName};
 use keys::SequenceParts;
 pub(crate) use meta::{ConsumerMeta, Lifecycle, StreamSettings};
+pub(crate) use modes::{CapacityMode, Encryption, RecordDistribution};
 pub(crate) use stream::*;
 pub(crate) use subscriptions::Subscriptions;
 
@@ -81,17 +90,15 @@ struct Durable {
 pub(crate) enum MetaChange<'a> {
     /// A stream's settings, consumers, tags or shards.
     Stream(&'a Stream),
-    /// The channel with this ARN.
-    Channel(&'a str),
-    /// The queue with this ARN, its delivery state included.
-    Queue(&'a str),
+    /// The stream dependent with this ARN.
+    Dependent(&'a str),
     /// Only the clock (moved forward for testing).
     Clock,
 }
 
-/// The Kinesis side of the emulator.
+/// The Kinesis side of the emulator: the streams, and beside them the dependents `D`.
 #[derive(Debug)]
-pub(crate) struct KinesisStore {
+pub(crate) struct KinesisStore<D> {
     pub(crate) config: Config,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     counter: AtomicU64,
@@ -102,14 +109,8 @@ pub(crate) struct KinesisStore {
     pub(crate) billing_commitment: Mutex<Option<(String, i64)>>,
     /// Live enhanced fan-out subscriptions.
     pub(crate) subscriptions: Arc<Subscriptions>,
-    /// The account's channels, including ones whose deletion has not completed.
-    channels: Mutex<Vec<ChannelMeta>>,
-    /// The account's queues, including ones whose deletion has not completed.
-    queues: Mutex<Vec<QueueMeta>>,
-    /// Bumped when a request changes a queue in a way a waiting receive must see (records made
-    /// visible again or restored, the queue deleted). Appends wake receives through their
-    /// shards' `changed` instead.
-    pub(crate) queues_changed: watch::Sender<u64>,
+    /// The resources that read from the streams, kept here for the lock order and the journal.
+    dependents: D,
 }
 
 /// Outcome of appending one record.
@@ -120,8 +121,8 @@ pub(crate) enum PutOutcome {
         shard_id: String,
         sequence_number: String,
     },
-    /// Rejected, with the per-record error code and message PutRecords reports.
-    Rejected { code: &'static str, message: String },
+    /// Not stored, for this reason.
+    Rejected(Rejection),
 }
 
 /// A record to append: partition key, payload and the hash key it routes by.
@@ -132,9 +133,9 @@ pub(crate) struct NewRecord {
     pub(crate) hash: u128,
 }
 
-impl KinesisStore {
+impl<D: StreamDependents> KinesisStore<D> {
     /// Opens the store: in memory, or recovered from `config.data_dir`.
-    pub(crate) fn open(config: &Config) -> std::io::Result<KinesisStore> {
+    pub(crate) fn open(config: &Config) -> std::io::Result<KinesisStore<D>> {
         let mut recovered = None;
         let durable = match &config.data_dir {
             Some(dir) => {
@@ -158,9 +159,7 @@ impl KinesisStore {
             durable,
             billing_commitment: Mutex::new(None),
             subscriptions: Arc::default(),
-            channels: Mutex::new(Vec::new()),
-            queues: Mutex::new(Vec::new()),
-            queues_changed: watch::channel(0).0,
+            dependents: D::default(),
         };
         if let Some(snapshot) = recovered {
             store.recover(snapshot)?;
@@ -179,8 +178,7 @@ impl KinesisStore {
         self.clock.advance(by);
         self.enforce_retention();
         self.purge_deleted();
-        // Visibility timeouts may have run out on the new clock: waiting receives look again.
-        self.queues_changed.send_modify(|v| *v += 1);
+        self.dependents.clock_advanced();
         // The metadata records the clock, so a restart resumes from the advanced time.
         if let Err(err) = self.save_change(MetaChange::Clock) {
             tracing::error!(error = %err, "saving metadata after advancing the clock failed");
@@ -213,8 +211,8 @@ impl KinesisStore {
     /// The stream named `name`, unless it does not exist or its deletion has completed.
     ///
     /// # Errors
-    /// `ResourceNotFoundException` worded as AWS words it.
-    pub(crate) fn stream(&self, name: &str) -> ApiResult<Arc<Stream>> {
+    /// [`StoreError::StreamNotFound`].
+    pub(crate) fn stream(&self, name: &str) -> StoreResult<Arc<Stream>> {
         let found = self.streams_read().get(name).cloned();
         match found {
             Some(stream) if !stream.lock().settings.deleted(self.now_ms()) => Ok(stream),
@@ -226,11 +224,25 @@ impl KinesisStore {
         }
     }
 
-    pub(crate) fn stream_not_found(&self, name: &str) -> ApiError {
-        ApiError::not_found(format!(
-            "Stream {name} under account {} not found.",
-            self.config.account_id
-        ))
+    /// The stream `name` as errors name it: under this store's account.
+    pub(crate) fn stream_name(&self, name: &str) -> StreamName {
+        StreamName {
+            name: name.to_owned(),
+            account: self.config.account_id.clone(),
+        }
+    }
+
+    /// The error for a stream `name` that does not exist.
+    pub(crate) fn stream_not_found(&self, name: &str) -> StoreError {
+        StoreError::StreamNotFound(self.stream_name(name))
+    }
+
+    /// The error for a shard `shard_id` the stream `stream` does not have.
+    pub(crate) fn shard_not_found(&self, stream: &str, shard_id: &str) -> StoreError {
+        StoreError::ShardNotFound {
+            stream: self.stream_name(stream),
+            shard: shard_id.to_owned(),
+        }
     }
 
     /// The stream ARN for `name`.
@@ -262,25 +274,12 @@ impl KinesisStore {
         name: &str,
         shard_count: u32,
         settings: StreamSettings,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         self.purge_deleted();
-        if self.open_shard_count() + shard_count as usize > self.config.shard_limit as usize {
-            return Err(ApiError::limit_exceeded(format!(
-                "This request would exceed the shard limit for the account {} in {}. Current \
-                 shard count for the account: {}. Limit: {}. Number of additional shards that \
-                 would have resulted from this request: {shard_count}.",
-                self.config.account_id,
-                self.config.region,
-                self.open_shard_count(),
-                self.config.shard_limit
-            )));
-        }
+        self.check_shard_limit(shard_count as usize)?;
         let mut streams = self.streams_write();
         if streams.contains_key(name) {
-            return Err(ApiError::in_use(format!(
-                "Stream {name} under account {} already exists.",
-                self.config.account_id
-            )));
+            return Err(StoreError::StreamExists(self.stream_name(name)));
         }
         // Epochs must differ between incarnations of a name, so a retired stream's sequence
         // numbers never validate against the new one.
@@ -321,7 +320,7 @@ impl KinesisStore {
         end_hash: u128,
         parent: Option<String>,
         adjacent_parent: Option<String>,
-    ) -> ApiResult<Arc<Shard>> {
+    ) -> StoreResult<Arc<Shard>> {
         let index = state.shards.len() as u32;
         let id = keys::shard_id(index);
         let files = match &stream.dir {
@@ -367,36 +366,32 @@ impl KinesisStore {
         &self,
         stream: &Stream,
         enforce_no_consumers: bool,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let now = self.now_ms();
-        // Queues must be deleted one by one first, whatever EnforceConsumerDeletion says. The
-        // queues' lock is held until the stream is marked, so a queue being created at the
-        // same moment either is counted here or finds the stream DELETING.
-        let queues = self.queues();
-        let reading = queues_reading(&queues, &stream.arn, now);
-        if reading > 0 {
-            return Err(ApiError::in_use(format!(
-                "Stream {} under account {} has {reading} queue(s); delete them with \
-                 DeleteQueue before deleting the stream.",
-                stream.name, self.config.account_id
-            )));
-        }
-        let mut state = stream.lock();
-        if state.status(now) == Status::Creating {
-            return Err(ApiError::in_use(format!(
-                "Stream {} under account {} not ACTIVE, instead in state CREATING",
-                stream.name, self.config.account_id
-            )));
-        }
-        if enforce_no_consumers && !state.settings.consumers.is_empty() {
-            return Err(ApiError::in_use(format!(
-                "Stream {} under account {} has registered consumers.",
-                stream.name, self.config.account_id
-            )));
-        }
-        state.settings.deleting_until = Some(now + self.config.delete_delay.as_millis() as i64);
-        drop(state);
-        drop(queues);
+        // Dependents reading the stream must be deleted one by one first, whatever
+        // EnforceConsumerDeletion says. They are held still until the stream is marked, so
+        // one being created at the same moment either is counted here or finds the stream
+        // DELETING.
+        self.dependents.with_readers(&stream.arn, now, |readers| {
+            if readers > 0 {
+                return Err(StoreError::HasReaders {
+                    stream: self.stream_name(&stream.name),
+                    readers,
+                });
+            }
+            let mut state = stream.lock();
+            if state.status(now) == Status::Creating {
+                return Err(StoreError::NotActive {
+                    stream: self.stream_name(&stream.name),
+                    status: Status::Creating,
+                });
+            }
+            if enforce_no_consumers && !state.settings.consumers.is_empty() {
+                return Err(StoreError::HasConsumers(self.stream_name(&stream.name)));
+            }
+            state.settings.deleting_until = Some(now + self.config.delete_delay.as_millis() as i64);
+            Ok(())
+        })?;
         self.save_change(MetaChange::Stream(stream))?;
         Ok(())
     }
@@ -430,21 +425,17 @@ impl KinesisStore {
             }
         }
     }
-    /// The account's channels, locked. Callers change them and then call [`Self::save_change`]
-    /// after releasing the guard.
-    pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<ChannelMeta>> {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+
+    /// The stream dependents. Their locks come before any stream's, and none may be held when
+    /// the store saves metadata or looks a stream up.
+    pub(crate) fn dependents(&self) -> &D {
+        &self.dependents
     }
 
-    /// The account's queues, locked. The lock comes before any stream's or shard's, and the
-    /// guard must be released before [`Self::save_change`] or [`Self::stream`] is called.
-    pub(crate) fn queues(&self) -> std::sync::MutexGuard<'_, Vec<QueueMeta>> {
-        self.queues.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Live queues reading the stream `stream_arn`.
-    pub(crate) fn queue_count(&self, stream_arn: &str) -> usize {
-        queues_reading(&self.queues(), stream_arn, self.now_ms())
+    /// Live dependents reading the stream `stream_arn`.
+    pub(crate) fn readers_of(&self, stream_arn: &str) -> usize {
+        self.dependents
+            .with_readers(stream_arn, self.now_ms(), |reading| reading)
     }
 
     /// Whether the store keeps its data on disk (metadata saves can then fail).
@@ -452,17 +443,15 @@ impl KinesisStore {
         self.durable.is_some()
     }
 
-    /// Fails with `ResourceInUseException` unless the stream is ACTIVE (resharding and settings
-    /// changes need that).
-    pub(crate) fn require_active(&self, stream: &Stream, state: &StreamState) -> ApiResult<()> {
+    /// Fails with [`StoreError::NotActive`] unless the stream is ACTIVE (resharding and
+    /// settings changes need that).
+    pub(crate) fn require_active(&self, stream: &Stream, state: &StreamState) -> StoreResult<()> {
         let status = state.status(self.now_ms());
         if status != Status::Active {
-            return Err(ApiError::in_use(format!(
-                "Stream {} under account {} not ACTIVE, instead in state {}",
-                stream.name,
-                self.config.account_id,
-                status.as_str()
-            )));
+            return Err(StoreError::NotActive {
+                stream: self.stream_name(&stream.name),
+                status,
+            });
         }
         Ok(())
     }
@@ -472,23 +461,4 @@ impl KinesisStore {
         state.settings.updating_until =
             Some(self.now_ms() + self.config.update_delay.as_millis() as i64);
     }
-}
-
-/// Live queues in `queues` (the guard of [`KinesisStore::queues`]) reading `stream_arn`.
-pub(crate) fn queues_reading(queues: &[QueueMeta], stream_arn: &str, now: i64) -> usize {
-    queues
-        .iter()
-        .filter(|q| q.stream_arn == stream_arn && !q.deleted(now))
-        .count()
-}
-
-/// Error for an unknown shard of a known stream, worded as AWS words it.
-pub(crate) fn shard_not_found(store: &KinesisStore, stream: &str, shard_id: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::ResourceNotFound,
-        format!(
-            "Shard {shard_id} in stream {stream} under account {} does not exist",
-            store.config.account_id
-        ),
-    )
 }

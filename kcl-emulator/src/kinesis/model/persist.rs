@@ -8,19 +8,19 @@ use tokio::sync::watch;
 
 use super::*;
 
-impl KinesisStore {
+impl<D: StreamDependents> KinesisStore<D> {
     /// Makes `change` durable (durable mode only): call after the change, with no lock of the
     /// store held.
     ///
     /// # Errors
     /// An internal error when the metadata could not be written.
-    pub(super) fn save_change(&self, change: MetaChange<'_>) -> ApiResult<()> {
+    pub(super) fn save_change(&self, change: MetaChange<'_>) -> StoreResult<()> {
         let streams = self.streams_read();
         self.save_changes_locked(&streams, None, &[change])
     }
 
     /// Records that the deletion of each stream of `gone` has completed.
-    pub(super) fn save_removals(&self, gone: &[Arc<Stream>]) -> ApiResult<()> {
+    pub(super) fn save_removals(&self, gone: &[Arc<Stream>]) -> StoreResult<()> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
@@ -42,7 +42,7 @@ impl KinesisStore {
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
         changes: &[MetaChange<'_>],
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
@@ -57,7 +57,7 @@ impl KinesisStore {
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
         changes: &[MetaChange<'_>],
-    ) -> Vec<meta::Change> {
+    ) -> Vec<meta::Change<DependentRecord<D>>> {
         let mut entries = Vec::with_capacity(changes.len());
         for change in changes {
             entries.push(match *change {
@@ -73,15 +73,9 @@ impl KinesisStore {
                     }
                     meta::Change::Stream(meta::SavedStream::of(stream))
                 }
-                MetaChange::Channel(arn) => {
-                    match self.channels().iter().find(|c| c.arn == arn) {
-                        Some(channel) => meta::Change::Channel(channel.clone()),
-                        // Removed once its deletion completed: the last record says so.
-                        None => continue,
-                    }
-                }
-                MetaChange::Queue(arn) => match self.queues().iter().find(|q| q.arn == arn) {
-                    Some(queue) => meta::Change::Queue(queue.clone()),
+                MetaChange::Dependent(arn) => match self.dependents.record(arn) {
+                    Some(record) => meta::Change::Dependent(record),
+                    // Removed once its deletion completed: the last record says so.
                     None => continue,
                 },
                 MetaChange::Clock => meta::Change::Clock,
@@ -97,8 +91,8 @@ impl KinesisStore {
         durable: &Durable,
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
-        changes: impl FnOnce() -> Vec<meta::Change>,
-    ) -> ApiResult<()> {
+        changes: impl FnOnce() -> Vec<meta::Change<DependentRecord<D>>>,
+    ) -> StoreResult<()> {
         // States, counter and clock are read under the lock, so records reach the journal in
         // the order they were read: a later record never holds an older state.
         let mut files = durable.meta.lock().unwrap_or_else(|p| p.into_inner());
@@ -109,7 +103,7 @@ impl KinesisStore {
         }
         let counter = self.counter.load(Ordering::Relaxed);
         let clock_ms = self.now_ms();
-        let entries: Vec<meta::JournalEntry> = changes()
+        let entries: Vec<meta::JournalEntry<_>> = changes()
             .into_iter()
             .map(|change| meta::JournalEntry {
                 counter,
@@ -133,38 +127,24 @@ impl KinesisStore {
         &self,
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
-    ) -> meta::Snapshot {
+    ) -> meta::Snapshot<D::Saved> {
         let all: Vec<&Arc<Stream>> = streams.values().chain(extra).collect();
         // Resources whose deletion has completed are gone for good: they are not saved.
         let now = self.now_ms();
-        let channels: Vec<ChannelMeta> = self
-            .channels()
-            .iter()
-            .filter(|c| !c.deleted(now))
-            .cloned()
-            .collect();
-        let queues: Vec<QueueMeta> = self
-            .queues()
-            .iter()
-            .filter(|q| !q.deleted(now))
-            .cloned()
-            .collect();
         meta::Snapshot::of(
             &all,
-            &channels,
-            &queues,
+            self.dependents.saved(now),
             self.counter.load(Ordering::Relaxed),
             now,
         )
     }
 
-    pub(super) fn recover(&self, snapshot: meta::Snapshot) -> std::io::Result<()> {
+    pub(super) fn recover(&self, snapshot: meta::Snapshot<D::Saved>) -> std::io::Result<()> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
         self.clock.resume_from(snapshot.clock_ms);
-        *self.channels() = snapshot.channels;
-        *self.queues() = snapshot.queues;
+        self.dependents.recover(snapshot.dependents);
         let mut max_counter = snapshot.counter;
         let mut streams = self.streams_write();
         for saved in snapshot.streams {

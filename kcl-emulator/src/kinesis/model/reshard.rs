@@ -7,17 +7,18 @@
 
 use std::sync::Arc;
 
-use super::{KinesisStore, MetaChange, Shard, Stream, StreamState};
-use crate::wire::{ApiError, ApiResult};
+use super::{
+    KinesisStore, MetaChange, Shard, StoreError, StoreResult, Stream, StreamDependents, StreamState,
+};
 
-impl KinesisStore {
+impl<D: StreamDependents> KinesisStore<D> {
     /// Splits `shard_id` at `new_starting_hash` into two children.
     pub(crate) fn split_shard(
         &self,
         stream: &Stream,
         shard_id: &str,
         new_starting_hash: u128,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         // Counted before taking the stream's lock: counting locks every stream.
         self.check_shard_limit(1)?;
         {
@@ -25,16 +26,13 @@ impl KinesisStore {
             self.require_active(stream, &state)?;
             let parent = self.open_shard(stream, &state, shard_id)?;
             if new_starting_hash <= parent.start_hash || new_starting_hash > parent.end_hash {
-                return Err(ApiError::invalid_argument(format!(
-                    "NewStartingHashKey {new_starting_hash} used in SplitShard() on shard {} in \
-                     stream {} under account {} is not both greater than one plus the shard's \
-                     StartingHashKey {} and less than the shard's EndingHashKey {}.",
-                    parent.id,
-                    stream.name,
-                    self.config.account_id,
-                    parent.start_hash,
-                    parent.end_hash
-                )));
+                return Err(StoreError::SplitOutsideShard {
+                    stream: self.stream_name(&stream.name),
+                    shard: parent.id.clone(),
+                    at: new_starting_hash,
+                    start: parent.start_hash,
+                    end: parent.end_hash,
+                });
             }
             self.split_locked(stream, &mut state, &parent, new_starting_hash)?;
             self.start_update(&mut state);
@@ -48,7 +46,7 @@ impl KinesisStore {
         stream: &Stream,
         shard_id: &str,
         adjacent_shard_id: &str,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         {
             let mut state = stream.lock();
             self.require_active(stream, &state)?;
@@ -57,11 +55,11 @@ impl KinesisStore {
             let adjacent = first.end_hash.checked_add(1) == Some(second.start_hash)
                 || second.end_hash.checked_add(1) == Some(first.start_hash);
             if !adjacent || first.index == second.index {
-                return Err(ApiError::invalid_argument(format!(
-                    "Shards {} and {} in stream {} under account {} are not an adjacent pair of \
-                     shards eligible for merging",
-                    first.id, second.id, stream.name, self.config.account_id
-                )));
+                return Err(StoreError::NotAdjacent {
+                    stream: self.stream_name(&stream.name),
+                    first: first.id.clone(),
+                    second: second.id.clone(),
+                });
             }
             self.merge_locked(stream, &mut state, &first, &second)?;
             self.start_update(&mut state);
@@ -70,7 +68,7 @@ impl KinesisStore {
     }
 
     /// Reshapes the stream to `target` open shards of (nearly) equal hash ranges.
-    pub(crate) fn update_shard_count(&self, stream: &Stream, target: u32) -> ApiResult<u32> {
+    pub(crate) fn update_shard_count(&self, stream: &Stream, target: u32) -> StoreResult<u32> {
         let current = stream.lock().open.len() as u32;
         // Counted before taking the stream's lock: counting locks every stream.
         if target > current {
@@ -117,29 +115,30 @@ impl KinesisStore {
         stream: &Stream,
         state: &StreamState,
         shard_id: &str,
-    ) -> ApiResult<Arc<Shard>> {
+    ) -> StoreResult<Arc<Shard>> {
         let shard = state
             .shard(shard_id, self.now_ms())
-            .ok_or_else(|| super::shard_not_found(self, &stream.name, shard_id))?;
+            .ok_or_else(|| self.shard_not_found(&stream.name, shard_id))?;
         if !shard.is_open() {
-            return Err(ApiError::invalid_argument(format!(
-                "Shard {} in stream {} under account {} has already been merged or split, and \
-                 thus is not eligible for merging or splitting.",
-                shard.id, stream.name, self.config.account_id
-            )));
+            return Err(StoreError::ShardClosed {
+                stream: self.stream_name(&stream.name),
+                shard: shard.id.clone(),
+            });
         }
         Ok(Arc::clone(shard))
     }
 
-    fn check_shard_limit(&self, extra: usize) -> ApiResult<()> {
+    /// Fails unless the account may open `additional` more shards.
+    pub(super) fn check_shard_limit(&self, additional: usize) -> StoreResult<()> {
         let open = self.open_shard_count();
-        if open + extra > self.config.shard_limit as usize {
-            return Err(ApiError::limit_exceeded(format!(
-                "This request would exceed the shard limit for the account {} in {}. Current \
-                 shard count for the account: {open}. Limit: {}. Number of additional shards \
-                 that would have resulted from this request: {extra}.",
-                self.config.account_id, self.config.region, self.config.shard_limit
-            )));
+        if open + additional > self.config.shard_limit as usize {
+            return Err(StoreError::ShardLimit {
+                account: self.config.account_id.clone(),
+                region: self.config.region.clone(),
+                open,
+                limit: self.config.shard_limit,
+                additional,
+            });
         }
         Ok(())
     }
@@ -150,7 +149,7 @@ impl KinesisStore {
         state: &mut StreamState,
         parent: &Arc<Shard>,
         at: u128,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         self.close_shard(parent);
         let parent_id = Some(parent.id.clone());
         self.add_shard(
@@ -172,7 +171,7 @@ impl KinesisStore {
         state: &mut StreamState,
         first: &Arc<Shard>,
         second: &Arc<Shard>,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         self.close_shard(first);
         self.close_shard(second);
         let start = first.start_hash.min(second.start_hash);

@@ -195,21 +195,18 @@ impl Stream {
     /// # Errors
     /// `InvalidArgumentException` worded as AWS words it when the number is malformed or belongs
     /// to another shard or stream.
-    pub(crate) fn parse_sequence(&self, text: &str, shard: &Shard) -> ApiResult<u64> {
-        let parts = SequenceParts::parse(text).ok_or_else(|| {
-            ApiError::invalid_argument(format!(
-                "StartingSequenceNumber {text} used in GetShardIterator on shard {} in stream {} \
-                 under account is invalid.",
-                shard.id, self.name
-            ))
-        })?;
+    pub(crate) fn parse_sequence(&self, text: &str, shard: &Shard) -> StoreResult<u64> {
+        let parts =
+            SequenceParts::parse(text).ok_or_else(|| StoreError::MalformedSequenceNumber {
+                stream: self.name.clone(),
+                shard: shard.id.clone(),
+                text: text.to_owned(),
+            })?;
         if parts.shard_index != shard.index || parts.stream_epoch != self.epoch {
-            return Err(ApiError::invalid_argument(format!(
-                "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a \
-                 shard with {}",
-                keys::shard_id(parts.shard_index),
-                shard.id
-            )));
+            return Err(StoreError::SequenceNumberOfOtherShard {
+                encoded: keys::shard_id(parts.shard_index),
+                shard: shard.id.clone(),
+            });
         }
         Ok(parts.counter)
     }

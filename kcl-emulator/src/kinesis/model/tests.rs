@@ -25,7 +25,7 @@ fn durable_config(dir: &std::path::Path) -> Config {
 }
 
 /// Every record of every shard, as (shard id, counter, key, data).
-fn contents(store: &KinesisStore) -> Vec<(String, u64, String, Vec<u8>)> {
+fn contents(store: &KinesisStore<NoDependents>) -> Vec<(String, u64, String, Vec<u8>)> {
     let stream = store.stream("model").unwrap();
     let state = stream.lock();
     let mut all = Vec::new();
@@ -53,8 +53,8 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = durable_config(dir.path());
-        let mut store = KinesisStore::open(&config).unwrap();
-        store.create_stream("model", 2, StreamSettings::new(0, 0, "PROVISIONED")).unwrap();
+        let mut store = KinesisStore::<NoDependents>::open(&config).unwrap();
+        store.create_stream("model", 2, StreamSettings::new(0, 0, CapacityMode::Provisioned)).unwrap();
         let mut model: Vec<(String, u64, String, Vec<u8>)> = Vec::new();
         let mut highest = 0;
         for op in ops {
@@ -89,7 +89,7 @@ proptest! {
             }
         }
         drop(store);
-        let store = KinesisStore::open(&config).unwrap();
+        let store = KinesisStore::<NoDependents>::open(&config).unwrap();
         let mut expected = model;
         expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         let mut actual = contents(&store);

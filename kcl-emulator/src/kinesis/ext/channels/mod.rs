@@ -13,21 +13,24 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::kinesis::api::validate::{
+use super::lookup::{new_resource_id, source_is_live, with_live, ListByStreamInput};
+use super::resources::change_registered;
+use crate::kinesis::model::{CapacityMode, Lifecycle};
+use crate::kinesis::request::names::WireName;
+use crate::kinesis::request::validate::{
     alnum_or, arn_fields, check_count, check_enum, check_length, check_string, is_account_id,
-    lower_digit_or, new_resource_id, null, only, required, source_is_live, with_live,
-    ListByStreamInput,
+    lower_digit_or, null, only, required, validate_name, validate_tags,
 };
-use crate::kinesis::api::{epoch_seconds, validate_name, StreamRef};
-use crate::kinesis::ext::channels::model::{
-    ChannelEncryption, ChannelLogging, ChannelSource, ChannelStatus, CloudWatchLogs,
-    DeadLetterQueue, Destination, RecordConfig, S3Destination, S3Table, S3TablesDestination,
-    StreamConfig,
-};
-use crate::kinesis::model::{ChannelMeta, KinesisStore, Lifecycle};
+use crate::kinesis::request::{epoch_seconds, StreamRef};
+use crate::kinesis::KinesisStore;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 use checks::*;
+use model::{
+    ChannelEncryption, ChannelLogging, ChannelMeta, ChannelSource, ChannelStatus, CloudWatchLogs,
+    DeadLetterQueue, Destination, RecordConfig, S3Destination, S3Table, S3TablesDestination,
+    StreamConfig,
+};
 
 /// Most channel summaries one ListChannels page holds, whatever `MaxResults` asks for.
 const LIST_PAGE_LIMIT: usize = 100;
@@ -164,7 +167,7 @@ pub(crate) fn with_channel<T>(
     arn: &str,
     act: impl FnOnce(&mut ChannelMeta, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    with_live(store, &mut store.channels(), arn, act)
+    with_live(store, &mut store.dependents().channels(), arn, act)
 }
 
 /// Runs `act` on the channel `arn` names, as [`with_channel`] does, and keeps the change
@@ -174,7 +177,7 @@ pub(crate) fn change_channel<T>(
     arn: &str,
     act: impl FnOnce(&mut ChannelMeta, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    store.change_registered(|channels: &mut Vec<ChannelMeta>, _| {
+    change_registered(store, |channels: &mut Vec<ChannelMeta>, _| {
         with_live(store, channels, arn, act).map(|result| (result, arn.to_owned()))
     })
 }
@@ -258,7 +261,7 @@ pub(crate) async fn create(
         }
     }
     let tags = input.tags.unwrap_or_default();
-    crate::kinesis::api::tags::validate_tags(&tags, 0)?;
+    validate_tags(&tags, 0)?;
     if streams.len() > 1 {
         return Err(ApiError::invalid_argument(
             "A channel reads one stream: StreamConfigurationList must hold exactly one entry.",
@@ -277,10 +280,11 @@ pub(crate) async fn create(
     let stream_created_ms = {
         let state = stream.lock();
         store.require_active(&stream, &state)?;
-        if state.settings.mode != "ON_DEMAND" {
+        if state.settings.mode != CapacityMode::OnDemand {
             return Err(ApiError::invalid_argument(format!(
                 "Stream {} is in {} capacity mode; channels read only ON_DEMAND streams.",
-                stream.name, state.settings.mode
+                stream.name,
+                state.settings.mode.wire_name()
             )));
         }
         state.settings.created_ms
@@ -314,7 +318,7 @@ pub(crate) async fn create(
         tags,
         resource_policy: None,
     };
-    store.change_registered(|channels: &mut Vec<ChannelMeta>, _| {
+    change_registered(store, |channels: &mut Vec<ChannelMeta>, _| {
         channels.retain(|c| !c.deleted(now));
         if channels.iter().any(|c| c.name == channel.name) {
             return Err(ApiError::in_use(format!(
@@ -476,6 +480,7 @@ pub(crate) async fn list(store: &KinesisStore, input: ListByStreamInput) -> ApiR
     let request = input.check(LIST_PAGE_LIMIT)?;
     let now = store.now_ms();
     let admitted: Vec<ChannelMeta> = store
+        .dependents()
         .channels()
         .iter()
         .filter(|c| !c.deleted(now))

@@ -69,7 +69,9 @@ pub(super) async fn receive_on(
             .shards
             .iter()
             .map(|shard| shard.changed.subscribe())
-            .chain(std::iter::once(store.queues_changed.subscribe()))
+            .chain(std::iter::once(
+                store.dependents().queues_changed.subscribe(),
+            ))
             .collect();
         let (delivered, next_visible_ms) = receive_once(
             store,
@@ -122,7 +124,7 @@ pub(super) fn queue_stream(store: &KinesisStore, arn: &str) -> ApiResult<Arc<Str
     }
     // Resolve the stream before taking the queues' lock: the lookup may purge deleted
     // streams, which saves metadata, which takes that lock.
-    store.stream(&queue.stream_name)
+    Ok(store.stream(&queue.stream_name)?)
 }
 
 /// One attempt at a receive from `stream`, the queue's stream: the records handed out, and
@@ -156,7 +158,7 @@ pub(super) fn receive_once(
         Ok((delivered, before, queue.delivery.next_visible_ms(now)))
     })?;
     if !delivered.is_empty() {
-        store.keep_delivery_or_undo(arn, before)?;
+        keep_delivery_or_undo(store, arn, before)?;
     }
     Ok((delivered, next_visible_ms))
 }
@@ -344,9 +346,35 @@ pub(super) fn batch(
         Ok(before)
     })?;
     if !output.successful.is_empty() {
-        store.keep_delivery_or_undo(arn, before)?;
+        keep_delivery_or_undo(store, arn, before)?;
         // Records made visible again or restored are there for receives already waiting.
-        store.queues_changed.send_modify(|v| *v += 1);
+        store.dependents().wake_receives();
     }
     Ok(output)
+}
+
+/// Makes a change to the delivery state of the queue `arn` durable; when that fails, puts back
+/// the state from `before`, so no record is answered as settled that was not kept.
+///
+/// # Errors
+/// An internal error when the save failed.
+fn keep_delivery_or_undo(
+    store: &KinesisStore,
+    arn: &str,
+    before: Option<model::Delivery>,
+) -> ApiResult<()> {
+    store.keep_dependent_or_undo(arn, || {
+        let Some(before) = before else {
+            return;
+        };
+        if let Some(queue) = store
+            .dependents()
+            .queues()
+            .iter_mut()
+            .find(|q| q.arn == arn)
+        {
+            queue.delivery = before;
+        }
+    })?;
+    Ok(())
 }

@@ -18,19 +18,23 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::kinesis::api::consumers::MAX_CONSUMERS;
-use crate::kinesis::api::validate::{
-    check_count, check_enum, check_length, check_resource_arn, invalid, new_resource_id, null,
-    required, with_live, ListByStreamInput,
+use super::lookup::{new_resource_id, with_live, ListByStreamInput};
+use super::resources::{change_registered, queues_reading};
+use crate::kinesis::model::{CapacityMode, Lifecycle, Status, Stream};
+use crate::kinesis::request::names::WireName;
+use crate::kinesis::request::validate::{
+    check_count, check_enum, check_length, check_resource_arn, invalid, null, required,
+    validate_name, validate_range, validate_tags,
 };
-use crate::kinesis::api::{epoch_seconds, validate_name, validate_range, StreamRef};
-use crate::kinesis::ext::queues::model::{
-    delivers, Delivered, EntryError, Path, ReceiptHandle, ReceiveRequest, ShardsSource, Start,
-};
-use crate::kinesis::model::{KinesisStore, Lifecycle, QueueMeta, Status, Stream};
+use crate::kinesis::request::{epoch_seconds, StreamRef, MAX_CONSUMERS};
+use crate::kinesis::KinesisStore;
 use crate::wire::validation;
 use crate::wire::{ApiError, ApiResult};
 pub(crate) use delivery::*;
+use model::{
+    delivers, Delivered, EntryError, Path, QueueMeta, ReceiptHandle, ReceiveRequest, ShardsSource,
+    Start,
+};
 
 /// A queue's visibility timeout unless its attributes name one.
 const DEFAULT_VISIBILITY_TIMEOUT_SECS: u32 = 30;
@@ -144,7 +148,7 @@ pub(crate) fn with_queue<T>(
     arn: &str,
     act: impl FnOnce(&mut QueueMeta, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    with_live(store, &mut store.queues(), arn, act)
+    with_live(store, &mut store.dependents().queues(), arn, act)
 }
 
 /// Runs `act` on the queue `arn` names, as [`with_queue`] does, and keeps the change through
@@ -154,7 +158,7 @@ pub(crate) fn change_queue<T>(
     arn: &str,
     act: impl FnOnce(&mut QueueMeta, i64) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    store.change_registered(|queues: &mut Vec<QueueMeta>, _| {
+    change_registered(store, |queues: &mut Vec<QueueMeta>, _| {
         with_live(store, queues, arn, act).map(|result| (result, arn.to_owned()))
     })
 }
@@ -283,7 +287,7 @@ pub(crate) async fn create(
         }
     }
     let tags = input.tags.clone().unwrap_or_default();
-    crate::kinesis::api::tags::validate_tags(&tags, 0)?;
+    validate_tags(&tags, 0)?;
     if streams.len() > 1 {
         return Err(ApiError::invalid_argument(
             "A queue delivers records from a single data stream: StreamConfigurationList must \
@@ -299,7 +303,7 @@ pub(crate) async fn create(
     let position = config.starting_position.clone().unwrap_or_default();
     let kind = position.kind.unwrap_or_else(|| "LATEST".to_owned());
     let id = new_resource_id();
-    let queue = store.change_registered(|queues: &mut Vec<QueueMeta>, now| {
+    let queue = change_registered(store, |queues: &mut Vec<QueueMeta>, now| {
         // The queues' lock, then the stream's, held until the queue is in place: DeleteStream,
         // UpdateStreamMode and RegisterStreamConsumer take them in the same order, so their
         // checks and this one cannot interleave.
@@ -312,11 +316,12 @@ pub(crate) async fn create(
         }
         let state = stream.lock();
         store.require_active(&stream, &state)?;
-        if state.settings.mode != "ON_DEMAND" {
+        if state.settings.mode != CapacityMode::OnDemand {
             return Err(ApiError::validation(format!(
                 "Stream {} is in {} capacity mode; queues are supported only on streams in \
                  ON_DEMAND capacity mode.",
-                stream.name, state.settings.mode
+                stream.name,
+                state.settings.mode.wire_name()
             )));
         }
         let consumers = state
@@ -325,9 +330,7 @@ pub(crate) async fn create(
             .iter()
             .filter(|c| !c.deleted(now))
             .count();
-        if consumers + crate::kinesis::model::queues_reading(queues, &stream.arn, now)
-            >= MAX_CONSUMERS
-        {
+        if consumers + queues_reading(queues, &stream.arn, now) >= MAX_CONSUMERS {
             return Err(ApiError::limit_exceeded(format!(
                 "Stream {} already has {MAX_CONSUMERS} registered consumers and queues, \
                  the most it may have.",
@@ -419,7 +422,7 @@ pub(crate) async fn delete(store: &KinesisStore, input: QueueRef) -> ApiResult<D
         Ok(())
     })?;
     // Receives waiting on the queue look again, and find it deleting.
-    store.queues_changed.send_modify(|v| *v += 1);
+    store.dependents().wake_receives();
     Ok(DeleteOutput {})
 }
 
@@ -496,6 +499,7 @@ pub(crate) async fn list(store: &KinesisStore, input: ListByStreamInput) -> ApiR
     let request = input.check(LIST_PAGE_LIMIT)?;
     let now = store.now_ms();
     let admitted: Vec<QueueSummary> = store
+        .dependents()
         .queues()
         .iter()
         .filter(|q| !q.deleted(now))

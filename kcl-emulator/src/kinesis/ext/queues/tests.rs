@@ -1,5 +1,5 @@
 use super::*;
-use crate::kinesis::model::{NewRecord, StreamSettings};
+use crate::kinesis::model::{CapacityMode, NewRecord, StreamSettings};
 use crate::Config;
 
 /// An in-memory store with an ACTIVE one-shard stream and a queue reading it.
@@ -8,7 +8,11 @@ async fn store_with_queue() -> (Arc<KinesisStore>, String) {
     config.create_delay = Duration::ZERO;
     let store = Arc::new(KinesisStore::open(&config).unwrap());
     store
-        .create_stream("waits", 1, StreamSettings::new(0, 0, "ON_DEMAND"))
+        .create_stream(
+            "waits",
+            1,
+            StreamSettings::new(0, 0, CapacityMode::OnDemand),
+        )
         .unwrap();
     let stream_arn = store.stream("waits").unwrap().arn.clone();
     let input = serde_json::from_value(serde_json::json!({
@@ -97,12 +101,12 @@ async fn a_long_poll_is_woken_when_another_request_makes_a_record_visible() {
         tokio::spawn(async move { receive(&store, input).await })
     };
     for _ in 0..1000 {
-        if store.queues_changed.receiver_count() > 0 {
+        if store.dependents().queues_changed.receiver_count() > 0 {
             break;
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(store.queues_changed.receiver_count(), 1);
+    assert_eq!(store.dependents().queues_changed.receiver_count(), 1);
     let input = serde_json::from_value(serde_json::json!({
         "QueueARN": queue_arn,
         "Entries": [{"ReceiptHandle": handle, "VisibilityTimeoutSeconds": 0}],
