@@ -1,16 +1,14 @@
 //! The durable per-shard segment log and its group committer.
 //!
 //! Each shard owns a directory of segment files named after the counter of their first record.
-//! A segment is a sequence of frames `[payload length u32][CRC-32 of payload u32][payload]`, with
-//! the payload `[counter u64][arrival ms i64][partition key length u16][partition key][data]`
+//! A segment is a sequence of frames (see [`frame`]), each payload
+//! `[counter u64][arrival ms i64][partition key length u16][partition key][data]`
 //! (little-endian). Only the newest segment of a shard is ever written to.
 //!
 //! Durability comes from one committer thread: writers hand it encoded frames and wait; it takes
 //! everything queued, writes it, and issues one `fdatasync` per touched shard for the whole batch
 //! (group commit), then acknowledges. A record is acknowledged to the client, and made visible to
 //! readers, only after that sync: whatever a client saw survives `kill -9`.
-//!
-//! The frame layer (length, CRC, payload) is shared with the metadata journal (`meta.rs`).
 //!
 //! Recovery reads every segment; the first frame that is short or fails its CRC marks a torn
 //! tail (a write cut off by a crash) and the file is truncated there. Retention removes whole
@@ -23,6 +21,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+
+use super::frame::{self, Frame};
 
 /// One record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,51 +44,11 @@ const PAYLOAD_HEADER: usize = 8 + 8 + 2;
 /// No valid frame is larger than this (1 MiB data + 256 four-byte characters of key + header).
 const MAX_PAYLOAD: usize = 1024 * 1024 + 1024 + PAYLOAD_HEADER;
 
-/// Appends one frame to `buf`: its payload is whatever `write_payload` appends. Every file
-/// this store writes incrementally (shard segments, the metadata journal) is a sequence of these
-/// frames, so a torn tail is found the same way in each.
-pub(crate) fn encode_frame_with(buf: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>)) {
-    let len_at = buf.len();
-    buf.extend_from_slice(&[0; 8]);
-    let payload_at = buf.len();
-    write_payload(buf);
-    let payload_len = (buf.len() - payload_at) as u32;
-    let crc = crc32fast::hash(&buf[payload_at..]);
-    buf[len_at..len_at + 4].copy_from_slice(&payload_len.to_le_bytes());
-    buf[len_at + 4..len_at + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// The whole frames at the start of `bytes`: each payload with the offset just past its frame.
-/// Iteration stops at the first frame that is short, fails its CRC or has a payload length
-/// outside `payload_lengths`: from there on the bytes are a torn or corrupt tail.
-pub(crate) fn frames(
-    bytes: &[u8],
-    payload_lengths: std::ops::RangeInclusive<usize>,
-) -> impl Iterator<Item = (&[u8], usize)> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        if bytes.len() - at < 8 {
-            return None;
-        }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if !payload_lengths.contains(&len) || bytes.len() - at - 8 < len {
-            return None;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            return None;
-        }
-        at += 8 + len;
-        Some((payload, at))
-    })
-}
-
 /// Appends the frame for `record` to `buf`.
 pub(crate) fn encode_frame(buf: &mut Vec<u8>, record: &Record) {
     let key = record.partition_key.as_bytes();
-    buf.reserve(8 + PAYLOAD_HEADER + key.len() + record.data.len());
-    encode_frame_with(buf, |buf| {
+    buf.reserve(frame::HEADER_BYTES + PAYLOAD_HEADER + key.len() + record.data.len());
+    frame::encode_with(buf, |buf| {
         buf.extend_from_slice(&record.counter.to_le_bytes());
         buf.extend_from_slice(&record.arrival_ms.to_le_bytes());
         buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
@@ -102,7 +62,7 @@ pub(crate) fn encode_frame(buf: &mut Vec<u8>, record: &Record) {
 pub(crate) fn decode_frames(bytes: &[u8]) -> (Vec<Record>, usize) {
     let mut records = Vec::new();
     let mut valid = 0;
-    for (payload, end) in frames(bytes, PAYLOAD_HEADER..=MAX_PAYLOAD) {
+    for Frame { payload, end } in frame::frames(bytes, PAYLOAD_HEADER..=MAX_PAYLOAD) {
         let counter = u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes"));
         let arrival_ms = i64::from_le_bytes(payload[8..16].try_into().expect("8 bytes"));
         let key_len = u16::from_le_bytes(payload[16..18].try_into().expect("2 bytes")) as usize;

@@ -1,7 +1,7 @@
 //! Durability of the DynamoDB tables: a write-ahead log with group commit, folded into a
 //! snapshot at every start.
 //!
-//! Every change is a JSON record in a CRC-checked frame (the same framing idea as the Kinesis
+//! Every change is a JSON record in a CRC-checked frame (see [`frame`], as in the Kinesis
 //! segment log). Writers queue their record while holding the tables' lock, so the log's order
 //! is the order in which changes were applied, and wait outside the lock until one
 //! `fdatasync` covers everything queued so far. Recovery reads the snapshot, replays the log up
@@ -15,6 +15,8 @@ use std::sync::mpsc;
 use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
+use super::frame;
+
 const WAL: &str = "wal.log";
 const SNAPSHOT: &str = "snapshot.json";
 
@@ -25,35 +27,19 @@ pub(crate) struct Wal {
     dir: PathBuf,
 }
 
-fn frame(record: &Json) -> Vec<u8> {
-    let payload = serde_json::to_vec(record).expect("records serialize");
-    let mut out = Vec::with_capacity(payload.len() + 8);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+fn encode_record(record: &Json) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::encode_with(&mut out, |buf| {
+        serde_json::to_writer(buf, record).expect("records serialize");
+    });
     out
 }
 
-fn read_frames(bytes: &[u8]) -> Vec<Json> {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= 8 {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if bytes.len() - at - 8 < len {
-            break;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        match serde_json::from_slice(payload) {
-            Ok(record) => records.push(record),
-            Err(_) => break,
-        }
-        at += 8 + len;
-    }
-    records
+/// The records of the whole frames at the start of `log`, up to the first torn or corrupt one.
+fn read_frames(log: &[u8]) -> Vec<Json> {
+    frame::frames(log, 0..=usize::MAX)
+        .map_while(|frame| serde_json::from_slice(frame.payload).ok())
+        .collect()
 }
 
 impl Wal {
@@ -128,7 +114,7 @@ impl Wal {
     /// Queues `record`; the receiver resolves once it is on disk.
     pub(crate) fn append(&self, record: &Json) -> oneshot::Receiver<io::Result<()>> {
         let (ack, done) = oneshot::channel();
-        if let Err(mpsc::SendError((_, ack))) = self.jobs.send((frame(record), ack)) {
+        if let Err(mpsc::SendError((_, ack))) = self.jobs.send((encode_record(record), ack)) {
             let _ = ack.send(Err(io::Error::other("the DynamoDB log writer stopped")));
         }
         done
@@ -145,12 +131,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_survive_a_torn_tail() {
-        let mut bytes = frame(&serde_json::json!({"a": 1}));
-        bytes.extend(frame(&serde_json::json!({"b": 2})));
+    fn records_before_a_torn_or_corrupt_frame_are_read_back() {
+        let mut bytes = encode_record(&serde_json::json!({"a": 1}));
+        bytes.extend(encode_record(&serde_json::json!({"b": 2})));
         let whole = read_frames(&bytes);
         assert_eq!(whole.len(), 2);
+        let mut corrupt = bytes.clone();
+        let in_second_payload = corrupt.len() - 2;
+        corrupt[in_second_payload] ^= 0x20;
+        assert_eq!(read_frames(&corrupt), vec![serde_json::json!({"a": 1})]);
         bytes.truncate(bytes.len() - 3);
         assert_eq!(read_frames(&bytes), vec![serde_json::json!({"a": 1})]);
+    }
+
+    #[test]
+    fn the_log_format_is_unchanged() {
+        // A frame as earlier versions wrote it: length, CRC-32, then the JSON itself.
+        let record = serde_json::json!({"t": "del", "table": "t", "key": "k"});
+        let payload = &serde_json::to_vec(&record).unwrap();
+        let mut old = (payload.len() as u32).to_le_bytes().to_vec();
+        old.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        old.extend_from_slice(payload);
+        assert_eq!(read_frames(&old), vec![record.clone()]);
+        assert_eq!(encode_record(&record), old);
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! The snapshot names its generation, and recovery replays only that generation's journal: a
 //! crash between the rename and the old journal's deletion leaves a journal that is ignored
-//! (and removed). Journal records are frames of the shard logs' codec (`log.rs`); the first
+//! (and removed). Journal records are frames of the one durable frame codec; the first
 //! torn or corrupt frame ends the replay, and the file is cut there. Data directories written
 //! before the journal existed hold a snapshot alone (generation 0, no journal) and load as
 //! they are.
@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{log, ChannelMeta, QueueMeta, Status, Stream};
+use super::{ChannelMeta, QueueMeta, Status, Stream};
+use crate::durable::frame::{self, Frame};
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -401,7 +402,7 @@ impl MetaFiles {
         let journal = match fs::read(&current) {
             Ok(bytes) => {
                 let mut valid = 0;
-                for (payload, end) in log::frames(&bytes, 1..=MAX_RECORD_BYTES) {
+                for Frame { payload, end } in frame::frames(&bytes, 1..=MAX_RECORD_BYTES) {
                     let Ok(entry) = serde_json::from_slice::<JournalEntry>(payload) else {
                         break;
                     };
@@ -453,7 +454,7 @@ impl MetaFiles {
         let mut bytes = Vec::new();
         for entry in entries {
             let payload = serde_json::to_vec(entry).map_err(io::Error::other)?;
-            log::encode_frame_with(&mut bytes, |buf| buf.extend_from_slice(&payload));
+            frame::encode(&mut bytes, &payload);
         }
         let result = self.append_bytes(&bytes);
         if result.is_err() {
@@ -585,7 +586,7 @@ mod tests {
         let whole = fs::read(&journal).unwrap();
         let mut last = Vec::new();
         let payload = serde_json::to_vec(&entry(10, Change::Stream(stream("c", 3, 24)))).unwrap();
-        log::encode_frame_with(&mut last, |buf| buf.extend_from_slice(&payload));
+        frame::encode(&mut last, &payload);
         for cut in [1, 7, 8, 9, last.len() / 2, last.len() - 1] {
             let mut torn = whole.clone();
             torn.extend_from_slice(&last[..cut]);
