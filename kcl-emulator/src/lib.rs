@@ -14,8 +14,9 @@
 //!     appends and retention, and the durable metadata journal.
 //!   - `ext`: channels and queues, account-level resources that read from streams.
 //! - `dynamodb`: the DynamoDB tables, items and expression engine behind lease tables.
-//! - `durable`: the on-disk formats below the services: the per-shard segment log with its
-//!   group committer, and the DynamoDB write-ahead log.
+//! - `durable`: the on-disk formats below the services: the one frame codec, the group
+//!   committer every durable file is appended through, the per-shard segment log, and the
+//!   DynamoDB write-ahead log.
 //! - `wire`: what crosses the wire: JSON and CBOR codecs, event-stream framing, the error
 //!   table and the one place "1 validation error detected" is written.
 //! - `clock`: wall time, and the Kinesis clock tests can move forward.

@@ -10,20 +10,38 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
+use super::commit::{CommitLog, Committer, SharedLog};
 use super::frame;
 
 const WAL: &str = "wal.log";
 const SNAPSHOT: &str = "snapshot.json";
 
-/// Handle to the log writer thread.
+/// The log file, appended to by the committer.
+#[derive(Debug)]
+pub(crate) struct WalFile(File);
+
+impl CommitLog for WalFile {
+    type Entry = Vec<u8>;
+
+    fn write(&mut self, frame: &Vec<u8>) -> io::Result<()> {
+        self.0.write_all(frame)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+/// The open log: appends go through its group committer.
 #[derive(Debug)]
 pub(crate) struct Wal {
-    jobs: mpsc::Sender<(Vec<u8>, oneshot::Sender<io::Result<()>>)>,
+    committer: Committer<WalFile>,
+    log: Arc<SharedLog<WalFile>>,
     dir: PathBuf,
 }
 
@@ -76,37 +94,9 @@ impl Wal {
             .open(dir.join(WAL))?;
         log.sync_all()?;
         File::open(dir)?.sync_all()?;
-        let (jobs, queue) = mpsc::channel::<(Vec<u8>, oneshot::Sender<io::Result<()>>)>();
-        std::thread::Builder::new()
-            .name("dynamodb-wal".to_owned())
-            .spawn(move || {
-                let mut log = log;
-                let mut failed: Option<String> = None;
-                while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(queue.try_iter());
-                    let result = match &failed {
-                        Some(reason) => Err(reason.clone()),
-                        None => {
-                            let written = batch
-                                .iter()
-                                .try_for_each(|(bytes, _)| log.write_all(bytes))
-                                .and_then(|()| log.sync_data());
-                            written.map_err(|e| {
-                                // After a failed write the log's tail is unknown: refuse the rest.
-                                let reason = e.to_string();
-                                failed = Some(reason.clone());
-                                reason
-                            })
-                        }
-                    };
-                    for (_, ack) in batch {
-                        let _ = ack.send(result.clone().map_err(io::Error::other));
-                    }
-                }
-            })?;
         Ok(Wal {
-            jobs,
+            committer: Committer::start("dynamodb-wal")?,
+            log: SharedLog::new(WalFile(log)),
             dir: dir.to_owned(),
         })
     }
@@ -114,9 +104,13 @@ impl Wal {
     /// Queues `record`; the receiver resolves once it is on disk.
     pub(crate) fn append(&self, record: &Json) -> oneshot::Receiver<io::Result<()>> {
         let (ack, done) = oneshot::channel();
-        if let Err(mpsc::SendError((_, ack))) = self.jobs.send((encode_record(record), ack)) {
-            let _ = ack.send(Err(io::Error::other("the DynamoDB log writer stopped")));
-        }
+        self.committer.submit(
+            &self.log,
+            encode_record(record),
+            Box::new(move |result| {
+                let _ = ack.send(result);
+            }),
+        );
         done
     }
 

@@ -4,6 +4,8 @@
 //! stream), runs the caller's check-and-change under them, releases them and makes the result
 //! durable before returning. When that save fails the change is undone, so nothing is answered
 //! as done that was not kept, and the error is returned. Callers never persist by themselves.
+//! The one change answered before it is durable is a queue receive
+//! ([`KinesisStore::keep_delivery_unsynced`]), whose loss only redelivers records.
 
 use std::sync::MutexGuard;
 
@@ -135,24 +137,52 @@ impl KinesisStore {
         Err(err)
     }
 
-    /// Saves a change to the delivery state of the queue `arn`; when the save fails, puts
-    /// back the state from `before`, so no record is answered as settled that was not kept.
+    /// Saves a change to the delivery state of the queue `arn` and waits until it is durable;
+    /// when the save fails, puts back the state from `before`, so no record is answered as
+    /// settled that was not kept.
     ///
     /// # Errors
     /// An internal error when the save failed.
-    pub(crate) fn keep_delivery_or_undo(
+    pub(crate) async fn keep_delivery_or_undo(
         &self,
         arn: &str,
         before: Option<Delivery>,
     ) -> ApiResult<()> {
-        let Err(err) = self.save_change(MetaChange::Queue(arn)) else {
+        let saved = match self.queue_change(MetaChange::Queue(arn)) {
+            Ok(write) => write.durable().await,
+            Err(err) => Err(err),
+        };
+        let Err(err) = saved else {
             return Ok(());
         };
+        self.undo_delivery(arn, before);
+        Err(err)
+    }
+
+    /// Saves a change to the delivery state of the queue `arn` without waiting for it to be
+    /// durable: for changes whose loss in a crash only makes records visible again sooner. It
+    /// still reaches the journal before any later change, so a change that is waited for
+    /// covers it.
+    ///
+    /// # Errors
+    /// An internal error when the change could not be queued; `before` is then put back.
+    pub(crate) fn keep_delivery_unsynced(
+        &self,
+        arn: &str,
+        before: Option<Delivery>,
+    ) -> ApiResult<()> {
+        let Err(err) = self.queue_change(MetaChange::Queue(arn)) else {
+            return Ok(());
+        };
+        self.undo_delivery(arn, before);
+        Err(err)
+    }
+
+    fn undo_delivery(&self, arn: &str, before: Option<Delivery>) {
         if let Some(before) = before {
             if let Some(queue) = self.queues().iter_mut().find(|q| q.arn == arn) {
                 queue.delivery = before;
             }
         }
-        Err(err)
     }
 }

@@ -144,7 +144,7 @@ impl KinesisStore {
                 recovered = snapshot;
                 Some(Durable {
                     root,
-                    committer: log::Committer::start()?,
+                    committer: log::Committer::start("kinesis-commit")?,
                     meta: Mutex::new(meta),
                 })
             }
@@ -327,7 +327,7 @@ impl KinesisStore {
         let files = match &stream.dir {
             Some(dir) => {
                 let (files, _) = log::ShardFiles::open(&dir.join(&id))?;
-                Some(Arc::new(Mutex::new(files)))
+                Some(crate::durable::commit::SharedLog::new(files))
             }
             None => None,
         };

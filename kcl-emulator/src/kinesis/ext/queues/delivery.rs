@@ -156,7 +156,8 @@ pub(super) fn receive_once(
         Ok((delivered, before, queue.delivery.next_visible_ms(now)))
     })?;
     if !delivered.is_empty() {
-        store.keep_delivery_or_undo(arn, before)?;
+        // Not waited for: see "Durability" in the queue model's documentation.
+        store.keep_delivery_unsynced(arn, before)?;
     }
     Ok((delivered, next_visible_ms))
 }
@@ -222,21 +223,21 @@ pub(super) enum BatchAction {
 }
 
 pub(crate) async fn acknowledge(store: &KinesisStore, input: BatchInput) -> ApiResult<BatchOutput> {
-    batch(store, input, BatchAction::Acknowledge(Path::Normal))
+    batch(store, input, BatchAction::Acknowledge(Path::Normal)).await
 }
 
 pub(crate) async fn acknowledge_dead_letters(
     store: &KinesisStore,
     input: BatchInput,
 ) -> ApiResult<BatchOutput> {
-    batch(store, input, BatchAction::Acknowledge(Path::DeadLetter))
+    batch(store, input, BatchAction::Acknowledge(Path::DeadLetter)).await
 }
 
 pub(crate) async fn change_visibility(
     store: &KinesisStore,
     input: BatchInput,
 ) -> ApiResult<BatchOutput> {
-    batch(store, input, BatchAction::ChangeVisibility(Path::Normal))
+    batch(store, input, BatchAction::ChangeVisibility(Path::Normal)).await
 }
 
 pub(crate) async fn change_dead_letter_visibility(
@@ -248,16 +249,17 @@ pub(crate) async fn change_dead_letter_visibility(
         input,
         BatchAction::ChangeVisibility(Path::DeadLetter),
     )
+    .await
 }
 
 pub(crate) async fn restore_dead_letters(
     store: &KinesisStore,
     input: BatchInput,
 ) -> ApiResult<BatchOutput> {
-    batch(store, input, BatchAction::Restore)
+    batch(store, input, BatchAction::Restore).await
 }
 
-pub(super) fn batch(
+pub(super) async fn batch(
     store: &KinesisStore,
     input: BatchInput,
     action: BatchAction,
@@ -344,7 +346,8 @@ pub(super) fn batch(
         Ok(before)
     })?;
     if !output.successful.is_empty() {
-        store.keep_delivery_or_undo(arn, before)?;
+        // Answered only once durable: an acknowledged record must not come back after a crash.
+        store.keep_delivery_or_undo(arn, before).await?;
         // Records made visible again or restored are there for receives already waiting.
         store.queues_changed.send_modify(|v| *v += 1);
     }
