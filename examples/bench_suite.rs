@@ -46,6 +46,8 @@ enum Section {
     Kcl,
     /// Only the CreateStream latency row of the emulator section.
     Metadata,
+    /// Only the queue drain rows of the emulator section (in memory and durable).
+    Queues,
 }
 
 #[tokio::main]
@@ -82,6 +84,9 @@ async fn main() -> anyhow::Result<()> {
     if args.only == Some(Section::Metadata) {
         metadata_rows(&config, quick, &mut rows).await?;
     }
+    if args.only == Some(Section::Queues) {
+        queue_rows(&memory, &config, &workload, &mut rows).await?;
+    }
     if kcl_rows {
         worker_rows(quick, &clients, &workload, &mut rows).await?;
         rows.extend(rss.map(|mut row| {
@@ -104,20 +109,9 @@ async fn emulator_rows(
     rows: &mut Vec<bench::Row>,
 ) -> anyhow::Result<()> {
     bench::run_suite(&memory.endpoint_url(), "emulator (memory)", workload, rows).await?;
-    let queue_backlog = if workload.seconds < 1.0 { 200 } else { 20_000 };
-    rows.push(
-        bench::queues::drain(
-            &memory.endpoint_url(),
-            "emulator (memory)",
-            4,
-            queue_backlog,
-        )
-        .await?,
-    );
+    rows.push(queue_drain(memory, "emulator (memory)", workload).await?);
     let dir = tempfile::tempdir()?;
-    let mut durable_config = config.clone();
-    durable_config.data_dir = Some(dir.path().to_owned());
-    let durable = EmbeddedEmulator::start(durable_config).await?;
+    let durable = start_durable(config, dir.path()).await?;
     bench::run_suite(
         &durable.endpoint_url(),
         "emulator (durable)",
@@ -125,15 +119,7 @@ async fn emulator_rows(
         rows,
     )
     .await?;
-    rows.push(
-        bench::queues::drain(
-            &durable.endpoint_url(),
-            "emulator (durable)",
-            4,
-            queue_backlog,
-        )
-        .await?,
-    );
+    rows.push(queue_drain(&durable, "emulator (durable)", workload).await?);
     durable.shutdown().await;
     let canned = bench::canned_server(workload.batch).await?;
     let (mut row, _) = bench::ingest(&canned, "canned", 4, workload, workload.seconds).await?;
@@ -150,6 +136,38 @@ async fn emulator_rows(
         kcl::conditional_updates_raw(clients, &memory.endpoint_url(), 4, update_run).await?;
     row.target = "emulator (memory)".to_owned();
     rows.push(row);
+    Ok(())
+}
+
+/// A durable emulator keeping its data in `dir`.
+async fn start_durable(config: &Config, dir: &std::path::Path) -> anyhow::Result<EmbeddedEmulator> {
+    let mut durable_config = config.clone();
+    durable_config.data_dir = Some(dir.to_owned());
+    Ok(EmbeddedEmulator::start(durable_config).await?)
+}
+
+/// The queue drain row against `emulator`: 4 receivers.
+async fn queue_drain(
+    emulator: &EmbeddedEmulator,
+    target: &str,
+    workload: &bench::Workload,
+) -> anyhow::Result<bench::Row> {
+    let backlog = if workload.seconds < 1.0 { 200 } else { 20_000 };
+    bench::queues::drain(&emulator.endpoint_url(), target, 4, backlog).await
+}
+
+/// The queue drain rows alone, in memory and durable.
+async fn queue_rows(
+    memory: &EmbeddedEmulator,
+    config: &Config,
+    workload: &bench::Workload,
+    rows: &mut Vec<bench::Row>,
+) -> anyhow::Result<()> {
+    rows.push(queue_drain(memory, "emulator (memory)", workload).await?);
+    let dir = tempfile::tempdir()?;
+    let durable = start_durable(config, dir.path()).await?;
+    rows.push(queue_drain(&durable, "emulator (durable)", workload).await?);
+    durable.shutdown().await;
     Ok(())
 }
 

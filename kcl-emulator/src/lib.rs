@@ -21,8 +21,9 @@
 //!     dependents through a hook (`StreamDependents`) without knowing their types, and
 //!     reports failures as a typed `StoreError`, never in wire terms.
 //! - `dynamodb`: the DynamoDB tables, items and expression engine behind lease tables.
-//! - `durable`: the on-disk formats below the services: the per-shard segment log with its
-//!   group committer, and the DynamoDB write-ahead log.
+//! - `durable`: the on-disk formats below the services: the one frame codec, the group
+//!   committer every durable file is appended through, the per-shard segment log, and the
+//!   DynamoDB write-ahead log.
 //! - `wire`: what crosses the wire: JSON and CBOR codecs, event-stream framing, the error
 //!   table and the one place "1 validation error detected" is written.
 //! - `clock`: wall time, and the Kinesis clock tests can move forward.

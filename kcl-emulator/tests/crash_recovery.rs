@@ -2,51 +2,18 @@
 //! nothing it acknowledged: after a restart on the same data directory every acknowledged
 //! record is readable, in order, exactly once.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::process::Stdio;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Starts the emulator binary on a free port with `data_dir`; returns the child and its endpoint.
-async fn spawn_emulator(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kcl-emulator"))
-        .args([
-            "--port",
-            "0",
-            "--create-delay-ms",
-            "0",
-            "--update-delay-ms",
-            "0",
-            "--log",
-            "warn",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawning kcl-emulator");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("emulator announces its endpoint")
-        .expect("reading stdout")
-        .expect("a line");
-    let endpoint = line
-        .rsplit(' ')
-        .next()
-        .expect("endpoint at the end")
-        .to_owned();
-    (child, endpoint)
-}
+use common::spawn_emulator;
+use tokio::process::Command;
 
 fn client(endpoint: &str) -> aws_sdk_kinesis::Client {
     let config = aws_sdk_kinesis::Config::builder()

@@ -1,16 +1,14 @@
 //! The durable per-shard segment log and its group committer.
 //!
 //! Each shard owns a directory of segment files named after the counter of their first record.
-//! A segment is a sequence of frames `[payload length u32][CRC-32 of payload u32][payload]`, with
-//! the payload `[counter u64][arrival ms i64][partition key length u16][partition key][data]`
+//! A segment is a sequence of frames (see [`frame`]), each payload
+//! `[counter u64][arrival ms i64][partition key length u16][partition key][data]`
 //! (little-endian). Only the newest segment of a shard is ever written to.
 //!
-//! Durability comes from one committer thread: writers hand it encoded frames and wait; it takes
-//! everything queued, writes it, and issues one `fdatasync` per touched shard for the whole batch
-//! (group commit), then acknowledges. A record is acknowledged to the client, and made visible to
+//! Durability comes from one committer thread ([`commit`](super::commit)): writers hand it encoded
+//! frames and wait; it takes everything queued, writes it, and issues one `fdatasync` per touched
+//! shard for the whole batch (group commit), then acknowledges. A record is acknowledged to the client, and made visible to
 //! readers, only after that sync: whatever a client saw survives `kill -9`.
-//!
-//! The frame layer (length, CRC, payload) is shared with the metadata journal (`meta.rs`).
 //!
 //! Recovery reads every segment; the first frame that is short or fails its CRC marks a torn
 //! tail (a write cut off by a crash) and the file is truncated there. Retention removes whole
@@ -19,10 +17,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use super::commit::{self, CommitLog, SharedLog};
+use super::frame::{self, Frame};
 
 /// One record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,51 +44,11 @@ const PAYLOAD_HEADER: usize = 8 + 8 + 2;
 /// No valid frame is larger than this (1 MiB data + 256 four-byte characters of key + header).
 const MAX_PAYLOAD: usize = 1024 * 1024 + 1024 + PAYLOAD_HEADER;
 
-/// Appends one frame to `buf`: its payload is whatever `write_payload` appends. Every file
-/// this store writes incrementally (shard segments, the metadata journal) is a sequence of these
-/// frames, so a torn tail is found the same way in each.
-pub(crate) fn encode_frame_with(buf: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>)) {
-    let len_at = buf.len();
-    buf.extend_from_slice(&[0; 8]);
-    let payload_at = buf.len();
-    write_payload(buf);
-    let payload_len = (buf.len() - payload_at) as u32;
-    let crc = crc32fast::hash(&buf[payload_at..]);
-    buf[len_at..len_at + 4].copy_from_slice(&payload_len.to_le_bytes());
-    buf[len_at + 4..len_at + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// The whole frames at the start of `bytes`: each payload with the offset just past its frame.
-/// Iteration stops at the first frame that is short, fails its CRC or has a payload length
-/// outside `payload_lengths`: from there on the bytes are a torn or corrupt tail.
-pub(crate) fn frames(
-    bytes: &[u8],
-    payload_lengths: std::ops::RangeInclusive<usize>,
-) -> impl Iterator<Item = (&[u8], usize)> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        if bytes.len() - at < 8 {
-            return None;
-        }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if !payload_lengths.contains(&len) || bytes.len() - at - 8 < len {
-            return None;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            return None;
-        }
-        at += 8 + len;
-        Some((payload, at))
-    })
-}
-
 /// Appends the frame for `record` to `buf`.
 pub(crate) fn encode_frame(buf: &mut Vec<u8>, record: &Record) {
     let key = record.partition_key.as_bytes();
-    buf.reserve(8 + PAYLOAD_HEADER + key.len() + record.data.len());
-    encode_frame_with(buf, |buf| {
+    buf.reserve(frame::HEADER_BYTES + PAYLOAD_HEADER + key.len() + record.data.len());
+    frame::encode_with(buf, |buf| {
         buf.extend_from_slice(&record.counter.to_le_bytes());
         buf.extend_from_slice(&record.arrival_ms.to_le_bytes());
         buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
@@ -102,7 +62,7 @@ pub(crate) fn encode_frame(buf: &mut Vec<u8>, record: &Record) {
 pub(crate) fn decode_frames(bytes: &[u8]) -> (Vec<Record>, usize) {
     let mut records = Vec::new();
     let mut valid = 0;
-    for (payload, end) in frames(bytes, PAYLOAD_HEADER..=MAX_PAYLOAD) {
+    for Frame { payload, end } in frame::frames(bytes, PAYLOAD_HEADER..=MAX_PAYLOAD) {
         let counter = u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes"));
         let arrival_ms = i64::from_le_bytes(payload[8..16].try_into().expect("8 bytes"));
         let key_len = u16::from_le_bytes(payload[16..18].try_into().expect("2 bytes")) as usize;
@@ -137,10 +97,6 @@ pub(crate) struct ShardFiles {
     /// Sealed segments, oldest first.
     sealed: Vec<Segment>,
     current: Option<(File, Segment, u64)>,
-    dirty: bool,
-    /// Set by the first failed write or sync. The file's tail is then unknown, so nothing more
-    /// is written to it: later frames could sit behind garbage and be cut off at recovery.
-    failed: Option<String>,
 }
 
 impl ShardFiles {
@@ -186,37 +142,17 @@ impl ShardFiles {
                 dir: dir.to_owned(),
                 sealed,
                 current: None,
-                dirty: false,
-                failed: None,
             },
             records,
         ))
     }
 
-    fn append(
-        &mut self,
-        first_counter: u64,
-        newest_arrival_ms: i64,
-        bytes: &[u8],
-    ) -> io::Result<()> {
-        if let Some(reason) = &self.failed {
-            return Err(io::Error::other(format!(
-                "shard log unusable after an earlier failure: {reason}"
-            )));
-        }
-        let result = self.append_unchecked(first_counter, newest_arrival_ms, bytes);
-        if let Err(err) = &result {
-            self.failed = Some(err.to_string());
-        }
-        result
-    }
-
-    fn append_unchecked(
-        &mut self,
-        first_counter: u64,
-        newest_arrival_ms: i64,
-        bytes: &[u8],
-    ) -> io::Result<()> {
+    fn append(&mut self, append: &Append) -> io::Result<()> {
+        let Append {
+            first_counter,
+            newest_arrival_ms,
+            bytes,
+        } = append;
         if self
             .current
             .as_ref()
@@ -236,7 +172,7 @@ impl ShardFiles {
                 file,
                 Segment {
                     path,
-                    newest_arrival_ms,
+                    newest_arrival_ms: *newest_arrival_ms,
                 },
                 len,
             ));
@@ -244,26 +180,7 @@ impl ShardFiles {
         let (file, segment, len) = self.current.as_mut().expect("opened above");
         file.write_all(bytes)?;
         *len += bytes.len() as u64;
-        segment.newest_arrival_ms = newest_arrival_ms;
-        self.dirty = true;
-        Ok(())
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        if let Some(reason) = &self.failed {
-            return Err(io::Error::other(format!(
-                "shard log unusable after an earlier failure: {reason}"
-            )));
-        }
-        if self.dirty {
-            if let Some((file, _, _)) = &self.current {
-                if let Err(err) = file.sync_data() {
-                    self.failed = Some(err.to_string());
-                    return Err(err);
-                }
-            }
-            self.dirty = false;
-        }
+        segment.newest_arrival_ms = *newest_arrival_ms;
         Ok(())
     }
 
@@ -281,79 +198,35 @@ impl ShardFiles {
     }
 }
 
-/// What the committer calls once a job's bytes are durable (or failed to be).
-pub(crate) type OnDurable = Box<dyn FnOnce(io::Result<()>) + Send>;
-
-/// One append handed to the committer.
-pub(crate) struct CommitJob {
-    pub(crate) files: Arc<Mutex<ShardFiles>>,
+/// One append to a shard's newest segment.
+#[derive(Debug)]
+pub(crate) struct Append {
+    /// Counter of the first record: names the segment if this append starts one.
     pub(crate) first_counter: u64,
     pub(crate) newest_arrival_ms: i64,
+    /// The records' frames.
     pub(crate) bytes: Vec<u8>,
-    pub(crate) on_durable: OnDurable,
 }
 
-/// Handle to the group-commit thread. Dropping every handle stops the thread once the queue is
-/// drained.
-#[derive(Debug, Clone)]
-pub(crate) struct Committer {
-    jobs: mpsc::Sender<CommitJob>,
-}
+impl CommitLog for ShardFiles {
+    type Entry = Append;
 
-impl Committer {
-    /// Starts the committer thread.
-    pub(crate) fn start() -> io::Result<Committer> {
-        let (jobs, queue) = mpsc::channel::<CommitJob>();
-        std::thread::Builder::new()
-            .name("kinesis-commit".to_owned())
-            .spawn(move || commit_loop(&queue))?;
-        Ok(Committer { jobs })
+    fn write(&mut self, append: &Append) -> io::Result<()> {
+        self.append(append)
     }
 
-    /// Queues `job`. Jobs of one shard are written in the order they are queued, so callers
-    /// queue while holding the shard's lock.
-    pub(crate) fn submit(&self, job: CommitJob) {
-        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            (job.on_durable)(Err(io::Error::other("the commit thread has stopped")));
+    fn sync(&mut self) -> io::Result<()> {
+        match &self.current {
+            Some((file, _, _)) => file.sync_data(),
+            None => Ok(()),
         }
     }
 }
 
-fn commit_loop(queue: &mpsc::Receiver<CommitJob>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        batch.extend(queue.try_iter());
-        let mut results = Vec::with_capacity(batch.len());
-        let mut touched: Vec<Arc<Mutex<ShardFiles>>> = Vec::new();
-        for job in &batch {
-            let mut files = job.files.lock().unwrap_or_else(|p| p.into_inner());
-            results.push(files.append(job.first_counter, job.newest_arrival_ms, &job.bytes));
-            if !touched.iter().any(|t| Arc::ptr_eq(t, &job.files)) {
-                touched.push(Arc::clone(&job.files));
-            }
-        }
-        // One sync per touched shard covers every job in the batch: this is the group commit.
-        let mut sync_failures: Vec<(*const Mutex<ShardFiles>, String)> = Vec::new();
-        for files in &touched {
-            let outcome = files.lock().unwrap_or_else(|p| p.into_inner()).sync();
-            if let Err(err) = outcome {
-                tracing::error!(error = %err, "segment sync failed");
-                sync_failures.push((Arc::as_ptr(files), err.to_string()));
-            }
-        }
-        for (job, result) in batch.into_iter().zip(results) {
-            let failed = sync_failures
-                .iter()
-                .find(|(ptr, _)| *ptr == Arc::as_ptr(&job.files));
-            let outcome = match (result, failed) {
-                (Err(err), _) => Err(err),
-                (Ok(()), Some((_, message))) => Err(io::Error::other(message.clone())),
-                (Ok(()), None) => Ok(()),
-            };
-            (job.on_durable)(outcome);
-        }
-    }
-}
+/// The committer of every shard's segments.
+pub(crate) type Committer = commit::Committer<ShardFiles>;
+/// A shard's segment files, shared with the committer.
+pub(crate) type SharedShardFiles = Arc<SharedLog<ShardFiles>>;
 
 #[cfg(test)]
 mod tests {
@@ -396,20 +269,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shard_dir = dir.path().join("shard");
         let (files, _) = ShardFiles::open(&shard_dir).unwrap();
-        let files = Arc::new(Mutex::new(files));
-        let committer = Committer::start().unwrap();
+        let files = SharedLog::new(files);
+        let committer = Committer::start("test-commit").unwrap();
         let submit = |counter: u64| {
-            let (tx, rx) = std::sync::mpsc::channel();
             let mut bytes = Vec::new();
             encode_frame(&mut bytes, &record(counter, "k", b"x"));
-            committer.submit(CommitJob {
-                files: Arc::clone(&files),
+            let append = Append {
                 first_counter: counter,
                 newest_arrival_ms: 0,
                 bytes,
-                on_durable: Box::new(move |r| tx.send(r.is_ok()).unwrap()),
-            });
-            rx.recv().unwrap()
+            };
+            committer.queue(&files, append).wait().is_ok()
         };
         // The segment cannot be created once its directory is gone.
         fs::remove_dir_all(&shard_dir).unwrap();
@@ -424,23 +294,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (files, recovered) = ShardFiles::open(dir.path()).unwrap();
         assert!(recovered.is_empty());
-        let files = Arc::new(Mutex::new(files));
-        let committer = Committer::start().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        for i in 0..3 {
-            let mut bytes = Vec::new();
-            encode_frame(&mut bytes, &record(i, "k", b"hello"));
-            let tx = tx.clone();
-            committer.submit(CommitJob {
-                files: Arc::clone(&files),
-                first_counter: i,
-                newest_arrival_ms: 0,
-                bytes,
-                on_durable: Box::new(move |r| tx.send(r.is_ok()).unwrap()),
-            });
-        }
-        for _ in 0..3 {
-            assert!(rx.recv().unwrap());
+        let files = SharedLog::new(files);
+        let committer = Committer::start("test-commit").unwrap();
+        let tickets: Vec<_> = (0..3)
+            .map(|i| {
+                let mut bytes = Vec::new();
+                encode_frame(&mut bytes, &record(i, "k", b"hello"));
+                let append = Append {
+                    first_counter: i,
+                    newest_arrival_ms: 0,
+                    bytes,
+                };
+                committer.queue(&files, append)
+            })
+            .collect();
+        for ticket in tickets {
+            ticket.wait().unwrap();
         }
         drop(files);
         let segment = fs::read_dir(dir.path())

@@ -1,7 +1,7 @@
 //! Durability of the DynamoDB tables: a write-ahead log with group commit, folded into a
 //! snapshot at every start.
 //!
-//! Every change is a JSON record in a CRC-checked frame (the same framing idea as the Kinesis
+//! Every change is a JSON record in a CRC-checked frame (see [`frame`], as in the Kinesis
 //! segment log). Writers queue their record while holding the tables' lock, so the log's order
 //! is the order in which changes were applied, and wait outside the lock until one
 //! `fdatasync` covers everything queued so far. Recovery reads the snapshot, replays the log up
@@ -10,50 +10,54 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
+use super::commit::{CommitLog, Committer, SharedLog};
+use super::frame;
+
 const WAL: &str = "wal.log";
 const SNAPSHOT: &str = "snapshot.json";
 
-/// Handle to the log writer thread.
+/// The log file, appended to by the committer.
+#[derive(Debug)]
+pub(crate) struct WalFile(File);
+
+impl CommitLog for WalFile {
+    type Entry = Vec<u8>;
+
+    fn write(&mut self, frame: &Vec<u8>) -> io::Result<()> {
+        self.0.write_all(frame)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+/// The open log: appends go through its group committer.
 #[derive(Debug)]
 pub(crate) struct Wal {
-    jobs: mpsc::Sender<(Vec<u8>, oneshot::Sender<io::Result<()>>)>,
+    committer: Committer<WalFile>,
+    log: Arc<SharedLog<WalFile>>,
     dir: PathBuf,
 }
 
-fn frame(record: &Json) -> Vec<u8> {
-    let payload = serde_json::to_vec(record).expect("records serialize");
-    let mut out = Vec::with_capacity(payload.len() + 8);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+fn encode_record(record: &Json) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::encode_with(&mut out, |buf| {
+        serde_json::to_writer(buf, record).expect("records serialize");
+    });
     out
 }
 
-fn read_frames(bytes: &[u8]) -> Vec<Json> {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= 8 {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if bytes.len() - at - 8 < len {
-            break;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        match serde_json::from_slice(payload) {
-            Ok(record) => records.push(record),
-            Err(_) => break,
-        }
-        at += 8 + len;
-    }
-    records
+/// The records of the whole frames at the start of `log`, up to the first torn or corrupt one.
+fn read_frames(log: &[u8]) -> Vec<Json> {
+    frame::frames(log, 0..=usize::MAX)
+        .map_while(|frame| serde_json::from_slice(frame.payload).ok())
+        .collect()
 }
 
 impl Wal {
@@ -90,37 +94,9 @@ impl Wal {
             .open(dir.join(WAL))?;
         log.sync_all()?;
         File::open(dir)?.sync_all()?;
-        let (jobs, queue) = mpsc::channel::<(Vec<u8>, oneshot::Sender<io::Result<()>>)>();
-        std::thread::Builder::new()
-            .name("dynamodb-wal".to_owned())
-            .spawn(move || {
-                let mut log = log;
-                let mut failed: Option<String> = None;
-                while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(queue.try_iter());
-                    let result = match &failed {
-                        Some(reason) => Err(reason.clone()),
-                        None => {
-                            let written = batch
-                                .iter()
-                                .try_for_each(|(bytes, _)| log.write_all(bytes))
-                                .and_then(|()| log.sync_data());
-                            written.map_err(|e| {
-                                // After a failed write the log's tail is unknown: refuse the rest.
-                                let reason = e.to_string();
-                                failed = Some(reason.clone());
-                                reason
-                            })
-                        }
-                    };
-                    for (_, ack) in batch {
-                        let _ = ack.send(result.clone().map_err(io::Error::other));
-                    }
-                }
-            })?;
         Ok(Wal {
-            jobs,
+            committer: Committer::start("dynamodb-wal")?,
+            log: SharedLog::new(WalFile(log)),
             dir: dir.to_owned(),
         })
     }
@@ -128,9 +104,13 @@ impl Wal {
     /// Queues `record`; the receiver resolves once it is on disk.
     pub(crate) fn append(&self, record: &Json) -> oneshot::Receiver<io::Result<()>> {
         let (ack, done) = oneshot::channel();
-        if let Err(mpsc::SendError((_, ack))) = self.jobs.send((frame(record), ack)) {
-            let _ = ack.send(Err(io::Error::other("the DynamoDB log writer stopped")));
-        }
+        self.committer.submit(
+            &self.log,
+            encode_record(record),
+            Box::new(move |result| {
+                let _ = ack.send(result);
+            }),
+        );
         done
     }
 
@@ -145,12 +125,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_survive_a_torn_tail() {
-        let mut bytes = frame(&serde_json::json!({"a": 1}));
-        bytes.extend(frame(&serde_json::json!({"b": 2})));
+    fn records_before_a_torn_or_corrupt_frame_are_read_back() {
+        let mut bytes = encode_record(&serde_json::json!({"a": 1}));
+        bytes.extend(encode_record(&serde_json::json!({"b": 2})));
         let whole = read_frames(&bytes);
         assert_eq!(whole.len(), 2);
+        let mut corrupt = bytes.clone();
+        let in_second_payload = corrupt.len() - 2;
+        corrupt[in_second_payload] ^= 0x20;
+        assert_eq!(read_frames(&corrupt), vec![serde_json::json!({"a": 1})]);
         bytes.truncate(bytes.len() - 3);
         assert_eq!(read_frames(&bytes), vec![serde_json::json!({"a": 1})]);
+    }
+
+    #[test]
+    fn the_log_format_is_unchanged() {
+        // A frame as earlier versions wrote it: length, CRC-32, then the JSON itself.
+        let record = serde_json::json!({"t": "del", "table": "t", "key": "k"});
+        let payload = &serde_json::to_vec(&record).unwrap();
+        let mut old = (payload.len() as u32).to_le_bytes().to_vec();
+        old.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        old.extend_from_slice(payload);
+        assert_eq!(read_frames(&old), vec![record.clone()]);
+        assert_eq!(encode_record(&record), old);
     }
 }

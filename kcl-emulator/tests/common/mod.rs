@@ -8,7 +8,11 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use kcl_emulator::EmbeddedEmulator;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
 
 pub struct Reply {
     pub status: StatusCode,
@@ -149,4 +153,39 @@ pub async fn ok(
         String::from_utf8_lossy(&reply.body)
     );
     reply.json()
+}
+
+/// Starts the emulator binary on a free port with `data_dir`; returns the child and its endpoint.
+pub async fn spawn_emulator(data_dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kcl-emulator"))
+        .args([
+            "--port",
+            "0",
+            "--create-delay-ms",
+            "0",
+            "--update-delay-ms",
+            "0",
+            "--log",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawning kcl-emulator");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("emulator announces its endpoint")
+        .expect("reading stdout")
+        .expect("a line");
+    let endpoint = line
+        .rsplit(' ')
+        .next()
+        .expect("endpoint at the end")
+        .to_owned();
+    (child, endpoint)
 }

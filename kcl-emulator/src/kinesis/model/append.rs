@@ -140,12 +140,15 @@ impl<D: StreamDependents> KinesisStore<D> {
                     .committer;
                 // Queued under the shard lock, so the committer writes this shard's records in
                 // counter order.
-                committer.submit(log::CommitJob {
-                    files: Arc::clone(files),
+                let append = log::Append {
                     first_counter,
                     newest_arrival_ms: now,
                     bytes: frames,
-                    on_durable: Box::new(move |result| {
+                };
+                committer.submit(
+                    files,
+                    append,
+                    Box::new(move |result| {
                         let mut log = visible_shard.lock();
                         match &result {
                             Ok(()) => log.visible_counter = log.visible_counter.max(last_counter),
@@ -161,7 +164,7 @@ impl<D: StreamDependents> KinesisStore<D> {
                         visible_shard.changed.send_modify(|v| *v += 1);
                         let _ = tx.send(result);
                     }),
-                });
+                );
                 waits.push(rx);
             }
         }
@@ -188,8 +191,7 @@ impl<D: StreamDependents> KinesisStore<D> {
                 }
                 drop(log);
                 if let Some(files) = &shard.files {
-                    let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Err(err) = files.drop_expired(cutoff) {
+                    if let Err(err) = files.with(|files| files.drop_expired(cutoff)) {
                         tracing::warn!(error = %err, shard = %shard.id, "retention delete failed");
                     }
                 }

@@ -4,7 +4,9 @@
 //! any stream), runs the caller's check-and-change under them, releases them and makes the
 //! result durable before returning. When that save fails the change is undone, so nothing is
 //! answered as done that was not kept, and the error is returned. Callers never persist by
-//! themselves.
+//! themselves. The one kind of change answered before it is durable is one whose loss in a
+//! crash is harmless ([`KinesisStore::keep_dependent_unsynced`]: a queue receive, whose loss
+//! only makes records visible again).
 
 use super::*;
 
@@ -65,17 +67,55 @@ impl<D: StreamDependents> KinesisStore<D> {
         Err(err)
     }
 
-    /// Makes the change just made to the dependent `arn` durable. When that fails, runs
-    /// `undo` (with no lock of the store held), so nothing is answered as done that was not
-    /// kept, and returns the error.
+    /// Makes the change just made to the dependent `arn` durable, blocking the thread until
+    /// it is. When that fails, runs `undo` (with no lock of the store held), so nothing is
+    /// answered as done that was not kept, and returns the error.
     ///
     /// # Errors
     /// An internal error when the save failed.
     pub(crate) fn keep_dependent_or_undo(&self, arn: &str, undo: impl FnOnce()) -> StoreResult<()> {
-        let Err(err) = self.save_change(MetaChange::Dependent(arn)) else {
-            return Ok(());
-        };
-        undo();
-        Err(err)
+        undo_on_error(self.save_change(MetaChange::Dependent(arn)), undo)
     }
+
+    /// As [`Self::keep_dependent_or_undo`], waiting for the sync without blocking the thread
+    /// (other changes share it): for changes made often, such as queue acknowledgements.
+    ///
+    /// # Errors
+    /// An internal error when the save failed.
+    pub(crate) async fn keep_dependent_or_undo_async(
+        &self,
+        arn: &str,
+        undo: impl FnOnce(),
+    ) -> StoreResult<()> {
+        let saved = match self.queue_change(MetaChange::Dependent(arn)) {
+            Ok(write) => write.durable().await,
+            Err(err) => Err(err),
+        };
+        undo_on_error(saved, undo)
+    }
+
+    /// Queues the record of the change just made to the dependent `arn` without waiting for it
+    /// to be durable: for changes whose loss in a crash is harmless. It still reaches the
+    /// journal before any later change, so a change that is waited for covers it.
+    ///
+    /// # Errors
+    /// An internal error when the record could not be queued; `undo` has run then.
+    pub(crate) fn keep_dependent_unsynced(
+        &self,
+        arn: &str,
+        undo: impl FnOnce(),
+    ) -> StoreResult<()> {
+        undo_on_error(
+            self.queue_change(MetaChange::Dependent(arn)).map(drop),
+            undo,
+        )
+    }
+}
+
+/// `saved`, after running `undo` when it is an error.
+fn undo_on_error(saved: StoreResult<()>, undo: impl FnOnce()) -> StoreResult<()> {
+    if saved.is_err() {
+        undo();
+    }
+    saved
 }

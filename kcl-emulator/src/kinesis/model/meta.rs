@@ -3,7 +3,8 @@
 //!
 //! Two files hold it: a snapshot of everything (`meta.json`) and a journal of the changes made
 //! since (`meta-journal-<generation>.log`). A change appends one record to the journal, the
-//! new state of the one stream or dependent it touched, and syncs it: its cost does not
+//! new state of the one stream or dependent it touched, through the group committer
+//! (`durable::commit`): concurrent changes share one sync, and the cost of a change does not
 //! grow with the number of streams. When the journal has grown past the snapshot's size (and
 //! a floor), the snapshot is written again (to a temporary file, synced, renamed over
 //! `meta.json`, the directory synced) under the next generation, and the old journal is
@@ -11,7 +12,7 @@
 //!
 //! The snapshot names its generation, and recovery replays only that generation's journal: a
 //! crash between the rename and the old journal's deletion leaves a journal that is ignored
-//! (and removed). Journal records are frames of the shard logs' codec (`log.rs`); the first
+//! (and removed). Journal records are frames of the one durable frame codec; the first
 //! torn or corrupt frame ends the replay, and the file is cut there. Data directories written
 //! before the journal existed hold a snapshot alone (generation 0, no journal) and load as
 //! they are.
@@ -24,7 +25,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{log, CapacityMode, Encryption, RecordDistribution, SavedDependents, Status, Stream};
+use super::{CapacityMode, Encryption, RecordDistribution, SavedDependents, Status, Stream};
+use crate::durable::commit::{CommitLog, Committer, SharedLog, Ticket};
+use crate::durable::frame::{self, Frame};
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -331,15 +334,49 @@ pub(crate) struct MetaFiles {
     root: PathBuf,
     /// The generation of the snapshot on disk, which the journal continues.
     generation: u64,
-    /// The journal, once this generation has one.
-    journal: Option<File>,
-    /// Bytes of whole records in the journal.
+    /// This generation's journal, written by `committer`.
+    journal: Arc<SharedLog<Journal>>,
+    committer: Committer<Journal>,
+    /// Bytes of whole records queued for the journal.
     journal_bytes: u64,
     /// Size of the snapshot on disk.
     snapshot_bytes: u64,
-    /// Set when an append or a compaction failed: the journal's tail (or which snapshot is
-    /// on disk) is then unknown, so the next change writes a whole snapshot instead.
+    /// Set when a compaction failed: which snapshot is on disk is then unknown, so the next
+    /// change writes a whole snapshot instead. A failed journal write says the same through
+    /// `journal`.
     needs_snapshot: bool,
+}
+
+/// One generation's journal file, created when its first record is written.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    root: PathBuf,
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl CommitLog for Journal {
+    type Entry = Vec<u8>;
+
+    fn write(&mut self, frames: &Vec<u8>) -> io::Result<()> {
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            // The new file's directory entry must be durable before any record in it counts.
+            File::open(&self.root)?.sync_all()?;
+            self.file = Some(file);
+        }
+        self.file.as_mut().expect("opened above").write_all(frames)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        match &self.file {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
 }
 
 fn journal_path(root: &Path, generation: u64) -> PathBuf {
@@ -387,7 +424,7 @@ impl MetaFiles {
         let journal = match fs::read(&current) {
             Ok(bytes) => {
                 let mut valid = 0;
-                for (payload, end) in log::frames(&bytes, 1..=MAX_RECORD_BYTES) {
+                for Frame { payload, end } in frame::frames(&bytes, 1..=MAX_RECORD_BYTES) {
                     let Ok(entry) = serde_json::from_slice::<JournalEntry<S::Record>>(payload)
                     else {
                         break;
@@ -417,7 +454,12 @@ impl MetaFiles {
         let files = MetaFiles {
             root: root.to_owned(),
             generation,
-            journal,
+            journal: SharedLog::new(Journal {
+                root: root.to_owned(),
+                path: current,
+                file: journal,
+            }),
+            committer: Committer::start("kinesis-meta-commit")?,
             journal_bytes,
             snapshot_bytes,
             needs_snapshot: false,
@@ -425,9 +467,11 @@ impl MetaFiles {
         Ok((files, snapshot))
     }
 
-    /// Whether the next change must write a whole snapshot rather than a journal record.
+    /// Whether the next change must write a whole snapshot rather than a journal record: a
+    /// compaction or a journal write failed, so the journal's tail (or which snapshot is on
+    /// disk) is unknown.
     pub(crate) fn needs_snapshot(&self) -> bool {
-        self.needs_snapshot
+        self.needs_snapshot || self.journal.has_failed()
     }
 
     /// Whether the journal has grown enough to be folded into a new snapshot.
@@ -435,35 +479,19 @@ impl MetaFiles {
         self.journal_bytes > self.snapshot_bytes.max(MIN_COMPACT_BYTES)
     }
 
-    /// Appends `entries` to the journal and syncs it: once this returns, they survive a crash.
-    pub(crate) fn append<R: Serialize>(&mut self, entries: &[JournalEntry<R>]) -> io::Result<()> {
+    /// Queues `entries` for the journal, after every record queued before: once the ticket
+    /// resolves Ok, they survive a crash. Concurrent appends share one sync.
+    pub(crate) fn append<R: Serialize>(
+        &mut self,
+        entries: &[JournalEntry<R>],
+    ) -> io::Result<Ticket> {
         let mut bytes = Vec::new();
         for entry in entries {
             let payload = serde_json::to_vec(entry).map_err(io::Error::other)?;
-            log::encode_frame_with(&mut bytes, |buf| buf.extend_from_slice(&payload));
+            frame::encode(&mut bytes, &payload);
         }
-        let result = self.append_bytes(&bytes);
-        if result.is_err() {
-            self.needs_snapshot = true;
-        }
-        result
-    }
-
-    fn append_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.journal.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(journal_path(&self.root, self.generation))?;
-            // The new file's directory entry must be durable before any record in it counts.
-            File::open(&self.root)?.sync_all()?;
-            self.journal = Some(file);
-        }
-        let file = self.journal.as_mut().expect("opened above");
-        file.write_all(bytes)?;
-        file.sync_data()?;
         self.journal_bytes += bytes.len() as u64;
-        Ok(())
+        Ok(self.committer.queue(&self.journal, bytes))
     }
 
     /// Writes `snapshot` as the next generation and starts its (empty) journal; the previous
@@ -492,10 +520,17 @@ impl MetaFiles {
         // From the rename on, the old journal no longer continues the snapshot that may be on
         // disk: later changes go to the new generation's journal.
         let previous = std::mem::replace(&mut self.generation, next);
-        self.journal = None;
+        self.journal = SharedLog::new(Journal {
+            root: self.root.clone(),
+            path: journal_path(&self.root, next),
+            file: None,
+        });
         self.journal_bytes = 0;
         self.snapshot_bytes = bytes.len() as u64;
         File::open(&self.root)?.sync_all()?;
+        // Records still queued for the old journal are in the snapshot already; once they are
+        // written, nothing creates or appends to the old file again, and it can go.
+        self.committer.barrier().wait()?;
         match fs::remove_file(journal_path(&self.root, previous)) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
@@ -540,6 +575,11 @@ mod tests {
         (streams, snapshot.counter)
     }
 
+    /// Appends `entries` and waits until they are durable.
+    fn append_now(files: &mut MetaFiles, entries: &[JournalEntry<NoRecord>]) {
+        files.append(entries).unwrap().wait().unwrap();
+    }
+
     fn journal_of(root: &Path, generation: u64) -> PathBuf {
         journal_path(root, generation)
     }
@@ -549,26 +589,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut files, snapshot) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
         assert!(snapshot.is_none());
-        files
-            .append(&[
+        append_now(
+            &mut files,
+            &[
                 entry(1, Change::Stream(stream("a", 1, 24))),
                 entry(2, Change::Stream(stream("b", 2, 24))),
-            ])
-            .unwrap();
-        files
-            .append(&[entry(3, Change::Stream(stream("a", 1, 48)))])
-            .unwrap();
+            ],
+        );
+        append_now(&mut files, &[entry(3, Change::Stream(stream("a", 1, 48)))]);
         // A removal names the epoch: it never removes a later stream of the same name.
-        files
-            .append(&[entry(
+        append_now(
+            &mut files,
+            &[entry(
                 4,
                 Change::StreamRemoved {
                     name: "b".to_owned(),
                     epoch: 0,
                 },
-            )])
-            .unwrap();
-        files.append(&[entry(9, Change::Clock)]).unwrap();
+            )],
+        );
+        append_now(&mut files, &[entry(9, Change::Clock)]);
         drop(files);
         let expected = vec![("a".to_owned(), 1, 48), ("b".to_owned(), 2, 24)];
         assert_eq!(recovered(dir.path()), (expected.clone(), 9));
@@ -579,7 +619,7 @@ mod tests {
         let whole = fs::read(&journal).unwrap();
         let mut last = Vec::new();
         let payload = serde_json::to_vec(&entry(10, Change::Stream(stream("c", 3, 24)))).unwrap();
-        log::encode_frame_with(&mut last, |buf| buf.extend_from_slice(&payload));
+        frame::encode(&mut last, &payload);
         for cut in [1, 7, 8, 9, last.len() / 2, last.len() - 1] {
             let mut torn = whole.clone();
             torn.extend_from_slice(&last[..cut]);
@@ -596,9 +636,7 @@ mod tests {
         torn.extend_from_slice(&last[..last.len() - 1]);
         fs::write(&journal, &torn).unwrap();
         let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
-        files
-            .append(&[entry(11, Change::Stream(stream("d", 4, 24)))])
-            .unwrap();
+        append_now(&mut files, &[entry(11, Change::Stream(stream("d", 4, 24)))]);
         drop(files);
         let (streams, counter) = recovered(dir.path());
         assert_eq!(counter, 11);
@@ -609,18 +647,14 @@ mod tests {
     fn compaction_starts_a_new_generation_and_a_stale_journal_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
-        files
-            .append(&[entry(1, Change::Stream(stream("a", 1, 24)))])
-            .unwrap();
+        append_now(&mut files, &[entry(1, Change::Stream(stream("a", 1, 24)))]);
         let stale = fs::read(journal_of(dir.path(), 0)).unwrap();
         let mut snapshot = Snapshot::of(&[], NothingSaved {}, 5, 5);
         snapshot.streams.push(stream("a", 1, 72));
         files.write_snapshot(snapshot).unwrap();
         assert!(!journal_of(dir.path(), 0).exists());
         assert!(!files.should_compact());
-        files
-            .append(&[entry(6, Change::Stream(stream("b", 2, 24)))])
-            .unwrap();
+        append_now(&mut files, &[entry(6, Change::Stream(stream("b", 2, 24)))]);
         assert!(journal_of(dir.path(), 1).exists());
         drop(files);
         // A crash between the snapshot's rename and the old journal's deletion leaves the old
@@ -632,6 +666,29 @@ mod tests {
             !journal_of(dir.path(), 0).exists(),
             "the stale journal is removed"
         );
+    }
+
+    #[test]
+    fn a_failed_journal_write_fails_its_change_and_calls_for_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
+        // A directory where the journal file belongs: the journal cannot be created.
+        fs::create_dir(journal_of(dir.path(), 0)).unwrap();
+        let first = files.append(&[entry(1, Change::Stream(stream("a", 1, 24)))]);
+        assert!(first.unwrap().wait().is_err());
+        assert!(files.needs_snapshot());
+        // Records queued after the failure fail too: they would sit behind an unknown tail.
+        let second = files.append(&[entry(2, Change::Stream(stream("b", 2, 24)))]);
+        assert!(second.unwrap().wait().is_err());
+        fs::remove_dir(journal_of(dir.path(), 0)).unwrap();
+        let mut snapshot = Snapshot::of(&[], NothingSaved {}, 2, 2);
+        snapshot.streams.push(stream("a", 1, 24));
+        files.write_snapshot(snapshot).unwrap();
+        assert!(!files.needs_snapshot());
+        append_now(&mut files, &[entry(3, Change::Stream(stream("c", 3, 24)))]);
+        drop(files);
+        let expected = vec![("a".to_owned(), 1, 24), ("c".to_owned(), 3, 24)];
+        assert_eq!(recovered(dir.path()), (expected, 3));
     }
 
     #[test]
@@ -651,9 +708,10 @@ mod tests {
         .unwrap();
         assert_eq!(recovered(dir.path()), (vec![("old".to_owned(), 1, 24)], 7));
         let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
-        files
-            .append(&[entry(8, Change::Stream(stream("new", 2, 24)))])
-            .unwrap();
+        append_now(
+            &mut files,
+            &[entry(8, Change::Stream(stream("new", 2, 24)))],
+        );
         drop(files);
         assert_eq!(
             recovered(dir.path()),
@@ -672,12 +730,8 @@ mod tests {
         big.settings.resource_policy = Some("x".repeat(64 * 1024));
         let mut appended = 0;
         while !files.should_compact() {
-            files
-                .append(&[entry(1, Change::Stream(stream("a", 1, 24)))])
-                .unwrap();
-            files
-                .append(&[entry(1, Change::Stream(big.clone()))])
-                .unwrap();
+            append_now(&mut files, &[entry(1, Change::Stream(stream("a", 1, 24)))]);
+            append_now(&mut files, &[entry(1, Change::Stream(big.clone()))]);
             appended += 1;
         }
         // The floor keeps small journals from being compacted every few changes.
@@ -692,9 +746,7 @@ mod tests {
         let mut journal_bytes = 0;
         while journal_bytes <= snapshot_bytes {
             assert!(!files.should_compact());
-            files
-                .append(&[entry(2, Change::Stream(big.clone()))])
-                .unwrap();
+            append_now(&mut files, &[entry(2, Change::Stream(big.clone()))]);
             journal_bytes = fs::metadata(journal_of(dir.path(), 1)).unwrap().len();
         }
         assert!(files.should_compact());

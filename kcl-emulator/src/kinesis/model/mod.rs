@@ -145,7 +145,7 @@ impl<D: StreamDependents> KinesisStore<D> {
                 recovered = snapshot;
                 Some(Durable {
                     root,
-                    committer: log::Committer::start()?,
+                    committer: log::Committer::start("kinesis-commit")?,
                     meta: Mutex::new(meta),
                 })
             }
@@ -326,7 +326,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         let files = match &stream.dir {
             Some(dir) => {
                 let (files, _) = log::ShardFiles::open(&dir.join(&id))?;
-                Some(Arc::new(Mutex::new(files)))
+                Some(crate::durable::commit::SharedLog::new(files))
             }
             None => None,
         };

@@ -1,4 +1,9 @@
 //! Making metadata changes durable: journal records, snapshots, and recovery from them.
+//!
+//! A change is saved in two steps. Under the metadata lock its record is built from the
+//! current state and queued for the journal, so records reach the journal in the order their
+//! states were read. Then, outside the lock, the caller waits until a sync covers the record
+//! ([`MetaWrite`]); meanwhile other changes queue theirs, and one sync serves them all.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -7,6 +12,41 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::*;
+use crate::durable::commit::{SharedLog, Ticket};
+
+/// A metadata change on its way to disk: the answer to the request that made it waits for it.
+#[must_use = "a change counts as saved only once its write is durable"]
+#[derive(Debug)]
+pub(crate) struct MetaWrite(Option<Ticket>);
+
+impl MetaWrite {
+    /// Nothing to wait for: an in-memory store, or a change made durable already.
+    fn done() -> MetaWrite {
+        MetaWrite(None)
+    }
+
+    /// Waits, blocking the thread, until the change is durable.
+    ///
+    /// # Errors
+    /// An internal error when the journal could not be written.
+    pub(crate) fn wait(self) -> StoreResult<()> {
+        match self.0 {
+            Some(ticket) => Ok(ticket.wait()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits, without blocking the thread, until the change is durable.
+    ///
+    /// # Errors
+    /// An internal error when the journal could not be written.
+    pub(crate) async fn durable(self) -> StoreResult<()> {
+        match self.0 {
+            Some(ticket) => Ok(ticket.durable().await?),
+            None => Ok(()),
+        }
+    }
+}
 
 impl<D: StreamDependents> KinesisStore<D> {
     /// Makes `change` durable (durable mode only): call after the change, with no lock of the
@@ -15,8 +55,22 @@ impl<D: StreamDependents> KinesisStore<D> {
     /// # Errors
     /// An internal error when the metadata could not be written.
     pub(super) fn save_change(&self, change: MetaChange<'_>) -> StoreResult<()> {
+        self.queue_change(change)?.wait()
+    }
+
+    /// Queues the record of `change` for the journal (durable mode only) without waiting for
+    /// it to be durable: call after the change, with no lock of the store held.
+    ///
+    /// # Errors
+    /// An internal error when a whole snapshot was due and could not be written.
+    pub(super) fn queue_change(&self, change: MetaChange<'_>) -> StoreResult<MetaWrite> {
+        let Some(durable) = &self.durable else {
+            return Ok(MetaWrite::done());
+        };
         let streams = self.streams_read();
-        self.save_changes_locked(&streams, None, &[change])
+        self.write_meta(durable, &streams, None, || {
+            self.describe_changes(&streams, None, &[change])
+        })
     }
 
     /// Records that the deletion of each stream of `gone` has completed.
@@ -24,15 +78,18 @@ impl<D: StreamDependents> KinesisStore<D> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
-        let streams = self.streams_read();
-        self.write_meta(durable, &streams, None, || {
-            gone.iter()
-                .map(|stream| meta::Change::StreamRemoved {
-                    name: stream.name.clone(),
-                    epoch: stream.epoch,
-                })
-                .collect()
-        })
+        let write = {
+            let streams = self.streams_read();
+            self.write_meta(durable, &streams, None, || {
+                gone.iter()
+                    .map(|stream| meta::Change::StreamRemoved {
+                        name: stream.name.clone(),
+                        epoch: stream.epoch,
+                    })
+                    .collect()
+            })?
+        };
+        write.wait()
     }
 
     /// Saves `changes` while the caller holds the streams' map (`streams`, with `extra`, a
@@ -48,7 +105,8 @@ impl<D: StreamDependents> KinesisStore<D> {
         };
         self.write_meta(durable, streams, extra, || {
             self.describe_changes(streams, extra, changes)
-        })
+        })?
+        .wait()
     }
 
     /// The journal records for `changes`: the current state of what each touched.
@@ -84,7 +142,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         entries
     }
 
-    /// Appends the records `changes` builds to the journal, or writes a whole snapshot when the
+    /// Queues the records `changes` builds for the journal, or writes a whole snapshot when the
     /// journal is due for compaction or cannot be trusted after a failure.
     pub(super) fn write_meta(
         &self,
@@ -92,14 +150,14 @@ impl<D: StreamDependents> KinesisStore<D> {
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
         changes: impl FnOnce() -> Vec<meta::Change<DependentRecord<D>>>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<MetaWrite> {
         // States, counter and clock are read under the lock, so records reach the journal in
         // the order they were read: a later record never holds an older state.
         let mut files = durable.meta.lock().unwrap_or_else(|p| p.into_inner());
         if files.needs_snapshot() {
             // The snapshot is read after the changes were made, so it holds them.
             files.write_snapshot(self.snapshot(streams, extra))?;
-            return Ok(());
+            return Ok(MetaWrite::done());
         }
         let counter = self.counter.load(Ordering::Relaxed);
         let clock_ms = self.now_ms();
@@ -111,15 +169,15 @@ impl<D: StreamDependents> KinesisStore<D> {
                 change,
             })
             .collect();
-        files.append(&entries)?;
+        let written = files.append(&entries)?;
         if files.should_compact() {
-            // The change is durable in the journal already: a failed compaction is retried
-            // with the next change rather than failing this one.
+            // The change will be durable in the journal: a failed compaction is retried with
+            // the next change rather than failing this one.
             if let Err(err) = files.write_snapshot(self.snapshot(streams, extra)) {
                 tracing::error!(error = %err, "compacting the metadata journal failed");
             }
         }
-        Ok(())
+        Ok(MetaWrite(Some(written)))
     }
 
     /// Everything the metadata holds, as it is now.
@@ -170,7 +228,7 @@ impl<D: StreamDependents> KinesisStore<D> {
                         window: ThroughputWindow::default(),
                         write_failed: None,
                     }),
-                    files: Some(Arc::new(Mutex::new(files))),
+                    files: Some(SharedLog::new(files)),
                     changed: watch::channel(0).0,
                 }));
             }

@@ -93,7 +93,7 @@ pub(crate) struct Shard {
     /// Counter value when the shard was created (its starting sequence number).
     pub(crate) starting_counter: u64,
     pub(crate) log: Mutex<ShardLog>,
-    pub(crate) files: Option<Arc<Mutex<log::ShardFiles>>>,
+    pub(crate) files: Option<log::SharedShardFiles>,
     /// Bumped whenever records become visible or the shard closes, to wake fan-out subscribers.
     pub(crate) changed: watch::Sender<u64>,
 }

@@ -158,7 +158,8 @@ pub(super) fn receive_once(
         Ok((delivered, before, queue.delivery.next_visible_ms(now)))
     })?;
     if !delivered.is_empty() {
-        keep_delivery_or_undo(store, arn, before)?;
+        // Not waited for: see "Durability" in the queue model's documentation.
+        store.keep_dependent_unsynced(arn, || restore_delivery(store, arn, before))?;
     }
     Ok((delivered, next_visible_ms))
 }
@@ -224,21 +225,21 @@ pub(super) enum BatchAction {
 }
 
 pub(crate) async fn acknowledge(store: &KinesisStore, input: BatchInput) -> ApiResult<BatchOutput> {
-    batch(store, input, BatchAction::Acknowledge(Path::Normal))
+    batch(store, input, BatchAction::Acknowledge(Path::Normal)).await
 }
 
 pub(crate) async fn acknowledge_dead_letters(
     store: &KinesisStore,
     input: BatchInput,
 ) -> ApiResult<BatchOutput> {
-    batch(store, input, BatchAction::Acknowledge(Path::DeadLetter))
+    batch(store, input, BatchAction::Acknowledge(Path::DeadLetter)).await
 }
 
 pub(crate) async fn change_visibility(
     store: &KinesisStore,
     input: BatchInput,
 ) -> ApiResult<BatchOutput> {
-    batch(store, input, BatchAction::ChangeVisibility(Path::Normal))
+    batch(store, input, BatchAction::ChangeVisibility(Path::Normal)).await
 }
 
 pub(crate) async fn change_dead_letter_visibility(
@@ -250,16 +251,17 @@ pub(crate) async fn change_dead_letter_visibility(
         input,
         BatchAction::ChangeVisibility(Path::DeadLetter),
     )
+    .await
 }
 
 pub(crate) async fn restore_dead_letters(
     store: &KinesisStore,
     input: BatchInput,
 ) -> ApiResult<BatchOutput> {
-    batch(store, input, BatchAction::Restore)
+    batch(store, input, BatchAction::Restore).await
 }
 
-pub(super) fn batch(
+pub(super) async fn batch(
     store: &KinesisStore,
     input: BatchInput,
     action: BatchAction,
@@ -346,35 +348,28 @@ pub(super) fn batch(
         Ok(before)
     })?;
     if !output.successful.is_empty() {
-        keep_delivery_or_undo(store, arn, before)?;
+        // Answered only once durable: an acknowledged record must not come back after a crash.
+        store
+            .keep_dependent_or_undo_async(arn, || restore_delivery(store, arn, before))
+            .await?;
         // Records made visible again or restored are there for receives already waiting.
         store.dependents().wake_receives();
     }
     Ok(output)
 }
 
-/// Makes a change to the delivery state of the queue `arn` durable; when that fails, puts back
-/// the state from `before`, so no record is answered as settled that was not kept.
-///
-/// # Errors
-/// An internal error when the save failed.
-fn keep_delivery_or_undo(
-    store: &KinesisStore,
-    arn: &str,
-    before: Option<model::Delivery>,
-) -> ApiResult<()> {
-    store.keep_dependent_or_undo(arn, || {
-        let Some(before) = before else {
-            return;
-        };
-        if let Some(queue) = store
-            .dependents()
-            .queues()
-            .iter_mut()
-            .find(|q| q.arn == arn)
-        {
-            queue.delivery = before;
-        }
-    })?;
-    Ok(())
+/// Puts back the delivery state `before` of the queue `arn`, after a change to it could not
+/// be saved: no record is answered as settled that was not kept.
+fn restore_delivery(store: &KinesisStore, arn: &str, before: Option<model::Delivery>) {
+    let Some(before) = before else {
+        return;
+    };
+    if let Some(queue) = store
+        .dependents()
+        .queues()
+        .iter_mut()
+        .find(|q| q.arn == arn)
+    {
+        queue.delivery = before;
+    }
 }
