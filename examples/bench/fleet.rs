@@ -19,8 +19,8 @@ use kcl_core::{
 };
 use kcl_lease::{
     AssignmentStrategy, CheckpointUpdate, CoordinationMode, DynamoDbLeaseStore, LeaderLock, Lease,
-    LeaseConfig, LeaseCoordinator, MigrationState, StoredCheckpoint, TableConfig, TableSnapshot,
-    WorkerMetrics,
+    LeaseConfig, LeaseCoordinator, LeaseStoreLayer, MigrationState, StoredCheckpoint, TableConfig,
+    TableSnapshot, WorkerMetrics,
 };
 
 use super::kcl::Clients;
@@ -498,10 +498,11 @@ fn owner_index_entry_size(lease: &Lease) -> usize {
 }
 
 #[async_trait]
-impl LeaseStore for Metered {
-    async fn initialize(&self) -> kcl_lease::Result<()> {
-        self.inner.initialize().await
+impl LeaseStoreLayer for Metered {
+    fn inner(&self) -> &dyn LeaseStore {
+        self.inner.as_ref()
     }
+
     async fn create_lease_if_absent(&self, lease: &Lease) -> kcl_lease::Result<bool> {
         self.lease_write(lease);
         self.inner.create_lease_if_absent(lease).await
@@ -584,9 +585,6 @@ impl LeaseStore for Metered {
                 .sum::<usize>();
         self.meter.read(read_units(bytes, false));
         Ok(snapshot)
-    }
-    async fn owner_index_ready(&self) -> kcl_lease::Result<bool> {
-        self.inner.owner_index_ready().await
     }
     async fn lease_keys_of_owner(&self, owner: &str) -> kcl_lease::Result<Vec<String>> {
         let keys = self.inner.lease_keys_of_owner(owner).await?;

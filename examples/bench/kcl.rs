@@ -19,7 +19,7 @@ use kcl_core::{
     ProcessorError, RecordProcessor, SchedulerBuilder, SchedulerHandle, ShardEndedInput,
     ShutdownRequestedInput,
 };
-use kcl_lease::{CheckpointUpdate, DynamoDbLeaseStore, Lease, TableConfig};
+use kcl_lease::{CheckpointUpdate, DynamoDbLeaseStore, Lease, LeaseStoreLayer, TableConfig};
 
 use super::{create_stream, percentile, unique, Row};
 
@@ -510,19 +510,14 @@ struct CountingStore {
 }
 
 #[async_trait]
-impl LeaseStore for CountingStore {
-    async fn initialize(&self) -> kcl_lease::Result<()> {
-        self.inner.initialize().await
+impl LeaseStoreLayer for CountingStore {
+    fn inner(&self) -> &dyn LeaseStore {
+        self.inner.as_ref()
     }
+
     async fn create_lease_if_absent(&self, lease: &Lease) -> kcl_lease::Result<bool> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.create_lease_if_absent(lease).await
-    }
-    async fn list_leases(&self) -> kcl_lease::Result<Vec<Lease>> {
-        self.inner.list_leases().await
-    }
-    async fn get_lease(&self, lease_key: &str) -> kcl_lease::Result<Option<Lease>> {
-        self.inner.get_lease(lease_key).await
     }
     async fn renew_lease(&self, lease: &Lease) -> kcl_lease::Result<bool> {
         self.writes.fetch_add(1, Ordering::Relaxed);
@@ -564,15 +559,6 @@ impl LeaseStore for CountingStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.delete_lease(lease_key).await
     }
-    async fn scan_table(&self) -> kcl_lease::Result<kcl_lease::TableSnapshot> {
-        self.inner.scan_table().await
-    }
-    async fn owner_index_ready(&self) -> kcl_lease::Result<bool> {
-        self.inner.owner_index_ready().await
-    }
-    async fn lease_keys_of_owner(&self, owner: &str) -> kcl_lease::Result<Vec<String>> {
-        self.inner.lease_keys_of_owner(owner).await
-    }
     async fn assign_lease(&self, lease: &Lease, new_owner: &str) -> kcl_lease::Result<bool> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.assign_lease(lease, new_owner).await
@@ -587,12 +573,6 @@ impl LeaseStore for CountingStore {
     ) -> kcl_lease::Result<kcl_lease::WorkerMetrics> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.report_worker_metrics(metrics).await
-    }
-    async fn get_worker_metrics(
-        &self,
-        worker_ids: &[String],
-    ) -> kcl_lease::Result<Vec<kcl_lease::WorkerMetrics>> {
-        self.inner.get_worker_metrics(worker_ids).await
     }
     async fn notify_assignment(&self, worker_id: &str) -> kcl_lease::Result<()> {
         self.writes.fetch_add(1, Ordering::Relaxed);
@@ -616,9 +596,6 @@ impl LeaseStore for CountingStore {
             .delete_worker_metrics(worker_id, last_update_secs)
             .await
     }
-    async fn get_leader_lock(&self) -> kcl_lease::Result<Option<kcl_lease::LeaderLock>> {
-        self.inner.get_leader_lock().await
-    }
     async fn acquire_leader_lock(
         &self,
         lock: &kcl_lease::LeaderLock,
@@ -638,9 +615,6 @@ impl LeaseStore for CountingStore {
     async fn release_leader_lock(&self, lock: &kcl_lease::LeaderLock) -> kcl_lease::Result<bool> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.release_leader_lock(lock).await
-    }
-    async fn get_migration_state(&self) -> kcl_lease::Result<Option<kcl_lease::MigrationState>> {
-        self.inner.get_migration_state().await
     }
     async fn put_migration_state(
         &self,

@@ -23,6 +23,7 @@ mod dynamodb;
 mod entities;
 mod error;
 mod kcl3;
+mod layer;
 mod lease;
 mod store;
 
@@ -41,5 +42,6 @@ pub use kcl3::{
     LeaderRole, LeaseAssignmentManager, LeaseMove, PlanInput, RoundSummary, ThroughputTracker,
     WorkerLoad, WorkerMetricsSampler,
 };
+pub use layer::LeaseStoreLayer;
 pub use lease::{Lease, MultiStreamKey, StoredCheckpoint};
 pub use store::{heartbeat_base, CheckpointUpdate, InMemoryLeaseStore, LeaseStore};

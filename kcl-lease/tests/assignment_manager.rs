@@ -9,9 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kcl_lease::{
-    AssignmentStrategy, CheckpointUpdate, InMemoryLeaseStore, LeaderLock, Lease,
-    LeaseAssignmentManager, LeaseConfig, LeaseStore, MigrationState, Result, StoredCheckpoint,
-    TableSnapshot, WorkerMetrics, METRIC_CPU,
+    AssignmentStrategy, InMemoryLeaseStore, Lease, LeaseAssignmentManager, LeaseConfig, LeaseStore,
+    LeaseStoreLayer, Result, StoredCheckpoint, TableSnapshot, WorkerMetrics, METRIC_CPU,
 };
 
 const FAILOVER: Duration = Duration::from_secs(10);
@@ -105,69 +104,16 @@ impl Table {
 }
 
 #[async_trait]
-impl LeaseStore for Table {
-    async fn initialize(&self) -> Result<()> {
-        self.inner.initialize().await
+impl LeaseStoreLayer for Table {
+    fn inner(&self) -> &dyn LeaseStore {
+        &self.inner
     }
-    async fn create_lease_if_absent(&self, lease: &Lease) -> Result<bool> {
-        self.inner.create_lease_if_absent(lease).await
-    }
-    async fn list_leases(&self) -> Result<Vec<Lease>> {
-        self.inner.list_leases().await
-    }
-    async fn get_lease(&self, lease_key: &str) -> Result<Option<Lease>> {
-        self.inner.get_lease(lease_key).await
-    }
-    async fn renew_lease(&self, lease: &Lease) -> Result<bool> {
-        self.inner.renew_lease(lease).await
-    }
-    async fn take_lease(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
-        self.inner.take_lease(lease, new_owner).await
-    }
-    async fn evict_lease(&self, lease: &Lease) -> Result<bool> {
-        self.inner.evict_lease(lease).await
-    }
-    async fn start_handoff(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
-        self.inner.start_handoff(lease, new_owner).await
-    }
-    async fn complete_handoff(&self, lease: &Lease) -> Result<bool> {
-        self.inner.complete_handoff(lease).await
-    }
-    async fn update_checkpoint(&self, lease: &Lease, update: &CheckpointUpdate) -> Result<bool> {
-        self.inner.update_checkpoint(lease, update).await
-    }
-    async fn update_child_shards(
-        &self,
-        lease_key: &str,
-        child_shard_ids: &BTreeSet<String>,
-    ) -> Result<bool> {
-        self.inner
-            .update_child_shards(lease_key, child_shard_ids)
-            .await
-    }
-    async fn delete_lease(&self, lease_key: &str) -> Result<()> {
-        self.inner.delete_lease(lease_key).await
-    }
+
     async fn scan_table(&self) -> Result<TableSnapshot> {
         self.scans.fetch_add(1, Ordering::Relaxed);
         let mut snapshot = self.inner.scan_table().await?;
         snapshot.workers = self.strip_java_heartbeats(snapshot.workers);
         Ok(snapshot)
-    }
-    async fn owner_index_ready(&self) -> Result<bool> {
-        self.inner.owner_index_ready().await
-    }
-    async fn lease_keys_of_owner(&self, owner: &str) -> Result<Vec<String>> {
-        self.inner.lease_keys_of_owner(owner).await
-    }
-    async fn assign_lease(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
-        self.inner.assign_lease(lease, new_owner).await
-    }
-    async fn unassign_lease(&self, lease: &Lease) -> Result<bool> {
-        self.inner.unassign_lease(lease).await
-    }
-    async fn report_worker_metrics(&self, metrics: &WorkerMetrics) -> Result<WorkerMetrics> {
-        self.inner.report_worker_metrics(metrics).await
     }
     async fn get_worker_metrics(&self, worker_ids: &[String]) -> Result<Vec<WorkerMetrics>> {
         let mut workers = self.inner.get_worker_metrics(worker_ids).await?;
@@ -178,45 +124,6 @@ impl LeaseStore for Table {
             }
         }
         Ok(self.strip_java_heartbeats(workers))
-    }
-    async fn notify_assignment(&self, worker_id: &str) -> Result<()> {
-        self.inner.notify_assignment(worker_id).await
-    }
-    async fn set_worker_draining(&self, worker_id: &str, draining: bool) -> Result<bool> {
-        self.inner.set_worker_draining(worker_id, draining).await
-    }
-    async fn delete_worker_metrics(&self, worker_id: &str, last_update_secs: u64) -> Result<bool> {
-        self.inner
-            .delete_worker_metrics(worker_id, last_update_secs)
-            .await
-    }
-    async fn get_leader_lock(&self) -> Result<Option<LeaderLock>> {
-        self.inner.get_leader_lock().await
-    }
-    async fn acquire_leader_lock(
-        &self,
-        lock: &LeaderLock,
-        replacing: Option<&str>,
-    ) -> Result<bool> {
-        self.inner.acquire_leader_lock(lock, replacing).await
-    }
-    async fn renew_leader_lock(&self, lock: &LeaderLock, previous_version: &str) -> Result<bool> {
-        self.inner.renew_leader_lock(lock, previous_version).await
-    }
-    async fn release_leader_lock(&self, lock: &LeaderLock) -> Result<bool> {
-        self.inner.release_leader_lock(lock).await
-    }
-    async fn get_migration_state(&self) -> Result<Option<MigrationState>> {
-        self.inner.get_migration_state().await
-    }
-    async fn put_migration_state(
-        &self,
-        state: &MigrationState,
-        expected_version: Option<&str>,
-    ) -> Result<bool> {
-        self.inner
-            .put_migration_state(state, expected_version)
-            .await
     }
 }
 

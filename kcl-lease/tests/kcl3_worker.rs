@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use kcl_lease::{
     CheckpointUpdate, CoordinationMode, InMemoryLeaseStore, LeaderLock, Lease, LeaseConfig,
-    LeaseEvent, LeaseStore, MigrationState, StoredCheckpoint, WorkerMetrics,
+    LeaseEvent, LeaseStore, LeaseStoreLayer, MigrationState, StoredCheckpoint, WorkerMetrics,
 };
+use tokio::sync::watch;
 
 mod support;
 use support::{store_with, Running};
@@ -264,4 +265,89 @@ async fn leases_in_this_workers_name_are_picked_up_at_start() {
         lease(&store, "shardId-000000000001").await.lease_owner,
         None
     );
+}
+
+/// One worker's way to the table, which a partition cuts: while cut, every call hangs (the
+/// connection stays open and silent); once healed, they go through.
+#[derive(Debug)]
+struct Partitionable {
+    table: Arc<InMemoryLeaseStore>,
+    cut: watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl LeaseStoreLayer for Partitionable {
+    fn inner(&self) -> &dyn LeaseStore {
+        self.table.as_ref()
+    }
+
+    async fn gate(&self, _operation: &'static str) -> kcl_lease::Result<()> {
+        let mut cut = self.cut.clone();
+        while *cut.borrow_and_update() {
+            if cut.changed().await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The chaos suite's partitioned KCL 3 leader: cut off past the failover time while the fleet
+/// moved its lease and a leader that judges liveness by per-lease renewals took over, it came
+/// back, switched to per-lease renewals and counted its leases as renewed at that moment, so
+/// it processed a batch of a lease another worker had owned for 20 s. Two guards stop that now,
+/// each enough alone, so this test fails only when both do: the heartbeat self-fence drops the
+/// leases during the partition (its calls are bounded, so it runs), and a lease's expiry counts
+/// from the last heartbeat, which the switch does not refresh.
+#[tokio::test(start_paused = true)]
+async fn a_worker_cut_off_past_the_failover_time_never_counts_a_moved_lease_as_its_own() {
+    let store = store_with(1).await;
+    lock_held_by_test_leader(&store, true).await;
+    let (cut, cut_watch) = watch::channel(false);
+    let layer = Partitionable {
+        table: Arc::clone(&store),
+        cut: cut_watch,
+    };
+    let mut config = LeaseConfig::with_failover_time(FAILOVER);
+    config.coordination.disable_worker_metrics = true;
+    let w = support::start_on(Arc::new(layer), "w", config);
+    let key = "shardId-000000000000";
+    assign(&store, key, "w").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(w.coordinator.holds_unexpired(key));
+
+    cut.send(true).unwrap();
+    tokio::time::sleep(FAILOVER + Duration::from_secs(1)).await;
+    assert!(
+        !w.coordinator.holds_unexpired(key),
+        "no heartbeat for the failover time: the lease may be another's"
+    );
+    // Meanwhile the fleet moves the lease, and a leader that renews lease by lease takes over.
+    assign(&store, key, "x").await;
+    let old = store.get_leader_lock().await.unwrap().unwrap();
+    let new_leader = LeaderLock {
+        owner: "new-leader".into(),
+        record_version: "version-2".into(),
+        liveness_by_heartbeat: false,
+        ..old
+    };
+    assert!(store
+        .acquire_leader_lock(&new_leader, Some("version-1"))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_secs(14)).await;
+
+    cut.send(false).unwrap();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !w.coordinator.holds_unexpired(key),
+            "back from the partition, the worker counted a lease of another worker as its own"
+        );
+    }
+    assert!(
+        w.coordinator.held_keys().is_empty(),
+        "the moved lease is dropped"
+    );
+    w.stop().await;
 }

@@ -14,9 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::FutureExt;
 use kcl_lease::{
-    AssignmentStrategy, CheckpointUpdate, CoordinationMode, InMemoryLeaseStore, LeaderLock, Lease,
-    LeaseConfig, LeaseCoordinator, LeaseError, LeaseEvent, LeaseStore, MigrationState, Result,
-    StoredCheckpoint, TableSnapshot, WorkerMetrics,
+    AssignmentStrategy, CheckpointUpdate, CoordinationMode, InMemoryLeaseStore, Lease, LeaseConfig,
+    LeaseCoordinator, LeaseError, LeaseEvent, LeaseStore, LeaseStoreLayer, Result,
+    StoredCheckpoint,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -57,7 +57,12 @@ struct FaultStore {
     violations: Arc<Mutex<Vec<String>>>,
 }
 
-impl FaultStore {
+#[async_trait]
+impl LeaseStoreLayer for FaultStore {
+    fn inner(&self) -> &dyn LeaseStore {
+        self.inner.as_ref()
+    }
+
     async fn gate(&self, operation: &'static str) -> Result<()> {
         let paused = self.faults.lock().unwrap().paused_until;
         if let Some(until) = paused {
@@ -82,10 +87,7 @@ impl FaultStore {
         }
         Ok(())
     }
-}
 
-#[async_trait]
-impl LeaseStore for FaultStore {
     async fn update_checkpoint(&self, lease: &Lease, update: &CheckpointUpdate) -> Result<bool> {
         self.gate("update_checkpoint").await?;
         // The in-memory store never yields, so nothing runs between this read and the write.
@@ -103,159 +105,6 @@ impl LeaseStore for FaultStore {
             }
         }
         Ok(written)
-    }
-
-    async fn initialize(&self) -> Result<()> {
-        self.gate("initialize").await?;
-        self.inner.initialize().await
-    }
-
-    async fn create_lease_if_absent(&self, lease: &Lease) -> Result<bool> {
-        self.gate("create_lease_if_absent").await?;
-        self.inner.create_lease_if_absent(lease).await
-    }
-
-    async fn list_leases(&self) -> Result<Vec<Lease>> {
-        self.gate("list_leases").await?;
-        self.inner.list_leases().await
-    }
-
-    async fn get_lease(&self, lease_key: &str) -> Result<Option<Lease>> {
-        self.gate("get_lease").await?;
-        self.inner.get_lease(lease_key).await
-    }
-
-    async fn renew_lease(&self, lease: &Lease) -> Result<bool> {
-        self.gate("renew_lease").await?;
-        self.inner.renew_lease(lease).await
-    }
-
-    async fn take_lease(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
-        self.gate("take_lease").await?;
-        self.inner.take_lease(lease, new_owner).await
-    }
-
-    async fn evict_lease(&self, lease: &Lease) -> Result<bool> {
-        self.gate("evict_lease").await?;
-        self.inner.evict_lease(lease).await
-    }
-
-    async fn start_handoff(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
-        self.gate("start_handoff").await?;
-        self.inner.start_handoff(lease, new_owner).await
-    }
-
-    async fn complete_handoff(&self, lease: &Lease) -> Result<bool> {
-        self.gate("complete_handoff").await?;
-        self.inner.complete_handoff(lease).await
-    }
-
-    async fn update_child_shards(
-        &self,
-        lease_key: &str,
-        child_shard_ids: &BTreeSet<String>,
-    ) -> Result<bool> {
-        self.gate("update_child_shards").await?;
-        self.inner
-            .update_child_shards(lease_key, child_shard_ids)
-            .await
-    }
-
-    async fn delete_lease(&self, lease_key: &str) -> Result<()> {
-        self.gate("delete_lease").await?;
-        self.inner.delete_lease(lease_key).await
-    }
-
-    async fn scan_table(&self) -> Result<TableSnapshot> {
-        self.gate("scan_table").await?;
-        self.inner.scan_table().await
-    }
-
-    async fn owner_index_ready(&self) -> Result<bool> {
-        self.gate("owner_index_ready").await?;
-        self.inner.owner_index_ready().await
-    }
-
-    async fn lease_keys_of_owner(&self, owner: &str) -> Result<Vec<String>> {
-        self.gate("lease_keys_of_owner").await?;
-        self.inner.lease_keys_of_owner(owner).await
-    }
-
-    async fn assign_lease(&self, lease: &Lease, new_owner: &str) -> Result<bool> {
-        self.gate("assign_lease").await?;
-        self.inner.assign_lease(lease, new_owner).await
-    }
-
-    async fn unassign_lease(&self, lease: &Lease) -> Result<bool> {
-        self.gate("unassign_lease").await?;
-        self.inner.unassign_lease(lease).await
-    }
-
-    async fn report_worker_metrics(&self, metrics: &WorkerMetrics) -> Result<WorkerMetrics> {
-        self.gate("report_worker_metrics").await?;
-        self.inner.report_worker_metrics(metrics).await
-    }
-
-    async fn get_worker_metrics(&self, worker_ids: &[String]) -> Result<Vec<WorkerMetrics>> {
-        self.gate("get_worker_metrics").await?;
-        self.inner.get_worker_metrics(worker_ids).await
-    }
-
-    async fn notify_assignment(&self, worker_id: &str) -> Result<()> {
-        self.gate("notify_assignment").await?;
-        self.inner.notify_assignment(worker_id).await
-    }
-
-    async fn set_worker_draining(&self, worker_id: &str, draining: bool) -> Result<bool> {
-        self.gate("set_worker_draining").await?;
-        self.inner.set_worker_draining(worker_id, draining).await
-    }
-
-    async fn delete_worker_metrics(&self, worker_id: &str, last_update_secs: u64) -> Result<bool> {
-        self.gate("delete_worker_metrics").await?;
-        self.inner
-            .delete_worker_metrics(worker_id, last_update_secs)
-            .await
-    }
-
-    async fn get_leader_lock(&self) -> Result<Option<LeaderLock>> {
-        self.gate("get_leader_lock").await?;
-        self.inner.get_leader_lock().await
-    }
-
-    async fn acquire_leader_lock(
-        &self,
-        lock: &LeaderLock,
-        replacing: Option<&str>,
-    ) -> Result<bool> {
-        self.gate("acquire_leader_lock").await?;
-        self.inner.acquire_leader_lock(lock, replacing).await
-    }
-
-    async fn renew_leader_lock(&self, lock: &LeaderLock, previous_version: &str) -> Result<bool> {
-        self.gate("renew_leader_lock").await?;
-        self.inner.renew_leader_lock(lock, previous_version).await
-    }
-
-    async fn release_leader_lock(&self, lock: &LeaderLock) -> Result<bool> {
-        self.gate("release_leader_lock").await?;
-        self.inner.release_leader_lock(lock).await
-    }
-
-    async fn get_migration_state(&self) -> Result<Option<MigrationState>> {
-        self.gate("get_migration_state").await?;
-        self.inner.get_migration_state().await
-    }
-
-    async fn put_migration_state(
-        &self,
-        state: &MigrationState,
-        expected_version: Option<&str>,
-    ) -> Result<bool> {
-        self.gate("put_migration_state").await?;
-        self.inner
-            .put_migration_state(state, expected_version)
-            .await
     }
 }
 

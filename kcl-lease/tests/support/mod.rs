@@ -36,8 +36,12 @@ pub struct Running {
 
 /// Starts the coordinator of worker `id` on `store` with `config`.
 pub fn start(store: &Arc<InMemoryLeaseStore>, id: &str, config: LeaseConfig) -> Running {
-    let (coordinator, events) =
-        LeaseCoordinator::new(Arc::clone(store) as Arc<dyn LeaseStore>, id, config);
+    start_on(Arc::clone(store) as Arc<dyn LeaseStore>, id, config)
+}
+
+/// [`start`] on any store (a layer over the in-memory table, say).
+pub fn start_on(store: Arc<dyn LeaseStore>, id: &str, config: LeaseConfig) -> Running {
+    let (coordinator, events) = LeaseCoordinator::new(store, id, config);
     let stop = CancellationToken::new();
     let task = tokio::spawn(Arc::clone(&coordinator).run(stop.clone()));
     Running {

@@ -3,7 +3,6 @@
 //! shard end and at shutdown, as an application would), and whose lease table writes are
 //! logged with their outcome to `<log dir>/<worker>.leases`.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,9 +14,7 @@ use kcl_core::{
     LifecycleConfig, PollingConfig, ProcessRecordsInput, ProcessorError, RecordProcessor,
     SchedulerBuilder, ShardEndedInput, ShutdownRequestedInput,
 };
-use kcl_lease::{
-    CheckpointUpdate, LeaderLock, Lease, LeaseStore, MigrationState, TableSnapshot, WorkerMetrics,
-};
+use kcl_lease::{CheckpointUpdate, Lease, LeaseStore, LeaseStoreLayer, WorkerMetrics};
 
 use crate::logs::{now_ms, AppendLog, LeaseWrite, ProcessorEvent, ProcessorId, HEARTBEAT};
 
@@ -401,9 +398,9 @@ impl JournaledLeaseStore {
 }
 
 #[async_trait]
-impl LeaseStore for JournaledLeaseStore {
-    async fn initialize(&self) -> kcl_lease::Result<()> {
-        self.inner.initialize().await
+impl LeaseStoreLayer for JournaledLeaseStore {
+    fn inner(&self) -> &dyn LeaseStore {
+        &self.inner
     }
 
     async fn create_lease_if_absent(&self, lease: &Lease) -> kcl_lease::Result<bool> {
@@ -414,14 +411,6 @@ impl LeaseStore for JournaledLeaseStore {
             .map(|c| c.sequence_number.as_str());
         self.record("create", lease, None, checkpoint, &outcome);
         outcome
-    }
-
-    async fn list_leases(&self) -> kcl_lease::Result<Vec<Lease>> {
-        self.inner.list_leases().await
-    }
-
-    async fn get_lease(&self, lease_key: &str) -> kcl_lease::Result<Option<Lease>> {
-        self.inner.get_lease(lease_key).await
     }
 
     async fn renew_lease(&self, lease: &Lease) -> kcl_lease::Result<bool> {
@@ -468,32 +457,6 @@ impl LeaseStore for JournaledLeaseStore {
         outcome
     }
 
-    async fn update_child_shards(
-        &self,
-        lease_key: &str,
-        child_shard_ids: &BTreeSet<String>,
-    ) -> kcl_lease::Result<bool> {
-        self.inner
-            .update_child_shards(lease_key, child_shard_ids)
-            .await
-    }
-
-    async fn delete_lease(&self, lease_key: &str) -> kcl_lease::Result<()> {
-        self.inner.delete_lease(lease_key).await
-    }
-
-    async fn scan_table(&self) -> kcl_lease::Result<TableSnapshot> {
-        self.inner.scan_table().await
-    }
-
-    async fn owner_index_ready(&self) -> kcl_lease::Result<bool> {
-        self.inner.owner_index_ready().await
-    }
-
-    async fn lease_keys_of_owner(&self, owner: &str) -> kcl_lease::Result<Vec<String>> {
-        self.inner.lease_keys_of_owner(owner).await
-    }
-
     async fn assign_lease(&self, lease: &Lease, new_owner: &str) -> kcl_lease::Result<bool> {
         let outcome = self.inner.assign_lease(lease, new_owner).await;
         self.record_assignment("assign", lease, Some(new_owner), &outcome)
@@ -515,72 +478,5 @@ impl LeaseStore for JournaledLeaseStore {
         let outcome = self.inner.report_worker_metrics(metrics).await;
         self.record_heartbeat(outcome.is_ok());
         outcome
-    }
-
-    async fn get_worker_metrics(
-        &self,
-        worker_ids: &[String],
-    ) -> kcl_lease::Result<Vec<WorkerMetrics>> {
-        self.inner.get_worker_metrics(worker_ids).await
-    }
-
-    async fn notify_assignment(&self, worker_id: &str) -> kcl_lease::Result<()> {
-        self.inner.notify_assignment(worker_id).await
-    }
-
-    async fn set_worker_draining(
-        &self,
-        worker_id: &str,
-        draining: bool,
-    ) -> kcl_lease::Result<bool> {
-        self.inner.set_worker_draining(worker_id, draining).await
-    }
-
-    async fn delete_worker_metrics(
-        &self,
-        worker_id: &str,
-        last_update_secs: u64,
-    ) -> kcl_lease::Result<bool> {
-        self.inner
-            .delete_worker_metrics(worker_id, last_update_secs)
-            .await
-    }
-
-    async fn get_leader_lock(&self) -> kcl_lease::Result<Option<LeaderLock>> {
-        self.inner.get_leader_lock().await
-    }
-
-    async fn acquire_leader_lock(
-        &self,
-        lock: &LeaderLock,
-        replacing: Option<&str>,
-    ) -> kcl_lease::Result<bool> {
-        self.inner.acquire_leader_lock(lock, replacing).await
-    }
-
-    async fn renew_leader_lock(
-        &self,
-        lock: &LeaderLock,
-        previous_version: &str,
-    ) -> kcl_lease::Result<bool> {
-        self.inner.renew_leader_lock(lock, previous_version).await
-    }
-
-    async fn release_leader_lock(&self, lock: &LeaderLock) -> kcl_lease::Result<bool> {
-        self.inner.release_leader_lock(lock).await
-    }
-
-    async fn get_migration_state(&self) -> kcl_lease::Result<Option<MigrationState>> {
-        self.inner.get_migration_state().await
-    }
-
-    async fn put_migration_state(
-        &self,
-        state: &MigrationState,
-        expected_version: Option<&str>,
-    ) -> kcl_lease::Result<bool> {
-        self.inner
-            .put_migration_state(state, expected_version)
-            .await
     }
 }
