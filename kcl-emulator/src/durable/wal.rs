@@ -7,8 +7,7 @@
 //! `fdatasync` covers everything queued so far. Recovery reads the snapshot, replays the log up
 //! to the first torn or corrupt frame, writes a fresh snapshot and starts an empty log.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,13 +16,14 @@ use tokio::sync::oneshot;
 
 use super::commit::{CommitLog, Committer, SharedLog};
 use super::frame;
+use super::storage::{Storage, StorageFile};
 
 const WAL: &str = "wal.log";
 const SNAPSHOT: &str = "snapshot.json";
 
 /// The log file, appended to by the committer.
 #[derive(Debug)]
-pub(crate) struct WalFile(File);
+pub(crate) struct WalFile(Box<dyn StorageFile>);
 
 impl CommitLog for WalFile {
     type Entry = Vec<u8>;
@@ -61,13 +61,14 @@ fn read_frames(log: &[u8]) -> Vec<Json> {
 }
 
 impl Wal {
-    /// Recovers `(snapshot, log records)` from `dir` and starts a fresh log there.
+    /// Recovers `(snapshot, log records)` from `dir` in `storage` and starts a fresh log there.
     pub(crate) fn open(
+        storage: &dyn Storage,
         dir: &Path,
         snapshot_of: impl FnOnce(Option<Json>, Vec<Json>) -> io::Result<Json>,
     ) -> io::Result<Wal> {
-        fs::create_dir_all(dir)?;
-        let snapshot = match fs::read(dir.join(SNAPSHOT)) {
+        storage.create_dir_all(dir)?;
+        let snapshot = match storage.read(&dir.join(SNAPSHOT)) {
             Ok(bytes) => Some(
                 serde_json::from_slice(&bytes)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
@@ -75,25 +76,24 @@ impl Wal {
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,
             Err(err) => return Err(err),
         };
-        let mut log = Vec::new();
-        if let Ok(mut file) = File::open(dir.join(WAL)) {
-            file.read_to_end(&mut log)?;
-        }
+        // A log that exists but cannot be read must not be emptied below: its records would
+        // be lost.
+        let log = match storage.read(&dir.join(WAL)) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(err),
+        };
         let records = read_frames(&log);
         let merged = snapshot_of(snapshot, records)?;
         // Fold everything into a new snapshot, then start an empty log.
         let tmp = dir.join("snapshot.json.tmp");
-        let mut file = File::create(&tmp)?;
+        let mut file = storage.create(&tmp)?;
         file.write_all(&serde_json::to_vec(&merged).map_err(io::Error::other)?)?;
         file.sync_all()?;
-        fs::rename(&tmp, dir.join(SNAPSHOT))?;
-        let log = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(dir.join(WAL))?;
+        storage.rename(&tmp, &dir.join(SNAPSHOT))?;
+        let mut log = storage.create(&dir.join(WAL))?;
         log.sync_all()?;
-        File::open(dir)?.sync_all()?;
+        storage.sync_dir(dir)?;
         Ok(Wal {
             committer: Committer::start("dynamodb-wal")?,
             log: SharedLog::new(WalFile(log)),
