@@ -71,7 +71,8 @@ impl DynamoDb {
             None => None,
             Some(dir) => {
                 let mut recovered: BTreeMap<String, Table> = BTreeMap::new();
-                let wal = wal::Wal::open(&dir.join("dynamodb"), |snapshot, records| {
+                let storage = crate::durable::storage::disk();
+                let wal = wal::Wal::open(&*storage, &dir.join("dynamodb"), |snapshot, records| {
                     if let Some(snapshot) = snapshot {
                         recovered = serde_json::from_value(snapshot)
                             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;

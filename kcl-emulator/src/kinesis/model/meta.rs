@@ -18,8 +18,7 @@
 //! they are.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::{CapacityMode, Encryption, RecordDistribution, SavedDependents, Status, Stream};
 use crate::durable::commit::{CommitLog, Committer, SharedLog, Ticket};
 use crate::durable::frame::{self, Frame};
+use crate::durable::storage::{Storage, StorageFile};
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -331,6 +331,7 @@ pub(crate) struct JournalEntry<R> {
 /// The metadata files of a durable store: the snapshot and its journal, open for appending.
 #[derive(Debug)]
 pub(crate) struct MetaFiles {
+    storage: Arc<dyn Storage>,
     root: PathBuf,
     /// The generation of the snapshot on disk, which the journal continues.
     generation: u64,
@@ -341,6 +342,8 @@ pub(crate) struct MetaFiles {
     journal_bytes: u64,
     /// Size of the snapshot on disk.
     snapshot_bytes: u64,
+    /// The journal is not compacted below this size ([`MIN_COMPACT_BYTES`] but in tests).
+    min_compact_bytes: u64,
     /// Set when a compaction failed: which snapshot is on disk is then unknown, so the next
     /// change writes a whole snapshot instead. A failed journal write says the same through
     /// `journal`.
@@ -350,9 +353,10 @@ pub(crate) struct MetaFiles {
 /// One generation's journal file, created when its first record is written.
 #[derive(Debug)]
 pub(crate) struct Journal {
+    storage: Arc<dyn Storage>,
     root: PathBuf,
     path: PathBuf,
-    file: Option<File>,
+    file: Option<Box<dyn StorageFile>>,
 }
 
 impl CommitLog for Journal {
@@ -360,19 +364,16 @@ impl CommitLog for Journal {
 
     fn write(&mut self, frames: &Vec<u8>) -> io::Result<()> {
         if self.file.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
+            let file = self.storage.open_append(&self.path, true)?;
             // The new file's directory entry must be durable before any record in it counts.
-            File::open(&self.root)?.sync_all()?;
+            self.storage.sync_dir(&self.root)?;
             self.file = Some(file);
         }
         self.file.as_mut().expect("opened above").write_all(frames)
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        match &self.file {
+        match &mut self.file {
             Some(file) => file.sync_data(),
             None => Ok(()),
         }
@@ -392,9 +393,10 @@ impl MetaFiles {
     /// `None` when there is none (a new store). A torn journal tail is cut off, and journals
     /// of other generations (left by a crash during compaction) are removed.
     pub(crate) fn open<S: SavedDependents>(
+        storage: Arc<dyn Storage>,
         root: &Path,
     ) -> io::Result<(MetaFiles, Option<Snapshot<S>>)> {
-        let (mut snapshot, snapshot_bytes) = match fs::read(root.join(META_FILE)) {
+        let (mut snapshot, snapshot_bytes) = match storage.read(&root.join(META_FILE)) {
             Ok(bytes) => {
                 let snapshot: Snapshot<S> = serde_json::from_slice(&bytes).map_err(|err| {
                     io::Error::new(
@@ -409,19 +411,18 @@ impl MetaFiles {
         };
         let generation = snapshot.as_ref().map_or(0, |s| s.generation);
         let current = journal_path(root, generation);
-        for entry in fs::read_dir(root)? {
-            let path = entry?.path();
+        for path in storage.list(root)? {
             let stray = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(is_journal)
                 && path != current;
             if stray {
-                fs::remove_file(&path)?;
+                storage.remove(&path)?;
             }
         }
         let mut journal_bytes = 0;
-        let journal = match fs::read(&current) {
+        let journal = match storage.read(&current) {
             Ok(bytes) => {
                 let mut valid = 0;
                 for Frame { payload, end } in frame::frames(&bytes, 1..=MAX_RECORD_BYTES) {
@@ -434,7 +435,7 @@ impl MetaFiles {
                         .apply(entry);
                     valid = end;
                 }
-                let file = OpenOptions::new().append(true).open(&current)?;
+                let mut file = storage.open_append(&current, false)?;
                 if valid < bytes.len() {
                     tracing::warn!(
                         path = %current.display(),
@@ -452,9 +453,11 @@ impl MetaFiles {
             Err(err) => return Err(err),
         };
         let files = MetaFiles {
+            storage: Arc::clone(&storage),
             root: root.to_owned(),
             generation,
             journal: SharedLog::new(Journal {
+                storage,
                 root: root.to_owned(),
                 path: current,
                 file: journal,
@@ -462,9 +465,45 @@ impl MetaFiles {
             committer: Committer::start("kinesis-meta-commit")?,
             journal_bytes,
             snapshot_bytes,
+            min_compact_bytes: MIN_COMPACT_BYTES,
             needs_snapshot: false,
         };
         Ok((files, snapshot))
+    }
+
+    /// Saves one change: queues the records `entries` builds for the journal, or writes the
+    /// whole `snapshot` when the journal cannot be trusted after a failure (then there is
+    /// nothing to wait for), and compacts the journal once it is due. The snapshot is built
+    /// after the change was made, so it holds the change.
+    ///
+    /// # Errors
+    /// When the records could not be encoded or the snapshot that was due could not be
+    /// written: the change is not saved.
+    pub(crate) fn save<R: Serialize, S: Serialize>(
+        &mut self,
+        entries: impl FnOnce() -> Vec<JournalEntry<R>>,
+        snapshot: impl Fn() -> Snapshot<S>,
+    ) -> io::Result<Option<Ticket>> {
+        if self.needs_snapshot() {
+            self.write_snapshot(snapshot())?;
+            return Ok(None);
+        }
+        let written = self.append(&entries())?;
+        if self.should_compact() {
+            // The change will be durable in the journal: a failed compaction is retried with
+            // the next change rather than failing this one.
+            if let Err(err) = self.write_snapshot(snapshot()) {
+                tracing::error!(error = %err, "compacting the metadata journal failed");
+            }
+        }
+        Ok(Some(written))
+    }
+
+    /// Compacts the journal once it outgrows `bytes` rather than [`MIN_COMPACT_BYTES`], so
+    /// tests reach compaction after a few changes.
+    #[cfg(test)]
+    pub(crate) fn compact_above(&mut self, bytes: u64) {
+        self.min_compact_bytes = bytes;
     }
 
     /// Whether the next change must write a whole snapshot rather than a journal record: a
@@ -476,7 +515,7 @@ impl MetaFiles {
 
     /// Whether the journal has grown enough to be folded into a new snapshot.
     pub(crate) fn should_compact(&self) -> bool {
-        self.journal_bytes > self.snapshot_bytes.max(MIN_COMPACT_BYTES)
+        self.journal_bytes > self.snapshot_bytes.max(self.min_compact_bytes)
     }
 
     /// Queues `entries` for the journal, after every record queued before: once the ticket
@@ -513,25 +552,26 @@ impl MetaFiles {
         snapshot.generation = next;
         let bytes = serde_json::to_vec_pretty(&snapshot).map_err(io::Error::other)?;
         let tmp = self.root.join("meta.json.tmp");
-        let mut file = File::create(&tmp)?;
+        let mut file = self.storage.create(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, self.root.join(META_FILE))?;
+        self.storage.rename(&tmp, &self.root.join(META_FILE))?;
         // From the rename on, the old journal no longer continues the snapshot that may be on
         // disk: later changes go to the new generation's journal.
         let previous = std::mem::replace(&mut self.generation, next);
         self.journal = SharedLog::new(Journal {
+            storage: Arc::clone(&self.storage),
             root: self.root.clone(),
             path: journal_path(&self.root, next),
             file: None,
         });
         self.journal_bytes = 0;
         self.snapshot_bytes = bytes.len() as u64;
-        File::open(&self.root)?.sync_all()?;
+        self.storage.sync_dir(&self.root)?;
         // Records still queued for the old journal are in the snapshot already; once they are
         // written, nothing creates or appends to the old file again, and it can go.
         self.committer.barrier().wait()?;
-        match fs::remove_file(journal_path(&self.root, previous)) {
+        match self.storage.remove(&journal_path(&self.root, previous)) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
         }
@@ -540,7 +580,10 @@ impl MetaFiles {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::durable::storage::disk;
     use crate::kinesis::model::dependents::{NoRecord, NothingSaved};
 
     fn stream(name: &str, epoch: u64, retention_hours: u32) -> SavedStream {
@@ -564,7 +607,7 @@ mod tests {
 
     /// (name, epoch, retention) of every stream in the recovered metadata, and its counter.
     fn recovered(root: &Path) -> (Vec<(String, u64, u32)>, u64) {
-        let (_, snapshot) = MetaFiles::open::<NothingSaved>(root).unwrap();
+        let (_, snapshot) = MetaFiles::open::<NothingSaved>(disk(), root).unwrap();
         let snapshot = snapshot.expect("metadata");
         let mut streams: Vec<_> = snapshot
             .streams
@@ -587,7 +630,7 @@ mod tests {
     #[test]
     fn the_journal_replays_in_order_and_a_torn_record_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut files, snapshot) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
+        let (mut files, snapshot) = MetaFiles::open::<NothingSaved>(disk(), dir.path()).unwrap();
         assert!(snapshot.is_none());
         append_now(
             &mut files,
@@ -635,7 +678,7 @@ mod tests {
         let mut torn = whole.clone();
         torn.extend_from_slice(&last[..last.len() - 1]);
         fs::write(&journal, &torn).unwrap();
-        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(disk(), dir.path()).unwrap();
         append_now(&mut files, &[entry(11, Change::Stream(stream("d", 4, 24)))]);
         drop(files);
         let (streams, counter) = recovered(dir.path());
@@ -646,7 +689,7 @@ mod tests {
     #[test]
     fn compaction_starts_a_new_generation_and_a_stale_journal_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(disk(), dir.path()).unwrap();
         append_now(&mut files, &[entry(1, Change::Stream(stream("a", 1, 24)))]);
         let stale = fs::read(journal_of(dir.path(), 0)).unwrap();
         let mut snapshot = Snapshot::of(&[], NothingSaved {}, 5, 5);
@@ -671,7 +714,7 @@ mod tests {
     #[test]
     fn a_failed_journal_write_fails_its_change_and_calls_for_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(disk(), dir.path()).unwrap();
         // A directory where the journal file belongs: the journal cannot be created.
         fs::create_dir(journal_of(dir.path(), 0)).unwrap();
         let first = files.append(&[entry(1, Change::Stream(stream("a", 1, 24)))]);
@@ -707,7 +750,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(recovered(dir.path()), (vec![("old".to_owned(), 1, 24)], 7));
-        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(disk(), dir.path()).unwrap();
         append_now(
             &mut files,
             &[entry(8, Change::Stream(stream("new", 2, 24)))],
@@ -725,7 +768,7 @@ mod tests {
     #[test]
     fn the_journal_is_compacted_once_it_outgrows_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut files, _) = MetaFiles::open::<NothingSaved>(dir.path()).unwrap();
+        let (mut files, _) = MetaFiles::open::<NothingSaved>(disk(), dir.path()).unwrap();
         let mut big = stream("a", 1, 24);
         big.settings.resource_policy = Some("x".repeat(64 * 1024));
         let mut appended = 0;

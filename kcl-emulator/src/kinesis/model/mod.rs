@@ -45,6 +45,8 @@ mod dependents;
 mod error;
 pub(crate) mod keys;
 mod meta;
+#[cfg(test)]
+mod meta_crash;
 mod modes;
 mod persist;
 mod reshard;
@@ -141,7 +143,8 @@ impl<D: StreamDependents> KinesisStore<D> {
             Some(dir) => {
                 let root = dir.join("kinesis");
                 std::fs::create_dir_all(&root)?;
-                let (meta, snapshot) = meta::MetaFiles::open(&root)?;
+                let (meta, snapshot) =
+                    meta::MetaFiles::open(crate::durable::storage::disk(), &root)?;
                 recovered = snapshot;
                 Some(Durable {
                     root,

@@ -154,30 +154,20 @@ impl<D: StreamDependents> KinesisStore<D> {
         // States, counter and clock are read under the lock, so records reach the journal in
         // the order they were read: a later record never holds an older state.
         let mut files = durable.meta.lock().unwrap_or_else(|p| p.into_inner());
-        if files.needs_snapshot() {
-            // The snapshot is read after the changes were made, so it holds them.
-            files.write_snapshot(self.snapshot(streams, extra))?;
-            return Ok(MetaWrite::done());
-        }
-        let counter = self.counter.load(Ordering::Relaxed);
-        let clock_ms = self.now_ms();
-        let entries: Vec<meta::JournalEntry<_>> = changes()
-            .into_iter()
-            .map(|change| meta::JournalEntry {
-                counter,
-                clock_ms,
-                change,
-            })
-            .collect();
-        let written = files.append(&entries)?;
-        if files.should_compact() {
-            // The change will be durable in the journal: a failed compaction is retried with
-            // the next change rather than failing this one.
-            if let Err(err) = files.write_snapshot(self.snapshot(streams, extra)) {
-                tracing::error!(error = %err, "compacting the metadata journal failed");
-            }
-        }
-        Ok(MetaWrite(Some(written)))
+        let entries = || {
+            let counter = self.counter.load(Ordering::Relaxed);
+            let clock_ms = self.now_ms();
+            changes()
+                .into_iter()
+                .map(|change| meta::JournalEntry {
+                    counter,
+                    clock_ms,
+                    change,
+                })
+                .collect()
+        };
+        let written = files.save(entries, || self.snapshot(streams, extra))?;
+        Ok(MetaWrite(written))
     }
 
     /// Everything the metadata holds, as it is now.

@@ -1,0 +1,461 @@
+//! A [`Storage`] in memory that models a machine crash, for crash tests.
+//!
+//! Each file has durable contents and, beyond them, what was written since its last sync; each
+//! directory entry (a file created, renamed or removed) has a durable state that catches up
+//! only when its directory is synced. A crash ([`MemoryStorage::restart`]) keeps only what was
+//! durable, and may keep part of the unsynced tail of a file, as a power loss can: a torn
+//! prefix of the pending bytes, or as many zeros (the size reached the disk, the data did not).
+//!
+//! The power can be cut before a chosen operation ([`MemoryStorage::power_off_after`]), and
+//! one operation of a kind can be made to fail ([`MemoryStorage::fail`]): the durable code
+//! then runs into the crash or the error exactly where a seed puts it. Directories themselves
+//! are durable once created; the durable code never syncs the parent of its root.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::storage::{Storage, StorageFile};
+
+/// The kinds of operation a failure can be injected into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    /// Creating or opening a file, or creating a directory.
+    Create,
+    /// Writing to a file or cutting its length.
+    Write,
+    /// Syncing a file or a directory.
+    Sync,
+    /// Renaming a file.
+    Rename,
+    /// Removing a file.
+    Remove,
+}
+
+/// A file system in memory whose crashes lose what a real machine's could; see the module
+/// documentation. Clones share one machine.
+#[derive(Debug, Clone)]
+pub(crate) struct MemoryStorage {
+    machine: Arc<Mutex<Machine>>,
+}
+
+#[derive(Debug)]
+struct Machine {
+    /// File contents by inode; an inode outlives its names while a durable name may return.
+    inodes: Vec<Inode>,
+    /// The names the running system sees.
+    names: BTreeMap<PathBuf, usize>,
+    /// The names a crash would leave.
+    durable_names: BTreeMap<PathBuf, usize>,
+    dirs: BTreeSet<PathBuf>,
+    /// Counts restarts; handles opened before one are dead.
+    boot: u64,
+    /// Operations that change something, counted since the machine was made.
+    operations: u64,
+    /// The power goes out instead of this operation.
+    power_off_at: Option<u64>,
+    down: bool,
+    /// The injected failure: its kind, and how many operations of that kind pass first.
+    failure: Option<(OpKind, u64)>,
+    rng: StdRng,
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    contents: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+fn power_is_off() -> io::Error {
+    io::Error::other("the machine has lost power")
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no such file: {}", path.display()),
+    )
+}
+
+impl MemoryStorage {
+    /// An empty machine; `seed` decides what each crash keeps of the unsynced tails.
+    pub(crate) fn new(seed: u64) -> MemoryStorage {
+        MemoryStorage {
+            machine: Arc::new(Mutex::new(Machine {
+                inodes: Vec::new(),
+                names: BTreeMap::new(),
+                durable_names: BTreeMap::new(),
+                dirs: BTreeSet::from([PathBuf::from("/")]),
+                boot: 0,
+                operations: 0,
+                power_off_at: None,
+                down: false,
+                failure: None,
+                rng: StdRng::seed_from_u64(seed),
+            })),
+        }
+    }
+
+    /// This machine as the durable code takes it.
+    pub(crate) fn shared(&self) -> Arc<dyn Storage> {
+        Arc::new(self.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Machine> {
+        self.machine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Cuts the power instead of the `n`th operation that changes something from now on
+    /// (1 is the next one): it and every operation after it fail, and nothing changes any more.
+    pub(crate) fn power_off_after(&self, n: u64) {
+        let mut machine = self.lock();
+        machine.power_off_at = Some(machine.operations + n.max(1));
+    }
+
+    /// Whether the power is off.
+    pub(crate) fn is_down(&self) -> bool {
+        self.lock().down
+    }
+
+    /// Makes the operation of `kind` after the next `skip` ones fail with an error, and change
+    /// nothing.
+    pub(crate) fn fail(&self, kind: OpKind, skip: u64) {
+        self.lock().failure = Some((kind, skip));
+    }
+
+    /// Crashes the machine (if the power is still on, it goes out now) and starts it again:
+    /// only what was durable is left, and with `torn_tails`, files may keep part of what was
+    /// written to them since their last sync. Files opened before are dead.
+    pub(crate) fn restart(&self, torn_tails: bool) {
+        let mut guard = self.lock();
+        let machine = &mut *guard;
+        for inode in &mut machine.inodes {
+            let pending = inode
+                .contents
+                .strip_prefix(inode.durable.as_slice())
+                .map_or(0, <[u8]>::len);
+            let mut survivor = inode.durable.clone();
+            if torn_tails && pending > 0 {
+                let from = inode.durable.len();
+                match machine.rng.gen_range(0..4) {
+                    0 => {}
+                    1 => survivor.extend_from_slice(&inode.contents[from..]),
+                    2 => {
+                        let kept = machine.rng.gen_range(0..=pending);
+                        survivor.extend_from_slice(&inode.contents[from..from + kept]);
+                    }
+                    _ => {
+                        let zeros = machine.rng.gen_range(1..=pending);
+                        survivor.resize(from + zeros, 0);
+                    }
+                }
+            }
+            inode.durable = survivor.clone();
+            inode.contents = survivor;
+        }
+        machine.names = machine.durable_names.clone();
+        machine.boot += 1;
+        machine.power_off_at = None;
+        machine.down = false;
+        machine.failure = None;
+    }
+
+    /// The contents of `path` as the running system sees them (for tests that look inside).
+    pub(crate) fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let machine = self.lock();
+        machine
+            .names
+            .get(path)
+            .map(|&inode| machine.inodes[inode].contents.clone())
+    }
+}
+
+impl Machine {
+    /// Accounts for one operation of `kind` about to change something: `Err` when the power
+    /// is out (or goes out now) or the operation is the one to fail.
+    fn begin(&mut self, kind: OpKind) -> io::Result<()> {
+        if self.down {
+            return Err(power_is_off());
+        }
+        self.operations += 1;
+        if self.power_off_at.is_some_and(|at| self.operations >= at) {
+            self.down = true;
+            return Err(power_is_off());
+        }
+        if let Some((failing, skip)) = &mut self.failure {
+            if *failing == kind {
+                if *skip == 0 {
+                    self.failure = None;
+                    return Err(io::Error::other(format!("injected {kind:?} failure")));
+                }
+                *skip -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_up(&self) -> io::Result<()> {
+        if self.down {
+            Err(power_is_off())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_parent(&self, path: &Path) -> io::Result<()> {
+        match path.parent() {
+            Some(dir) if self.dirs.contains(dir) => Ok(()),
+            _ => Err(not_found(path)),
+        }
+    }
+
+    fn new_inode(&mut self) -> usize {
+        self.inodes.push(Inode::default());
+        self.inodes.len() - 1
+    }
+
+    fn open(&mut self, path: &Path, create: bool, truncate: bool) -> io::Result<usize> {
+        self.begin(OpKind::Create)?;
+        self.check_parent(path)?;
+        let inode = match self.names.get(path) {
+            Some(&inode) => inode,
+            None if create => {
+                let inode = self.new_inode();
+                self.names.insert(path.to_owned(), inode);
+                inode
+            }
+            None => return Err(not_found(path)),
+        };
+        if truncate {
+            self.inodes[inode].contents.clear();
+        }
+        Ok(inode)
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut machine = self.lock();
+        machine.begin(OpKind::Create)?;
+        machine.dirs.extend(dir.ancestors().map(Path::to_owned));
+        Ok(())
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.lock().check_up()?;
+        self.contents(path).ok_or_else(|| not_found(path))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let machine = self.lock();
+        machine.check_up()?;
+        if !machine.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let files = machine.names.keys();
+        let subdirs = machine.dirs.iter().filter(|d| d.as_path() != dir);
+        Ok(files
+            .chain(subdirs)
+            .filter(|path| path.parent() == Some(dir))
+            .cloned()
+            .collect())
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let mut machine = self.lock();
+        let inode = machine.open(path, true, true)?;
+        Ok(Box::new(MemoryFile {
+            machine: Arc::clone(&self.machine),
+            inode,
+            boot: machine.boot,
+        }))
+    }
+
+    fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>> {
+        let mut machine = self.lock();
+        let inode = machine.open(path, create, false)?;
+        Ok(Box::new(MemoryFile {
+            machine: Arc::clone(&self.machine),
+            inode,
+            boot: machine.boot,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut machine = self.lock();
+        machine.begin(OpKind::Rename)?;
+        machine.check_parent(to)?;
+        let inode = machine.names.remove(from).ok_or_else(|| not_found(from))?;
+        machine.names.insert(to.to_owned(), inode);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut machine = self.lock();
+        machine.begin(OpKind::Remove)?;
+        machine
+            .names
+            .remove(path)
+            .map(drop)
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut guard = self.lock();
+        let machine = &mut *guard;
+        machine.begin(OpKind::Sync)?;
+        if !machine.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let in_dir = |path: &PathBuf| path.parent() == Some(dir);
+        machine.durable_names.retain(|path, _| !in_dir(path));
+        for (path, &inode) in machine.names.iter().filter(|(path, _)| in_dir(path)) {
+            machine.durable_names.insert(path.clone(), inode);
+        }
+        Ok(())
+    }
+}
+
+/// A file of a [`MemoryStorage`].
+#[derive(Debug)]
+struct MemoryFile {
+    machine: Arc<Mutex<Machine>>,
+    inode: usize,
+    /// The boot the file was opened in: after a crash the handle is dead.
+    boot: u64,
+}
+
+impl MemoryFile {
+    fn change(&self, kind: OpKind, act: impl FnOnce(&mut Inode)) -> io::Result<()> {
+        let mut machine = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        if machine.boot != self.boot {
+            return Err(io::Error::other("file opened before the machine crashed"));
+        }
+        machine.begin(kind)?;
+        act(&mut machine.inodes[self.inode]);
+        Ok(())
+    }
+}
+
+impl StorageFile for MemoryFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.change(OpKind::Write, |inode| {
+            inode.contents.extend_from_slice(bytes);
+        })
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.change(OpKind::Sync, |inode| inode.durable = inode.contents.clone())
+    }
+
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.change(OpKind::Write, |inode| {
+            inode
+                .contents
+                .resize(usize::try_from(len).expect("a file fits in memory"), 0);
+        })
+    }
+}
+
+/// How many seeds a crash test runs: `default`, or `KCL_CRASH_SEEDS` for long runs;
+/// `KCL_CRASH_SEED` runs that one seed alone (to reproduce a failure).
+pub(crate) fn seeds(default: u64) -> std::ops::Range<u64> {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    match (var("KCL_CRASH_SEED"), var("KCL_CRASH_SEEDS")) {
+        (Some(seed), _) => seed..seed + 1,
+        (None, Some(count)) => 0..count,
+        (None, None) => 0..default,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(name: &str) -> PathBuf {
+        Path::new("/data").join(name)
+    }
+
+    fn machine() -> MemoryStorage {
+        let storage = MemoryStorage::new(7);
+        storage.create_dir_all(Path::new("/data")).unwrap();
+        storage
+    }
+
+    #[test]
+    fn only_synced_contents_and_synced_entries_survive_a_crash() {
+        let storage = machine();
+        let mut synced = storage.create(&path("a")).unwrap();
+        synced.write_all(b"kept").unwrap();
+        synced.sync_data().unwrap();
+        storage.sync_dir(Path::new("/data")).unwrap();
+        synced.write_all(b" lost").unwrap();
+        let mut unnamed = storage.create(&path("b")).unwrap();
+        unnamed.write_all(b"synced, but its entry is not").unwrap();
+        unnamed.sync_all().unwrap();
+        storage.rename(&path("a"), &path("c")).unwrap();
+        storage.restart(false);
+        assert_eq!(storage.read(&path("a")).unwrap(), b"kept");
+        assert_eq!(
+            storage.read(&path("b")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert!(storage.read(&path("c")).is_err());
+        assert!(synced.write_all(b"x").is_err(), "handles die in a crash");
+    }
+
+    #[test]
+    fn torn_tails_keep_a_prefix_or_zeros_of_the_pending_bytes() {
+        let mut outcomes = BTreeSet::new();
+        for seed in 0..64 {
+            let storage = MemoryStorage::new(seed);
+            storage.create_dir_all(Path::new("/data")).unwrap();
+            let mut file = storage.create(&path("log")).unwrap();
+            file.write_all(b"durable|").unwrap();
+            file.sync_data().unwrap();
+            storage.sync_dir(Path::new("/data")).unwrap();
+            file.write_all(b"pending").unwrap();
+            storage.restart(true);
+            let after = storage.read(&path("log")).unwrap();
+            let tail = after.strip_prefix(b"durable|".as_slice()).unwrap().to_vec();
+            assert!(tail.len() <= 7);
+            assert!(
+                b"pending".starts_with(&tail) || tail.iter().all(|&b| b == 0),
+                "{tail:?}"
+            );
+            outcomes.insert(tail);
+        }
+        assert!(outcomes.contains(b"".as_slice()));
+        assert!(outcomes.contains(b"pending".as_slice()));
+        assert!(outcomes.len() > 4, "{outcomes:?}");
+    }
+
+    #[test]
+    fn power_off_and_injected_failures_hit_the_chosen_operation() {
+        let storage = machine();
+        storage.fail(OpKind::Write, 1);
+        let mut file = storage.create(&path("log")).unwrap();
+        file.write_all(b"one").unwrap();
+        assert!(file.write_all(b"two").is_err());
+        file.write_all(b"three").unwrap();
+        assert_eq!(storage.contents(&path("log")).unwrap(), b"onethree");
+        storage.power_off_after(2);
+        file.sync_data().unwrap();
+        assert!(storage.sync_dir(Path::new("/data")).is_err());
+        assert!(storage.is_down());
+        assert!(storage.read(&path("log")).is_err());
+        storage.restart(false);
+        assert!(
+            storage.read(&path("log")).is_err(),
+            "the entry was never synced"
+        );
+    }
+}
