@@ -103,7 +103,7 @@ impl ShardFiles {
     /// Opens (creating if needed) the shard directory `dir`, recovering its records. Torn tails are
     /// truncated away.
     pub(crate) fn open(dir: &Path) -> io::Result<(ShardFiles, Vec<Record>)> {
-        fs::create_dir_all(dir)?;
+        super::storage::create_dirs_durably(dir)?;
         let mut names: Vec<PathBuf> = fs::read_dir(dir)?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))

@@ -17,7 +17,8 @@ use std::sync::Arc;
 /// A file's new contents survive a crash only once the file is synced; a directory entry made
 /// by creating, renaming or removing a file survives only once its directory is synced.
 pub(crate) trait Storage: Debug + Send + Sync + 'static {
-    /// Creates `dir` and any missing parents.
+    /// Creates `dir` and any missing parents, durably: the entry of each directory created is
+    /// synced into its parent.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// The whole contents of the file at `path` (`NotFound` when there is none).
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
@@ -47,6 +48,26 @@ pub(crate) trait StorageFile: Debug + Send + 'static {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
+/// Creates `dir` and any missing parents on the real file system, and syncs each new
+/// directory's entry into its parent: a directory whose entry was lost in a power cut would
+/// take every acknowledged file in it along.
+pub(crate) fn create_dirs_durably(dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|path| !path.as_os_str().is_empty() && !path.exists())
+        .collect();
+    fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        // A relative path's first component lives in the working directory.
+        let parent = match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// The storage every durable store uses outside tests: the real file system.
 pub(crate) fn disk() -> Arc<dyn Storage> {
     Arc::new(Disk)
@@ -58,7 +79,7 @@ pub(crate) struct Disk;
 
 impl Storage for Disk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        create_dirs_durably(dir)
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -112,5 +133,21 @@ impl StorageFile for DiskFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_are_created_with_their_missing_parents() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("a").join("b").join("c");
+        create_dirs_durably(&dir).unwrap();
+        assert!(dir.is_dir());
+        // Existing directories are fine, and nothing is created twice.
+        create_dirs_durably(&dir).unwrap();
+        create_dirs_durably(base.path()).unwrap();
     }
 }

@@ -142,7 +142,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         let durable = match &config.data_dir {
             Some(dir) => {
                 let root = dir.join("kinesis");
-                std::fs::create_dir_all(&root)?;
+                crate::durable::storage::create_dirs_durably(&root)?;
                 let (meta, snapshot) =
                     meta::MetaFiles::open(crate::durable::storage::disk(), &root)?;
                 recovered = snapshot;
