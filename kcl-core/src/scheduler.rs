@@ -682,18 +682,19 @@ impl Scheduler {
         }
     }
 
-    /// Lets the lease go to the worker that asked for it. Bounded by the failover time, as the
-    /// event loop waits on it: past that, the other worker takes the lease anyway.
+    /// Lets the lease go to the worker that asked for it. The coordinator tries for up to the
+    /// failover time; the event loop waits on it, so it is bounded here too, in case a call
+    /// ignores that: past it, the leader moves the lease once it judges the handoff stalled.
     async fn complete_handoff(&self, coordinator: &LeaseCoordinator, lease_key: &str) {
         metrics::counter!("kcl_leases_handed_off_total").increment(1);
-        let limit = coordinator.config().failover_time;
+        let limit = coordinator.config().failover_time * 2;
         match tokio::time::timeout(limit, coordinator.complete_handoff(lease_key)).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => {
                 tracing::warn!(lease = %lease_key, error = %err, "completing a handoff failed; the other worker takes the lease after the failover time")
             }
             Err(_) => {
-                tracing::warn!(lease = %lease_key, ?limit, "completing a handoff did not finish within the failover time; the other worker takes the lease anyway")
+                tracing::warn!(lease = %lease_key, ?limit, "completing a handoff did not finish in time; the leader moves the lease once it judges the handoff stalled")
             }
         }
     }

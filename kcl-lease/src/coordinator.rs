@@ -1235,13 +1235,46 @@ impl LeaseCoordinator {
         let Some(entry) = self.held_map().remove(lease_key) else {
             return Ok(false);
         };
-        let lease = entry.lease.lock().await;
-        let done = self.store.complete_handoff(&lease).await?;
+        // A copy: no lock of the lease is held across table calls, which may hang.
+        let lease = entry.lease.lock().await.clone();
+        let done = self.write_handoff_end(&lease).await?;
         tracing::info!(worker = %self.worker_id, lease = lease_key, done, "handed the lease off");
         if done {
             self.notify_new_owner(&lease).await;
         }
         Ok(done)
+    }
+
+    /// Writes the end of a handoff: each attempt bounded by the renewal interval, tried again
+    /// until the failover time has passed. A call that hangs on a connection gone silent must
+    /// not leave the new owner waiting until the leader judges the handoff stalled (the
+    /// chaos suite saw one hang for longer than a minute). An attempt that landed although
+    /// its answer was lost makes the next one find the handoff ended: `Ok(false)`.
+    async fn write_handoff_end(&self, lease: &Lease) -> Result<bool> {
+        let attempt = self.config.renew_interval();
+        let deadline = Instant::now() + self.config.failover_time;
+        loop {
+            let last = Instant::now() + attempt >= deadline;
+            let error =
+                match tokio::time::timeout(attempt, self.store.complete_handoff(lease)).await {
+                    Ok(Ok(done)) => return Ok(done),
+                    Ok(Err(err)) if err.is_retryable() && !last => err,
+                    Ok(Err(err)) => return Err(err),
+                    Err(_) => {
+                        let err = LeaseError::Store {
+                            operation: "complete_handoff",
+                            message: format!("no answer from the lease table within {attempt:?}"),
+                            retryable: true,
+                        };
+                        if last {
+                            return Err(err);
+                        }
+                        err
+                    }
+                };
+            tracing::warn!(worker = %self.worker_id, lease = %lease.lease_key, error = %error, "ending a handoff failed; trying again");
+            tokio::time::sleep(Duration::from_millis(100).min(attempt)).await;
+        }
     }
 
     /// Whether this worker was asked to hand the held lease `lease_key` off.

@@ -351,3 +351,61 @@ async fn a_worker_cut_off_past_the_failover_time_never_counts_a_moved_lease_as_i
     );
     w.stop().await;
 }
+
+/// The table, where the first call to end a handoff gets no answer, ever.
+#[derive(Debug)]
+struct FirstHandoffEndHangs {
+    table: Arc<InMemoryLeaseStore>,
+    hung: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl LeaseStoreLayer for FirstHandoffEndHangs {
+    fn inner(&self) -> &dyn LeaseStore {
+        self.table.as_ref()
+    }
+
+    async fn complete_handoff(&self, lease: &Lease) -> kcl_lease::Result<bool> {
+        if !self.hung.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+        self.table.complete_handoff(lease).await
+    }
+}
+
+/// Found by the chaos suite: a worker's call to end a handoff hung on a silent connection,
+/// and the new owner waited over a minute, until the leader judged the handoff stalled. The
+/// old owner tries again with a call of its own, within the failover time.
+#[tokio::test(start_paused = true)]
+async fn a_handoff_whose_end_gets_no_answer_is_ended_by_another_attempt() {
+    let store = store_with(1).await;
+    lock_held_by_test_leader(&store, true).await;
+    let layer = FirstHandoffEndHangs {
+        table: Arc::clone(&store),
+        hung: std::sync::atomic::AtomicBool::new(false),
+    };
+    let mut config = LeaseConfig::with_failover_time(FAILOVER);
+    config.coordination.disable_worker_metrics = true;
+    let mut w = support::start_on(Arc::new(layer), "w", config);
+    let key = "shardId-000000000000";
+    assign(&store, key, "w").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(w.coordinator.held_keys(), [key]);
+    let held = lease(&store, key).await;
+    assert!(store.start_handoff(&held, "x").await.unwrap());
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(w
+        .drain()
+        .contains(&LeaseEvent::HandoffRequested(key.into())));
+
+    let started = tokio::time::Instant::now();
+    let ended = tokio::time::timeout(FAILOVER * 3, w.coordinator.complete_handoff(key))
+        .await
+        .expect("the end of the handoff is not left hanging");
+    assert!(ended.unwrap(), "the second attempt ends it");
+    assert!(started.elapsed() <= FAILOVER, "within the failover time");
+    let handed = lease(&store, key).await;
+    assert_eq!(handed.lease_owner.as_deref(), Some("x"));
+    assert_eq!(handed.checkpoint_owner, None);
+    w.stop().await;
+}
