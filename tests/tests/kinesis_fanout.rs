@@ -270,3 +270,58 @@ async fn deregistering_the_consumer_ends_its_subscriptions() {
         "{ended}"
     );
 }
+
+/// As in AWS: a second SubscribeToShard for the same consumer and shard is refused within
+/// 5 seconds of the first, and takes the subscription over after that; the first connection
+/// ends with a ResourceInUseException. A consumer whose old owner went silent (a crashed or
+/// partitioned host) is not kept from its shard until that connection dies.
+#[tokio::test]
+async fn a_subscription_older_than_five_seconds_is_taken_over() {
+    let emulator = start_emulator_with(config(Duration::from_secs(60))).await;
+    let client = kinesis_client(&emulator.endpoint_url());
+    let stream = unique_name("efo-takeover");
+    create_active_stream(&client, &stream, 1).await;
+    let consumer = active_consumer(&client, &stream, "app").await;
+    let subscribe = || {
+        client
+            .subscribe_to_shard()
+            .consumer_arn(&consumer)
+            .shard_id("shardId-000000000000")
+            .starting_position(position(ShardIteratorType::Latest))
+            .send()
+    };
+    let mut first = subscribe().await.unwrap().event_stream;
+    let too_soon = subscribe().await.unwrap_err().into_service_error();
+    assert!(too_soon.is_resource_in_use_exception(), "{too_soon:?}");
+
+    emulator.advance_clock(Duration::from_secs(5));
+    let mut second = subscribe().await.unwrap().event_stream;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match first.recv().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return "closed".to_owned(),
+                Err(err) => return format!("{:?}", err.into_service_error()),
+            }
+        }
+    })
+    .await
+    .expect("the first subscription ends");
+    assert!(ended.contains("ResourceInUse"), "{ended}");
+
+    client
+        .put_record()
+        .stream_name(&stream)
+        .partition_key("k")
+        .data(Blob::new("after the takeover"))
+        .send()
+        .await
+        .unwrap();
+    loop {
+        let event = next_event(&mut second).await.expect("still open");
+        if let Some(record) = event.records().first() {
+            assert_eq!(record.data().as_ref(), b"after the takeover");
+            break;
+        }
+    }
+}

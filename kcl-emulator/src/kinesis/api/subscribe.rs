@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::consumers::resolve_consumer_arn;
 use super::records::{iterator_position, read_batch, ChildShard, RecordOutput};
@@ -135,7 +136,10 @@ pub(crate) fn subscribe(
         input.starting_position.sequence_number.as_deref(),
         input.starting_position.timestamp,
     )?;
-    let Some(live) = kinesis.subscriptions.claim(&consumer.arn, &shard.id) else {
+    let Some(live) = kinesis
+        .subscriptions
+        .claim(&consumer.arn, &shard.id, kinesis.now_ms())
+    else {
         return Err(ApiError::in_use(format!(
             "Another active subscription exists for consumer {} and shard {}.",
             consumer.arn, shard.id
@@ -147,6 +151,7 @@ pub(crate) fn subscribe(
     let lifetime = kinesis.config.subscription_lifetime;
     let clock = Arc::clone(&kinesis.clock);
     tokio::spawn(async move {
+        let taken_over = live.taken_over();
         let _live = live;
         let run = Subscriber {
             stream,
@@ -156,6 +161,7 @@ pub(crate) fn subscribe(
             format,
             content_type,
             frames,
+            taken_over,
         };
         run.run(position, lifetime).await;
     });
@@ -171,11 +177,18 @@ struct Subscriber {
     format: Format,
     content_type: String,
     frames: mpsc::Sender<Bytes>,
+    /// Fires when a later SubscribeToShard for the same consumer and shard took over.
+    taken_over: CancellationToken,
 }
 
 impl Subscriber {
+    /// Sends `frame`; `false` once the client is gone or the subscription was taken over (a
+    /// silent client whose buffers are full must not hold this task forever).
     async fn send(&self, frame: Bytes) -> bool {
-        self.frames.send(frame).await.is_ok()
+        tokio::select! {
+            sent = self.frames.send(frame) => sent.is_ok(),
+            () = self.taken_over.cancelled() => false,
+        }
     }
 
     fn consumer_active(&self) -> bool {
@@ -247,6 +260,17 @@ impl Subscriber {
             }
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => return,
+                () = self.taken_over.cancelled() => {
+                    let error = ApiError::in_use(format!(
+                        "Another subscription for consumer {} and shard {} took over this one.",
+                        self.consumer_arn, self.shard.id
+                    ));
+                    // Only if there is room: a client that stopped reading gets nothing more.
+                    let _ = self
+                        .frames
+                        .try_send(exception(&error, self.format, &self.content_type));
+                    return;
+                }
                 changed = changes.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(HEARTBEAT) => {}
                 // The client went away: free the consumer-and-shard slot at once, so whoever
