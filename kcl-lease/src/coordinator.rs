@@ -753,6 +753,9 @@ impl LeaseCoordinator {
         let mut role = LeaderRole::Follower;
         let call_limit = self.config.renew_interval();
         loop {
+            // On every turn, not only at the renewal tick: when every step times out in a
+            // partition, the ready branches take turns at random and the tick may wait long.
+            self.fence_without_heartbeat(started).await;
             let election_at = match self.elector.lock().await.as_ref() {
                 Some(elector) => elector.next_step_at(),
                 None => return None,
@@ -911,15 +914,7 @@ impl LeaseCoordinator {
         if !self.heartbeat_renewal.load(Ordering::Relaxed) {
             return self.renew_all().await;
         }
-        let last = self
-            .last_heartbeat
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or(started);
-        if last.elapsed() > self.config.failover_time {
-            for key in self.held_keys() {
-                self.lost(&key, "heartbeat lost").await;
-            }
+        if self.fence_without_heartbeat(started).await {
             return;
         }
         let held: Vec<(String, Arc<Held>)> = self
@@ -948,6 +943,26 @@ impl LeaseCoordinator {
         }
     }
 
+    /// KCL 3 self-fence: drops every held lease once no heartbeat has succeeded for the
+    /// failover time (counted from `started` before the first). Returns whether it did.
+    async fn fence_without_heartbeat(&self, started: Instant) -> bool {
+        if !self.heartbeat_renewal.load(Ordering::Relaxed) {
+            return false;
+        }
+        let last = self
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(started);
+        if last.elapsed() <= self.config.failover_time {
+            return false;
+        }
+        for key in self.held_keys() {
+            self.lost(&key, "heartbeat lost").await;
+        }
+        true
+    }
+
     /// Reports this worker's metrics (its heartbeat). Returns whether discovery should run
     /// now: the leader gave this worker leases since the last report (`ag` changed), or a
     /// handoff to it was still under way at the last discovery.
@@ -971,9 +986,24 @@ impl LeaseCoordinator {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(start);
         if self.heartbeat_renewal.load(Ordering::Relaxed) {
-            for entry in self.held_map().values() {
+            // Only a lease still alive when this heartbeat set out is kept alive by it: after
+            // a gap of a failover time (a partition, a pause) it may be another worker's
+            // already. Such a lease is dropped; discovery takes it up again if the table
+            // still names this worker.
+            let mut expired = Vec::new();
+            for (key, entry) in self.held_map().iter() {
                 let mut last = entry.last_renewed.lock().unwrap_or_else(|p| p.into_inner());
-                *last = (*last).max(start);
+                if start.saturating_duration_since(*last) <= self.config.failover_time {
+                    *last = (*last).max(start);
+                } else {
+                    expired.push(key.clone());
+                }
+            }
+            for key in &expired {
+                self.lost(key, "expired before this heartbeat").await;
+            }
+            if !expired.is_empty() {
+                self.discovery_due.store(true, Ordering::Relaxed);
             }
         }
         let mut generation = self

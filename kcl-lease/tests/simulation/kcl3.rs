@@ -448,6 +448,19 @@ impl Sim {
                     lease.lease_key
                 ));
             }
+            // The zombie: a worker that would hand a batch of a lease to its processor while
+            // the table names another worker (neither owner nor, in a handoff, the old owner
+            // still checkpointing).
+            for (id, worker) in &self.workers {
+                let named = lease.lease_owner.as_deref() == Some(id.as_str())
+                    || lease.checkpoint_owner.as_deref() == Some(id.as_str());
+                if !named && worker.coordinator.holds_unexpired(&lease.lease_key) {
+                    return Err(format!(
+                        "{id} would process {} while the table names {:?} (handing off from {:?})",
+                        lease.lease_key, lease.lease_owner, lease.checkpoint_owner
+                    ));
+                }
+            }
         }
         // An orphaned lease is owned again, by a worker that can reach the table and holds the
         // table's current copy, within the limit counted from the fault.
