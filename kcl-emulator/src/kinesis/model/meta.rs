@@ -3,11 +3,12 @@
 //!
 //! Two files hold it: a snapshot of everything (`meta.json`) and a journal of the changes made
 //! since (`meta-journal-<generation>.log`). A change appends one record to the journal, the
-//! new state of the one stream or dependent it touched, through the group committer
-//! (`durable::commit`): concurrent changes share one sync, and the cost of a change does not
-//! grow with the number of streams. When the journal has grown past the snapshot's size (and
-//! a floor), the snapshot is written again (to a temporary file, synced, renamed over
-//! `meta.json`, the directory synced) under the next generation, and the old journal is
+//! new state of the one stream or dependent it touched (or, for a dependent, what changed in
+//! it: a queue's receives and acknowledgements touch a few of its records), through the group
+//! committer (`durable::commit`): concurrent changes share one sync, and the cost of a change
+//! does not grow with the number of streams. When the journal has grown past the snapshot's
+//! size (and a floor), the snapshot is written again (to a temporary file, synced, renamed
+//! over `meta.json`, the directory synced) under the next generation, and the old journal is
 //! deleted; rewriting the snapshot that rarely keeps the cost per change bounded on average.
 //!
 //! The snapshot names its generation, and recovery replays only that generation's journal: a
@@ -284,7 +285,8 @@ impl<S: SavedDependents> Snapshot<S> {
         }
     }
 
-    /// Applies one journal record: the record holds the whole new state of what it names.
+    /// Applies one journal record: the new state of what it names, or (for a dependent) what
+    /// changed in it since its previous record.
     fn apply(&mut self, entry: JournalEntry<S::Record>) {
         self.counter = self.counter.max(entry.counter);
         self.clock_ms = self.clock_ms.max(entry.clock_ms);
@@ -314,8 +316,9 @@ pub(crate) enum Change<R> {
     StreamRemoved { name: String, epoch: u64 },
     /// Only the clock and counter moved (the store's clock was advanced).
     Clock,
-    /// A stream dependent was created or changed: its new state, written as the dependent's
-    /// record type writes it (a tagged object of its own, such as `{"Queue": ...}`).
+    /// A stream dependent was created or changed: its new state or what changed in it,
+    /// written as the dependent's record type writes it (a tagged object of its own, such as
+    /// `{"Queue": ...}`).
     #[serde(untagged)]
     Dependent(R),
 }

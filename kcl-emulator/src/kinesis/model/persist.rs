@@ -109,7 +109,8 @@ impl<D: StreamDependents> KinesisStore<D> {
         .wait()
     }
 
-    /// The journal records for `changes`: the current state of what each touched.
+    /// The journal records for `changes`: the current state of what each touched, or what
+    /// changed in a dependent since its previous record.
     pub(super) fn describe_changes(
         &self,
         streams: &BTreeMap<String, Arc<Stream>>,
@@ -178,6 +179,18 @@ impl<D: StreamDependents> KinesisStore<D> {
             }
         }
         Ok(MetaWrite(Some(written)))
+    }
+
+    /// Folds the metadata journal into a new snapshot now, as compaction does once the journal
+    /// has grown: tests use it to put journal records on top of a snapshot.
+    #[cfg(test)]
+    pub(crate) fn compact_metadata(&self) -> StoreResult<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let streams = self.streams_read();
+        let mut files = durable.meta.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(files.write_snapshot(self.snapshot(&streams, None))?)
     }
 
     /// Everything the metadata holds, as it is now.
