@@ -488,13 +488,30 @@ impl MetaFiles {
         &mut self,
         entries: &[JournalEntry<R>],
     ) -> io::Result<Ticket> {
+        let bytes = self.frames(entries)?;
+        Ok(self.committer.queue(&self.journal, bytes))
+    }
+
+    /// Queues `entries` for the journal, after every record queued before, without calling
+    /// for a sync: they survive a crash once a later append's ticket resolves Ok.
+    pub(crate) fn append_unsynced<R: Serialize>(
+        &mut self,
+        entries: &[JournalEntry<R>],
+    ) -> io::Result<()> {
+        let bytes = self.frames(entries)?;
+        self.committer.queue_unsynced(&self.journal, bytes);
+        Ok(())
+    }
+
+    /// `entries` framed for the journal, counted towards its size.
+    fn frames<R: Serialize>(&mut self, entries: &[JournalEntry<R>]) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
         for entry in entries {
             let payload = serde_json::to_vec(entry).map_err(io::Error::other)?;
             frame::encode(&mut bytes, &payload);
         }
         self.journal_bytes += bytes.len() as u64;
-        Ok(self.committer.queue(&self.journal, bytes))
+        Ok(bytes)
     }
 
     /// Writes `snapshot` as the next generation and starts its (empty) journal; the previous

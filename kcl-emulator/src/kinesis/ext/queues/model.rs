@@ -23,11 +23,12 @@
 //! else changed; the changes reach the journal in the order they were made. Acknowledgements,
 //! visibility changes and restores are answered only once a sync covers them, so a durable
 //! emulator never redelivers a record whose acknowledgement was answered, even after a crash
-//! or power loss. A receive is answered without waiting for its sync: the next change that is
-//! waited for (or the next sync) covers it, and losing it in a crash only makes its records
-//! visible again, with the receive count they had before, which at-least-once delivery allows.
-//! That is what lets a durable queue drain at close to in-memory speed: only the
-//! acknowledgements wait for the disk, and concurrent ones share one sync.
+//! or power loss. A receive is answered without waiting for a sync, and its record calls for
+//! none: the sync of the next change that is waited for covers it, and losing it in a power
+//! loss only makes its records visible again, with the receive count they had before, which
+//! at-least-once delivery allows. That is what lets a durable queue drain at close to
+//! in-memory speed: only the acknowledgements wait for the disk, concurrent ones share one
+//! sync, and none waits behind a sync that only a receive would have called for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
