@@ -37,6 +37,9 @@ impl RawKinesis {
             .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
             .header("content-type", "application/x-amz-json-1.1")
             .body(Full::new(bytes::Bytes::from(serde_json::to_vec(body)?)))?;
+        // The connection takes the next request only once it has finished with the previous
+        // response; sending before that fails with "connection was not ready".
+        self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let status = response.status();
         let answer = response.into_body().collect().await?.to_bytes();

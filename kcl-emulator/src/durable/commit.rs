@@ -6,6 +6,11 @@
 //! every log the batch touched once: however many writers were waiting, one `fdatasync` per log
 //! covers them all. A writer that queued while a sync was running rides on the next one.
 //!
+//! An entry whose loss in a crash is harmless can be queued without calling for a sync
+//! ([`Committer::queue_unsynced`]): it is written in its place, and the next sync of its log,
+//! which the next entry that is waited for calls, covers it. A batch of such entries alone is
+//! written and not synced, so a writer that waits never queues behind a sync nobody needs.
+//!
 //! After a failed write or sync a log's tail is unknown (a later frame could sit behind
 //! garbage and be cut off at recovery), so the log refuses every later entry. Entries are
 //! completed in the order they were queued, each with its own outcome.
@@ -86,6 +91,8 @@ pub(crate) type OnDurable = Box<dyn FnOnce(io::Result<()>) + Send>;
 struct Job<L: CommitLog> {
     /// `None` for a barrier: it only waits for what was queued before it.
     append: Option<(Arc<SharedLog<L>>, L::Entry)>,
+    /// Whether the entry's log must be synced before `on_durable` is called.
+    sync: bool,
     on_durable: OnDurable,
 }
 
@@ -165,7 +172,19 @@ impl<L: CommitLog> Committer<L> {
     pub(crate) fn submit(&self, log: &Arc<SharedLog<L>>, entry: L::Entry, on_durable: OnDurable) {
         self.send(Job {
             append: Some((Arc::clone(log), entry)),
+            sync: true,
             on_durable,
+        });
+    }
+
+    /// Queues `entry` for `log` after everything queued before, without calling for a sync:
+    /// the entry is durable once a later entry of the same log has been synced. A failed write
+    /// shows in [`SharedLog::has_failed`] and fails every later entry.
+    pub(crate) fn queue_unsynced(&self, log: &Arc<SharedLog<L>>, entry: L::Entry) {
+        self.send(Job {
+            append: Some((Arc::clone(log), entry)),
+            sync: false,
+            on_durable: Box::new(drop),
         });
     }
 
@@ -182,6 +201,7 @@ impl<L: CommitLog> Committer<L> {
         let (complete, ticket) = Ticket::new();
         self.send(Job {
             append: None,
+            sync: false,
             on_durable: complete,
         });
         ticket
@@ -206,11 +226,12 @@ fn commit_loop<L: CommitLog>(queue: &mpsc::Receiver<Job<L>>) {
                 continue;
             };
             written.push(log.step(|log| log.write(entry)));
-            if !touched.iter().any(|t| Arc::ptr_eq(t, log)) {
+            if job.sync && !touched.iter().any(|t| Arc::ptr_eq(t, log)) {
                 touched.push(Arc::clone(log));
             }
         }
-        // One sync per touched log covers every entry of the batch: this is the group commit.
+        // One sync per log an entry that is waited for touched covers every entry of the batch:
+        // this is the group commit.
         let sync_failures: Vec<(Arc<SharedLog<L>>, String)> = touched
             .into_iter()
             .filter_map(|log| match log.step(|log| log.sync()) {
@@ -302,6 +323,24 @@ mod tests {
         log.with(|log| assert_eq!(log.written, vec![0, 1]));
         // A barrier only waits: it succeeds on a failed log too.
         committer.barrier().wait().unwrap();
+    }
+
+    #[test]
+    fn unsynced_entries_wait_in_order_for_the_next_entry_that_is_waited_for() {
+        let log = SharedLog::new(Counting::default());
+        let committer = Committer::start("test-commit").unwrap();
+        committer.queue_unsynced(&log, 1);
+        committer.queue_unsynced(&log, 2);
+        committer.barrier().wait().unwrap();
+        log.with(|log| {
+            assert_eq!(log.written, vec![1, 2]);
+            assert_eq!(log.syncs, 0, "nobody waits for them: no sync");
+        });
+        committer.queue(&log, 3).wait().unwrap();
+        log.with(|log| {
+            assert_eq!(log.written, vec![1, 2, 3]);
+            assert_eq!((log.durable, log.syncs), (3, 1));
+        });
     }
 
     #[test]

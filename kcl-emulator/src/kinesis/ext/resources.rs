@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::channels::model::ChannelMeta;
-use super::queues::model::QueueMeta;
+use super::queues::model::{DeliveryDelta, QueueMeta, Unjournaled};
 use crate::kinesis::model::{SavedDependents, StreamDependents};
 use crate::kinesis::KinesisStore;
 use crate::wire::ApiResult;
@@ -73,16 +73,36 @@ impl StreamDependents for AccountResources {
         if let Some(channel) = self.channels().iter().find(|c| c.arn == arn) {
             return Some(ResourceRecord::Channel(channel.clone()));
         }
-        let queues = self.queues();
-        let queue = queues.iter().find(|q| q.arn == arn)?;
-        Some(ResourceRecord::Queue(queue.clone()))
+        let mut queues = self.queues();
+        let queue = queues.iter_mut().find(|q| q.arn == arn)?;
+        match std::mem::take(&mut queue.unjournaled) {
+            // An earlier record (built for a later change that got to the journal first) holds
+            // this change already.
+            Unjournaled::Nothing => None,
+            Unjournaled::Delivery(delivery) => {
+                Some(ResourceRecord::QueueDelivery(DeliveryRecord {
+                    arn: arn.to_owned(),
+                    delivery,
+                }))
+            }
+            Unjournaled::Whole => Some(ResourceRecord::Queue(queue.clone())),
+        }
     }
 
     fn saved(&self, now: i64) -> SavedResources {
         // Resources whose deletion has completed are gone for good: they are not saved. One
         // registry is locked at a time, so the save imposes no order between their locks.
         let channels = live(&self.channels(), now);
-        let queues = live(&self.queues(), now);
+        let queues = {
+            let mut queues = self.queues();
+            let saved = live(&queues, now);
+            // The snapshot holds every change noted so far; the journal that continues it
+            // must not apply them a second time.
+            for queue in queues.iter_mut() {
+                queue.unjournaled = Unjournaled::Nothing;
+            }
+            saved
+        };
         SavedResources { channels, queues }
     }
 
@@ -117,12 +137,23 @@ pub(crate) struct SavedResources {
     queues: Vec<QueueMeta>,
 }
 
-/// The new state of one channel or queue (a queue's delivery state included), as a journal
-/// record holds it: `{"Channel": ...}` or `{"Queue": ...}`.
+/// What changed in one channel or queue, as a journal record holds it: the new state of the
+/// channel or queue (a queue's delivery state included), `{"Channel": ...}` or
+/// `{"Queue": ...}`, or only what receives and batch operations changed in a queue's delivery
+/// state since its previous record, `{"QueueDelivery": ...}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ResourceRecord {
     Channel(ChannelMeta),
     Queue(QueueMeta),
+    /// Absent from journals written before delivery changes were journaled alone.
+    QueueDelivery(DeliveryRecord),
+}
+
+/// The changes to the delivery state of the queue `arn` since its previous journal record.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DeliveryRecord {
+    arn: String,
+    delivery: DeliveryDelta,
 }
 
 impl SavedDependents for SavedResources {
@@ -132,6 +163,13 @@ impl SavedDependents for SavedResources {
         match record {
             ResourceRecord::Channel(channel) => replace_or_add(&mut self.channels, channel),
             ResourceRecord::Queue(queue) => replace_or_add(&mut self.queues, queue),
+            ResourceRecord::QueueDelivery(record) => {
+                // The queue's first record holds it whole, so it is there unless the journal
+                // was cut before that record, which then cut this one too.
+                if let Some(queue) = self.queues.iter_mut().find(|q| q.arn == record.arn) {
+                    queue.delivery.apply(record.delivery);
+                }
+            }
         }
     }
 }
@@ -153,6 +191,9 @@ pub(crate) trait AccountResource: Clone {
     fn deleted(&self, now: i64) -> bool;
     /// The registry of this kind of resource, locked.
     fn registry(resources: &AccountResources) -> MutexGuard<'_, Vec<Self>>;
+    /// Makes the next journal record of the resource hold its whole state, for a change (or
+    /// an undone change) a smaller record does not describe.
+    fn journal_whole(&mut self);
 }
 
 impl AccountResource for ChannelMeta {
@@ -166,6 +207,9 @@ impl AccountResource for ChannelMeta {
     fn registry(resources: &AccountResources) -> MutexGuard<'_, Vec<Self>> {
         resources.channels()
     }
+    fn journal_whole(&mut self) {
+        // A channel's records always hold it whole.
+    }
 }
 
 impl AccountResource for QueueMeta {
@@ -178,6 +222,9 @@ impl AccountResource for QueueMeta {
     }
     fn registry(resources: &AccountResources) -> MutexGuard<'_, Vec<Self>> {
         resources.queues()
+    }
+    fn journal_whole(&mut self) {
+        self.unjournaled = Unjournaled::Whole;
     }
 }
 
@@ -196,6 +243,9 @@ pub(crate) fn change_registered<R: AccountResource, T>(
         let mut registry = R::registry(store.dependents());
         let before = store.is_durable().then(|| registry.clone());
         let (result, arn) = change(&mut registry, store.now_ms())?;
+        if let Some(changed) = registry.iter_mut().find(|r| r.arn() == arn) {
+            changed.journal_whole();
+        }
         let before = before.map(|all| all.into_iter().find(|r| r.arn() == arn));
         (result, arn, before)
     };
@@ -206,7 +256,10 @@ pub(crate) fn change_registered<R: AccountResource, T>(
         let mut registry = R::registry(store.dependents());
         let at = registry.iter().position(|r| r.arn() == arn);
         match (at, before) {
-            (Some(at), Some(before)) => registry[at] = before,
+            (Some(at), Some(mut before)) => {
+                before.journal_whole();
+                registry[at] = before;
+            }
             (Some(at), None) => {
                 registry.remove(at);
             }

@@ -105,10 +105,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         arn: &str,
         undo: impl FnOnce(),
     ) -> StoreResult<()> {
-        undo_on_error(
-            self.queue_change(MetaChange::Dependent(arn)).map(drop),
-            undo,
-        )
+        undo_on_error(self.queue_change_unsynced(MetaChange::Dependent(arn)), undo)
     }
 }
 

@@ -32,11 +32,16 @@ pub(crate) trait StreamDependents: Default + Debug + Send + Sync + 'static {
     /// either counted or sees what `f` did. `f` may lock a stream, never the dependents.
     fn with_readers<T>(&self, stream_arn: &str, now: i64, f: impl FnOnce(usize) -> T) -> T;
 
-    /// The journal record for the dependent `arn`, or `None` once its deletion has completed
-    /// and it is gone (the previous record then stays the last word on it).
+    /// The journal record that brings the dependent `arn` up to date: its new state, or what
+    /// changed since its previous record. `None` when there is nothing to record: its deletion
+    /// has completed and it is gone (the previous record then stays the last word on it), or
+    /// an earlier record already holds its changes. Called under the metadata lock, so the
+    /// changes a record holds reach the journal in the order they were made.
     fn record(&self, arn: &str) -> Option<DependentRecord<Self>>;
 
-    /// Every dependent whose deletion has not completed by `now`, for a snapshot.
+    /// Every dependent whose deletion has not completed by `now`, for a snapshot (called under
+    /// the metadata lock, just before it is written): records built after it hold only later
+    /// changes.
     fn saved(&self, now: i64) -> Self::Saved;
 
     /// Takes over the dependents a recovered snapshot holds.
@@ -50,7 +55,7 @@ pub(crate) trait StreamDependents: Default + Debug + Send + Sync + 'static {
 /// The dependents' part of the metadata: all of them in a snapshot (as fields of the snapshot
 /// object), one at a time in journal records.
 pub(crate) trait SavedDependents: Serialize + DeserializeOwned + Default + Debug {
-    /// The new state of one dependent, as a journal record holds it.
+    /// A change to one dependent, as a journal record holds it.
     type Record: Serialize + DeserializeOwned + Debug;
 
     /// Folds a journal record into the snapshot it continues.

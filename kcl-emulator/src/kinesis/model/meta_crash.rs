@@ -145,7 +145,7 @@ fn run(seed: u64) {
                         clock_ms: counter as i64,
                         change: made,
                     };
-                    let saved = match files.save(|| vec![entry], || snapshot_of(&state)) {
+                    let saved = match files.save(|| vec![entry], || snapshot_of(&state), true) {
                         Ok(Some(ticket)) => ticket.wait().is_ok(),
                         Ok(None) => true,
                         Err(_) => false,
@@ -188,7 +188,7 @@ fn a_crash_before_the_snapshot_rename_is_synced_keeps_the_old_generation() {
         change: Change::Stream(saved("a", (1, 1))),
     };
     files
-        .save(|| vec![entry], || snapshot_of(&first))
+        .save(|| vec![entry], || snapshot_of(&first), true)
         .unwrap()
         .expect("a journal record")
         .wait()

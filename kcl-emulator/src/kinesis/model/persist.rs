@@ -48,6 +48,15 @@ impl MetaWrite {
     }
 }
 
+/// Whether a journal record calls for a sync of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JournalSync {
+    /// The change is answered once durable: the record's sync is waited for.
+    Wanted,
+    /// The change's loss in a crash is harmless: a later record's sync covers it.
+    Later,
+}
+
 impl<D: StreamDependents> KinesisStore<D> {
     /// Makes `change` durable (durable mode only): call after the change, with no lock of the
     /// store held.
@@ -68,9 +77,28 @@ impl<D: StreamDependents> KinesisStore<D> {
             return Ok(MetaWrite::done());
         };
         let streams = self.streams_read();
-        self.write_meta(durable, &streams, None, || {
+        self.write_meta(durable, &streams, None, JournalSync::Wanted, || {
             self.describe_changes(&streams, None, &[change])
         })
+    }
+
+    /// Queues the record of `change` for the journal (durable mode only) without calling for
+    /// a sync: the next change that is waited for makes it durable. For changes whose loss in
+    /// a crash is harmless; call after the change, with no lock of the store held.
+    ///
+    /// # Errors
+    /// An internal error when a whole snapshot was due and could not be written.
+    pub(super) fn queue_change_unsynced(&self, change: MetaChange<'_>) -> StoreResult<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let streams = self.streams_read();
+        let written = self.write_meta(durable, &streams, None, JournalSync::Later, || {
+            self.describe_changes(&streams, None, &[change])
+        })?;
+        // Nothing to wait for: an unsynced record has no ticket.
+        drop(written);
+        Ok(())
     }
 
     /// Records that the deletion of each stream of `gone` has completed.
@@ -80,7 +108,7 @@ impl<D: StreamDependents> KinesisStore<D> {
         };
         let write = {
             let streams = self.streams_read();
-            self.write_meta(durable, &streams, None, || {
+            self.write_meta(durable, &streams, None, JournalSync::Wanted, || {
                 gone.iter()
                     .map(|stream| meta::Change::StreamRemoved {
                         name: stream.name.clone(),
@@ -103,13 +131,14 @@ impl<D: StreamDependents> KinesisStore<D> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
-        self.write_meta(durable, streams, extra, || {
+        self.write_meta(durable, streams, extra, JournalSync::Wanted, || {
             self.describe_changes(streams, extra, changes)
         })?
         .wait()
     }
 
-    /// The journal records for `changes`: the current state of what each touched.
+    /// The journal records for `changes`: the current state of what each touched, or what
+    /// changed in a dependent since its previous record.
     pub(super) fn describe_changes(
         &self,
         streams: &BTreeMap<String, Arc<Stream>>,
@@ -143,12 +172,14 @@ impl<D: StreamDependents> KinesisStore<D> {
     }
 
     /// Queues the records `changes` builds for the journal, or writes a whole snapshot when the
-    /// journal is due for compaction or cannot be trusted after a failure.
+    /// journal is due for compaction or cannot be trusted after a failure. Records queued with
+    /// [`JournalSync::Later`] have nothing to wait for: the write returned is done at once.
     pub(super) fn write_meta(
         &self,
         durable: &Durable,
         streams: &BTreeMap<String, Arc<Stream>>,
         extra: Option<&Arc<Stream>>,
+        sync: JournalSync,
         changes: impl FnOnce() -> Vec<meta::Change<DependentRecord<D>>>,
     ) -> StoreResult<MetaWrite> {
         // States, counter and clock are read under the lock, so records reach the journal in
@@ -166,8 +197,21 @@ impl<D: StreamDependents> KinesisStore<D> {
                 })
                 .collect()
         };
-        let written = files.save(entries, || self.snapshot(streams, extra))?;
+        let synced = sync == JournalSync::Wanted;
+        let written = files.save(entries, || self.snapshot(streams, extra), synced)?;
         Ok(MetaWrite(written))
+    }
+
+    /// Folds the metadata journal into a new snapshot now, as compaction does once the journal
+    /// has grown: tests use it to put journal records on top of a snapshot.
+    #[cfg(test)]
+    pub(crate) fn compact_metadata(&self) -> StoreResult<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let streams = self.streams_read();
+        let mut files = durable.meta.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(files.write_snapshot(self.snapshot(&streams, None))?)
     }
 
     /// Everything the metadata holds, as it is now.

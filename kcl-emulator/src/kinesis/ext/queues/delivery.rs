@@ -155,6 +155,9 @@ pub(super) fn receive_once(
             Path::Normal => queue.delivery.receive(&source, queue.start, max, &request),
             Path::DeadLetter => queue.delivery.receive_dead_letters(&source, max, &request),
         };
+        if !delivered.is_empty() {
+            note_delivery_change(queue, before.as_ref());
+        }
         Ok((delivered, before, queue.delivery.next_visible_ms(now)))
     })?;
     if !delivered.is_empty() {
@@ -345,6 +348,9 @@ pub(super) async fn batch(
                 }),
             }
         }
+        if !output.successful.is_empty() {
+            note_delivery_change(queue, before.as_ref());
+        }
         Ok(before)
     })?;
     if !output.successful.is_empty() {
@@ -356,6 +362,16 @@ pub(super) async fn batch(
         store.dependents().wake_receives();
     }
     Ok(output)
+}
+
+/// Notes for the metadata journal what a receive or batch operation just changed in `queue`'s
+/// delivery state, `before` being the state it started from (`None` in memory: nothing is
+/// journaled). Called under the queues' lock, in the order the changes are made.
+fn note_delivery_change(queue: &mut QueueMeta, before: Option<&model::Delivery>) {
+    if let Some(before) = before {
+        let delta = queue.delivery.delta_since(before);
+        queue.unjournaled.add_delivery(delta);
+    }
 }
 
 /// Puts back the delivery state `before` of the queue `arn`, after a change to it could not
@@ -371,5 +387,8 @@ fn restore_delivery(store: &KinesisStore, arn: &str, before: Option<model::Deliv
         .find(|q| q.arn == arn)
     {
         queue.delivery = before;
+        // The journal may hold the undone change (or later ones this undoes too): only the
+        // whole queue, as it is now, sets it right.
+        queue.unjournaled = model::Unjournaled::Whole;
     }
 }

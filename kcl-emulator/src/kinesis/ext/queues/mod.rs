@@ -377,6 +377,7 @@ pub(crate) async fn create(
             tags,
             resource_policy: None,
             delivery: Default::default(),
+            unjournaled: Default::default(),
         };
         queues.push(queue.clone());
         let arn = queue.arn.clone();

@@ -18,15 +18,17 @@
 //! record again issues a new handle and makes the old one stale.
 //!
 //! # Durability
-//! The whole state is part of the metadata (a journal record per change, folded into the
-//! snapshot), and changes reach the journal in the order they were made. Acknowledgements,
+//! The whole state is part of the metadata snapshot. Between snapshots, the journal holds what
+//! receives and batch operations changed in it ([`delta`]), and the whole queue when anything
+//! else changed; the changes reach the journal in the order they were made. Acknowledgements,
 //! visibility changes and restores are answered only once a sync covers them, so a durable
 //! emulator never redelivers a record whose acknowledgement was answered, even after a crash
-//! or power loss. A receive is answered without waiting for its sync: the next change that is
-//! waited for (or the next sync) covers it, and losing it in a crash only makes its records
-//! visible again, with the receive count they had before, which at-least-once delivery allows.
-//! That is what lets a durable queue drain at close to in-memory speed: only the
-//! acknowledgements wait for the disk, and concurrent ones share one sync.
+//! or power loss. A receive is answered without waiting for a sync, and its record calls for
+//! none: the sync of the next change that is waited for covers it, and losing it in a power
+//! loss only makes its records visible again, with the receive count they had before, which
+//! at-least-once delivery allows. That is what lets a durable queue drain at close to
+//! in-memory speed: only the acknowledgements wait for the disk, concurrent ones share one
+//! sync, and none waits behind a sync that only a receive would have called for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +37,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::kinesis::model::{Lifecycle, Record, Shard, Status};
+
+mod delta;
+pub(crate) use delta::{DeliveryDelta, Unjournaled};
 
 /// Most records a queue holds in flight; past it, receives return only redeliveries.
 pub(crate) const MAX_IN_FLIGHT: usize = 120_000;
@@ -107,6 +112,9 @@ pub(crate) struct QueueMeta {
     #[serde(default)]
     pub(crate) resource_policy: Option<String>,
     pub(crate) delivery: Delivery,
+    /// What the metadata journal does not hold of the queue yet (durable stores only).
+    #[serde(skip)]
+    pub(crate) unjournaled: Unjournaled,
 }
 
 impl QueueMeta {
@@ -566,228 +574,4 @@ impl Delivery {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    /// Shards as plain vectors of records.
-    struct Vectors(Vec<Vec<Record>>);
-
-    impl Vectors {
-        fn new(shards: &[&[u64]]) -> Vectors {
-            Vectors(
-                shards
-                    .iter()
-                    .map(|counters| {
-                        counters
-                            .iter()
-                            .map(|&counter| Record {
-                                counter,
-                                arrival_ms: counter as i64 * 10,
-                                partition_key: Arc::from("k"),
-                                data: Bytes::from(counter.to_string()),
-                            })
-                            .collect()
-                    })
-                    .collect(),
-            )
-        }
-    }
-
-    impl RecordSource for Vectors {
-        fn shard_count(&self) -> u32 {
-            self.0.len() as u32
-        }
-        fn record(&self, shard: u32, counter: u64) -> Option<Record> {
-            self.0[shard as usize]
-                .iter()
-                .find(|r| r.counter == counter)
-                .cloned()
-        }
-        fn records_from(&self, shard: u32, from: u64, limit: usize) -> Vec<Record> {
-            self.0[shard as usize]
-                .iter()
-                .filter(|r| r.counter >= from)
-                .take(limit)
-                .cloned()
-                .collect()
-        }
-    }
-
-    fn request(now_ms: i64, limit: usize) -> ReceiveRequest {
-        ReceiveRequest {
-            now_ms,
-            limit,
-            visibility_ms: 100,
-            queue_serial: 7,
-        }
-    }
-
-    fn counters(delivered: &[Delivered]) -> Vec<u64> {
-        let mut c: Vec<u64> = delivered.iter().map(|d| d.record.counter).collect();
-        c.sort_unstable();
-        c
-    }
-
-    #[test]
-    fn every_record_is_delivered_once_until_its_visibility_lapses() {
-        let source = Vectors::new(&[&[1, 3, 5], &[2, 4]]);
-        let mut delivery = Delivery::default();
-        let start = Start::AfterCounter(0);
-        let first = delivery.receive(&source, start, Some(3), &request(0, 3));
-        let second = delivery.receive(&source, start, Some(3), &request(0, 10));
-        let mut all = counters(&first);
-        all.extend(counters(&second));
-        all.sort_unstable();
-        assert_eq!(all, [1, 2, 3, 4, 5]);
-        assert!(delivery
-            .receive(&source, start, Some(3), &request(50, 10))
-            .is_empty());
-        assert_eq!(delivery.in_flight(50), 5);
-        // Acknowledged records never come back; the others do once visible again.
-        for d in &first {
-            delivery
-                .acknowledge(&source, &d.handle, Path::Normal)
-                .unwrap();
-        }
-        let again = delivery.receive(&source, start, Some(3), &request(100, 10));
-        assert_eq!(counters(&again), counters(&second));
-        assert!(again.iter().all(|d| d.receive_count == 2));
-    }
-
-    #[test]
-    fn the_starting_position_limits_what_is_delivered() {
-        let source = Vectors::new(&[&[1, 3, 5], &[2, 4]]);
-        let latest =
-            Delivery::default().receive(&source, Start::AfterCounter(3), None, &request(0, 10));
-        assert_eq!(counters(&latest), [4, 5]);
-        let from_time =
-            Delivery::default().receive(&source, Start::ArrivedFrom(20), None, &request(0, 10));
-        assert_eq!(counters(&from_time), [2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn handles_go_stale_and_acknowledgements_are_final() {
-        let source = Vectors::new(&[&[1]]);
-        let mut delivery = Delivery::default();
-        let start = Start::AfterCounter(0);
-        let old = delivery.receive(&source, start, None, &request(0, 1))[0].handle;
-        let new = delivery.receive(&source, start, None, &request(100, 1))[0].handle;
-        assert!(matches!(
-            delivery.acknowledge(&source, &old, Path::Normal),
-            Err(EntryError::Invalid(_))
-        ));
-        delivery.acknowledge(&source, &new, Path::Normal).unwrap();
-        assert!(matches!(
-            delivery.acknowledge(&source, &new, Path::Normal),
-            Err(EntryError::NotFound(_))
-        ));
-        assert!(delivery
-            .receive(&source, start, None, &request(1_000, 1))
-            .is_empty());
-        assert_eq!(ReceiptHandle::decode(&new.encode()), Some(new));
-        assert_eq!(ReceiptHandle::decode("not a handle"), None);
-    }
-
-    #[test]
-    fn records_past_max_receive_count_become_dead_letters_until_restored() {
-        let source = Vectors::new(&[&[1]]);
-        let mut delivery = Delivery::default();
-        let start = Start::AfterCounter(0);
-        for at in [0, 100] {
-            assert_eq!(
-                delivery
-                    .receive(&source, start, Some(2), &request(at, 1))
-                    .len(),
-                1
-            );
-        }
-        // Received twice, visible again: a dead letter now, not a third delivery.
-        assert!(delivery
-            .receive(&source, start, Some(2), &request(200, 1))
-            .is_empty());
-        let dead = delivery.receive_dead_letters(&source, Some(2), &request(200, 1));
-        assert_eq!(dead.len(), 1);
-        assert!(matches!(
-            delivery.acknowledge(&source, &dead[0].handle, Path::Normal),
-            Err(EntryError::Invalid(_))
-        ));
-        delivery.restore(&source, &dead[0].handle, 250).unwrap();
-        // The spent dead-letter handle, and a forged one naming no receive, are refused.
-        assert!(matches!(
-            delivery.restore(&source, &dead[0].handle, 250),
-            Err(EntryError::Invalid(_))
-        ));
-        let forged = ReceiptHandle {
-            receive_id: 0,
-            ..dead[0].handle
-        };
-        assert!(matches!(
-            delivery.acknowledge(&source, &forged, Path::Normal),
-            Err(EntryError::Invalid(_))
-        ));
-        let back = delivery.receive(&source, start, Some(2), &request(250, 1));
-        assert_eq!(
-            back[0].receive_count, 1,
-            "a restore resets the receive count"
-        );
-        delivery
-            .acknowledge(&source, &back[0].handle, Path::Normal)
-            .unwrap();
-        assert!(delivery
-            .receive_dead_letters(&source, Some(2), &request(1_000, 1))
-            .is_empty());
-    }
-
-    #[test]
-    fn a_record_that_became_a_dead_letter_is_not_acknowledged_on_the_normal_path() {
-        let source = Vectors::new(&[&[1]]);
-        let mut delivery = Delivery::default();
-        let start = Start::AfterCounter(0);
-        let got = delivery.receive(&source, start, Some(1), &request(0, 1));
-        // Its visibility lapsed after its one allowed receive: a dead letter from then on,
-        // whether or not any receive has run since.
-        delivery.settle(100, Some(1));
-        assert!(matches!(
-            delivery.acknowledge(&source, &got[0].handle, Path::Normal),
-            Err(EntryError::Invalid(_))
-        ));
-        assert_eq!(
-            delivery
-                .receive_dead_letters(&source, Some(1), &request(100, 1))
-                .len(),
-            1
-        );
-    }
-
-    #[test]
-    fn visibility_changes_and_trimmed_records() {
-        let mut source = Vectors::new(&[&[1, 2]]);
-        let mut delivery = Delivery::default();
-        let start = Start::AfterCounter(0);
-        let got = delivery.receive(&source, start, None, &request(0, 2));
-        delivery
-            .change_visibility(&source, &got[0].handle, Path::Normal, 10, 0)
-            .unwrap();
-        let again = delivery.receive(&source, start, None, &request(10, 2));
-        assert_eq!(counters(&again), [got[0].record.counter]);
-        // Retention trims record 1 and 2: pending entries for them go away.
-        source.0[0].clear();
-        assert!(delivery
-            .receive(&source, start, None, &request(1_000, 2))
-            .is_empty());
-        assert!(matches!(
-            delivery.acknowledge(&source, &got[1].handle, Path::Normal),
-            Err(EntryError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn the_snapshot_round_trips() {
-        let source = Vectors::new(&[&[1, 2, 3]]);
-        let mut delivery = Delivery::default();
-        delivery.receive(&source, Start::AfterCounter(0), None, &request(0, 2));
-        let json = serde_json::to_string(&delivery).unwrap();
-        assert_eq!(serde_json::from_str::<Delivery>(&json).unwrap(), delivery);
-    }
-}
+mod tests;
