@@ -43,13 +43,33 @@ pub(crate) struct PutRecordOutput {
     encryption_type: String,
 }
 
+/// Where a record sits in its request, as validation errors name it: nothing for PutRecord's
+/// single record, `records.N.member.` (counted from 1) for a PutRecords entry.
+///
+/// Kept as the entry's index and spelled out only in an error message: formatting the prefix
+/// for every entry, to use it only on failure, was a few per cent of a 500-record PutRecords.
+#[derive(Clone, Copy)]
+enum Member {
+    Single,
+    Entry(usize),
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Member::Single => Ok(()),
+            Member::Entry(i) => write!(f, "records.{}.member.", i + 1),
+        }
+    }
+}
+
 /// Validates one record and computes the hash key it routes by. `member` names it in errors.
 fn new_record(
     data: Option<Blob>,
     partition_key: Option<String>,
     explicit_hash_key: Option<&str>,
     max_data: usize,
-    member: &str,
+    member: Member,
 ) -> ApiResult<NewRecord> {
     let data = data.ok_or_else(|| validation::null(&format!("{member}data")))?;
     let data = data.into_bytes().map_err(|_| {
@@ -153,7 +173,7 @@ pub(crate) async fn put_record(
         input.partition_key,
         input.explicit_hash_key.as_deref(),
         target.max_record_bytes,
-        "",
+        Member::Single,
     )?;
     if input.explicit_hash_key.is_none() && target.auto_distribution {
         record.hash = spread_hash();
@@ -271,7 +291,7 @@ pub(crate) async fn put_records(
             entry.partition_key,
             entry.explicit_hash_key.as_deref(),
             max_data,
-            &format!("records.{}.member.", i + 1),
+            Member::Entry(i),
         )?;
         if auto && !explicit {
             record.hash = spread_hash();

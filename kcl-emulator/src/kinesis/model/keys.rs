@@ -28,12 +28,19 @@ pub struct SequenceParts {
 }
 
 impl SequenceParts {
-    /// Formats the parts as a 56-digit sequence number.
+    /// Formats the parts as a 56-digit sequence number: `49`, then the counter, shard index and
+    /// stream epoch, each zero-padded to its width.
+    ///
+    /// Every stored record and every PutRecords entry gets one, so this writes the digits
+    /// itself: zero-padded `format!` of three numbers cost about a fifth of the server's time
+    /// on a 500-record PutRecords.
     pub fn format(&self) -> String {
-        format!(
-            "49{:020}{:010}{:024}",
-            self.counter, self.shard_index, self.stream_epoch
-        )
+        let mut digits = [b'0'; SEQUENCE_DIGITS];
+        digits[..2].copy_from_slice(b"49");
+        write_padded(&mut digits[2..22], self.counter);
+        write_padded(&mut digits[22..32], u64::from(self.shard_index));
+        write_padded(&mut digits[32..], self.stream_epoch);
+        String::from_utf8(digits.to_vec()).expect("decimal digits are ASCII")
     }
 
     /// Parses a sequence number made by [`SequenceParts::format`]; `None` for anything else.
@@ -49,6 +56,18 @@ impl SequenceParts {
             shard_index: text[22..32].parse().ok()?,
             stream_epoch: text[32..].parse().ok()?,
         })
+    }
+}
+
+/// Writes `value` in decimal at the right end of `field`, which is already all `'0'`. The field
+/// is wide enough for any value written into it (20 digits hold any `u64`, 10 any `u32`).
+fn write_padded(field: &mut [u8], mut value: u64) {
+    for digit in field.iter_mut().rev() {
+        if value == 0 {
+            break;
+        }
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -123,6 +142,23 @@ mod tests {
     }
 
     #[test]
+    fn sequence_numbers_pad_every_field_at_its_extremes() {
+        for (counter, shard_index, stream_epoch) in
+            [(0, 0, 0), (u64::MAX, u32::MAX, u64::MAX), (1, 10, 100)]
+        {
+            let parts = SequenceParts {
+                counter,
+                shard_index,
+                stream_epoch,
+            };
+            assert_eq!(
+                parts.format(),
+                format!("49{counter:020}{shard_index:010}{stream_epoch:024}")
+            );
+        }
+    }
+
+    #[test]
     fn shard_ids_round_trip() {
         assert_eq!(shard_id(7), "shardId-000000000007");
         assert_eq!(shard_index("shardId-000000000007"), Some(7));
@@ -140,6 +176,7 @@ mod tests {
             let pb = SequenceParts { counter: b, shard_index: shard, stream_epoch: epoch };
             prop_assert_eq!(SequenceParts::parse(&pa.format()), Some(pa));
             prop_assert_eq!(pa.format().len(), SEQUENCE_DIGITS);
+            prop_assert_eq!(pa.format(), format!("49{a:020}{shard:010}{epoch:024}"));
             // Equal-length decimal strings order like the numbers they spell.
             prop_assert_eq!(pa.format().cmp(&pb.format()), a.cmp(&b));
         }
