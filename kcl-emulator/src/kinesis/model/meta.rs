@@ -607,4 +607,4 @@ impl MetaFiles {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

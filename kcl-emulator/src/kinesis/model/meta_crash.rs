@@ -10,8 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::dependents::{NoRecord, NothingSaved};
-use super::meta::{Change, JournalEntry, MetaFiles, SavedStream, Snapshot, StreamSettings};
-use super::CapacityMode;
+use super::meta::{Change, JournalEntry, MetaFiles, SavedStream, Snapshot};
 use crate::durable::memory::{self, MemoryStorage, OpKind};
 use crate::durable::storage::Storage;
 
@@ -26,14 +25,7 @@ fn root() -> PathBuf {
 }
 
 fn saved(name: &str, (epoch, retention_hours): (u64, u32)) -> SavedStream {
-    let mut settings = StreamSettings::new(0, 0, CapacityMode::Provisioned);
-    settings.retention_hours = retention_hours;
-    SavedStream {
-        name: name.to_owned(),
-        epoch,
-        settings,
-        shards: Vec::new(),
-    }
+    super::meta::tests::stream(name, epoch, retention_hours)
 }
 
 fn snapshot_of((counter, streams): &State) -> Snapshot<NothingSaved> {

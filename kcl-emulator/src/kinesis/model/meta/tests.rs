@@ -6,7 +6,8 @@ use super::*;
 use crate::durable::storage::disk;
 use crate::kinesis::model::dependents::{NoRecord, NothingSaved};
 
-fn stream(name: &str, epoch: u64, retention_hours: u32) -> SavedStream {
+/// A saved stream with no shards: the metadata tests only follow names, epochs and one setting.
+pub(crate) fn stream(name: &str, epoch: u64, retention_hours: u32) -> SavedStream {
     let mut settings = StreamSettings::new(0, 0, CapacityMode::Provisioned);
     settings.retention_hours = retention_hours;
     SavedStream {
