@@ -610,7 +610,14 @@ impl Scheduler {
         }
         leases_stop.cancel();
         lease_task.join().await;
-        coordinator.release_all().await;
+        // Bounded: cut off from the table, the calls hang, and the leases expire regardless.
+        let limit = coordinator.config().failover_time;
+        if tokio::time::timeout(limit, coordinator.release_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!(worker = %self.worker_id, ?limit, "releasing the leases did not finish in time; they expire instead");
+        }
         self.status.set_started(false);
         self.status.set_leader(false);
         self.status.set_held(&[]);

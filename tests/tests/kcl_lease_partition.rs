@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kcl_integration_tests::kcl::{
     fast_builder, lease_store, put_records, spawn, Journal, Recorder,
@@ -102,6 +103,7 @@ async fn a_worker_cut_off_from_its_lease_table_stops_processing_when_its_lease_e
     .build()
     .unwrap();
     let status_a = worker_a.status();
+    let handle_a = worker_a.handle();
     let task_a = spawn(worker_a);
     put_records(&kinesis, &stream, "before", 100).await;
     eventually("worker a processes the first records", || async {
@@ -161,5 +163,11 @@ async fn a_worker_cut_off_from_its_lease_table_stops_processing_when_its_lease_e
     );
     assert!(handle_b.shutdown().await);
     task_b.await.unwrap().unwrap();
-    task_a.abort();
+    // Still cut off, worker a stops when asked: its leases are not released, they expire.
+    let stopped = tokio::time::timeout(Duration::from_secs(30), handle_a.shutdown()).await;
+    assert!(
+        stopped.is_ok(),
+        "worker a's shutdown hung on the lease table"
+    );
+    task_a.await.unwrap().unwrap();
 }
