@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::kinesis::model::{ConsumerMeta, Stream};
+use crate::kinesis::request::names::WireName;
 use crate::kinesis::request::validate::{validate_name, validate_range, validate_tags};
 use crate::kinesis::request::{
     decode_token, encode_token, epoch_seconds, StreamRef, MAX_CONSUMERS,
@@ -30,7 +31,7 @@ fn consumer_output(consumer: &ConsumerMeta, stream_arn: Option<&str>, now: i64) 
     ConsumerOutput {
         consumer_name: consumer.name.clone(),
         consumer_arn: consumer.arn.clone(),
-        consumer_status: consumer.status(now).as_str(),
+        consumer_status: consumer.status(now).wire_name(),
         consumer_creation_timestamp: epoch_seconds(consumer.created_ms),
         stream_arn: stream_arn.map(str::to_owned),
     }

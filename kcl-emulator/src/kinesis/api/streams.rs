@@ -215,7 +215,7 @@ pub(crate) async fn describe_stream(
         stream_description: StreamDescription {
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
-            stream_status: state.status(now).as_str(),
+            stream_status: state.status(now).wire_name(),
             stream_mode_details: StreamModeDetails {
                 stream_mode: state.settings.mode.wire_name().to_owned(),
             },
@@ -299,7 +299,7 @@ fn summary(
     StreamDescriptionSummary {
         stream_name: stream.name.clone(),
         stream_arn: stream.arn.clone(),
-        stream_status: state.status(now).as_str(),
+        stream_status: state.status(now).wire_name(),
         stream_mode_details: StreamModeDetails {
             stream_mode: state.settings.mode.wire_name().to_owned(),
         },
@@ -397,7 +397,7 @@ pub(crate) async fn list_streams(
                 StreamSummary {
                     stream_name: s.name.clone(),
                     stream_arn: s.arn.clone(),
-                    stream_status: state.status(now).as_str(),
+                    stream_status: state.status(now).wire_name(),
                     stream_mode_details: StreamModeDetails {
                         stream_mode: state.settings.mode.wire_name().to_owned(),
                     },

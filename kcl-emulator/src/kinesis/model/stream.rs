@@ -7,24 +7,14 @@ use tokio::sync::watch;
 
 use super::*;
 
-/// The lifecycle state of a stream, consumer, channel or queue, as the API spells it.
+/// The lifecycle state of a stream, consumer, channel or queue (spelled for the API in
+/// `request::names`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Status {
     Creating,
     Active,
     Updating,
     Deleting,
-}
-
-impl Status {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "CREATING",
-            Status::Active => "ACTIVE",
-            Status::Updating => "UPDATING",
-            Status::Deleting => "DELETING",
-        }
-    }
 }
 
 /// The mutable part of a shard: its records and whether it is closed.

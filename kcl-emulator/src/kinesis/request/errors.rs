@@ -5,6 +5,7 @@
 //! sequence number's message, the missing full stop after some): SDKs and tests match on it.
 
 use crate::kinesis::model::{Rejection, StoreError};
+use crate::kinesis::request::names::WireName;
 use crate::wire::{ApiError, ErrorKind};
 
 impl From<StoreError> for ApiError {
@@ -26,7 +27,7 @@ impl From<StoreError> for ApiError {
                 "Stream {} under account {} not ACTIVE, instead in state {}",
                 stream.name,
                 stream.account,
-                status.as_str()
+                status.wire_name()
             )),
             StoreError::HasConsumers(stream) => ApiError::in_use(format!(
                 "Stream {} under account {} has registered consumers.",

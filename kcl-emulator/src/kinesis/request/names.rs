@@ -3,7 +3,7 @@
 //! The model holds enums; requests and responses hold strings. Each enum lists its spellings
 //! once here, so decoding and encoding cannot drift apart.
 
-use crate::kinesis::model::{CapacityMode, Encryption, RecordDistribution};
+use crate::kinesis::model::{CapacityMode, Encryption, RecordDistribution, Status};
 
 /// A domain value the API spells as a string.
 pub(crate) trait WireName: Copy + PartialEq + 'static {
@@ -47,6 +47,15 @@ impl WireName for RecordDistribution {
     ];
 }
 
+impl WireName for Status {
+    const NAMES: &'static [(Self, &'static str)] = &[
+        (Status::Creating, "CREATING"),
+        (Status::Active, "ACTIVE"),
+        (Status::Updating, "UPDATING"),
+        (Status::Deleting, "DELETING"),
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +74,10 @@ mod tests {
         spelled_as_persisted::<Encryption>();
         spelled_as_persisted::<RecordDistribution>();
         assert_eq!(CapacityMode::from_wire("on_demand"), None);
+        // Statuses are not persisted, only answered.
+        for (status, name) in Status::NAMES {
+            assert_eq!(Status::from_wire(name), Some(*status));
+        }
+        assert_eq!(Status::Active.wire_name(), "ACTIVE");
     }
 }

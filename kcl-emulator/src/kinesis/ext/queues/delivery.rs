@@ -119,7 +119,7 @@ pub(super) fn queue_stream(store: &KinesisStore, arn: &str) -> ApiResult<Arc<Str
     if !delivers(status) {
         return Err(ApiError::invalid_argument(format!(
             "Queue {arn} is {}; it delivers records only while ACTIVE.",
-            status.as_str()
+            status.wire_name()
         )));
     }
     // Resolve the stream before taking the queues' lock: the lookup may purge deleted

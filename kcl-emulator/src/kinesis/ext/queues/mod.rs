@@ -202,7 +202,7 @@ fn describe_queue_meta(queue: &QueueMeta, now: i64) -> QueueDescription {
     QueueDescription {
         queue_name: queue.name.clone(),
         queue_arn: queue.arn.clone(),
-        queue_status: status.as_str(),
+        queue_status: status.wire_name(),
         queue_creation_timestamp: epoch_seconds(queue.lifecycle.created_ms),
         stream_configuration_list: vec![QueueStreamConfig {
             stream_arn: Some(queue.stream_arn.clone()),
@@ -447,7 +447,7 @@ pub(crate) async fn update(
             return Err(ApiError::in_use(format!(
                 "Queue {arn} under account {} not ACTIVE, instead in state {}.",
                 store.config.account_id,
-                status.as_str()
+                status.wire_name()
             )));
         }
         // A new visibility timeout applies to later receives; records in flight keep theirs.
@@ -513,7 +513,7 @@ pub(crate) async fn list(store: &KinesisStore, input: ListByStreamInput) -> ApiR
         .map(|q| QueueSummary {
             queue_name: q.name.clone(),
             queue_arn: q.arn.clone(),
-            queue_status: q.status(now).as_str(),
+            queue_status: q.status(now).wire_name(),
             queue_creation_timestamp: epoch_seconds(q.lifecycle.created_ms),
             streams: vec![StreamIdentifier {
                 stream_arn: q.stream_arn.clone(),
