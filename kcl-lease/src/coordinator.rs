@@ -78,6 +78,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{retry, BackoffConfig};
 use crate::entities::WorkerMetrics;
 use crate::error::{LeaseError, Result};
 use crate::kcl3::{
@@ -1275,36 +1276,22 @@ impl LeaseCoordinator {
         Ok(done)
     }
 
-    /// Writes the end of a handoff: each attempt bounded by the renewal interval, tried again
-    /// until the failover time has passed. A call that hangs on a connection gone silent must
+    /// Writes the end of a handoff: three attempts, each bounded by the renewal interval, so
+    /// all fit in about the failover time. A call that hangs on a connection gone silent must
     /// not leave the new owner waiting until the leader judges the handoff stalled (the
     /// chaos suite saw one hang for longer than a minute). An attempt that landed although
     /// its answer was lost makes the next one find the handoff ended: `Ok(false)`.
     async fn write_handoff_end(&self, lease: &Lease) -> Result<bool> {
         let attempt = self.config.renew_interval();
-        let deadline = Instant::now() + self.config.failover_time;
-        loop {
-            let last = Instant::now() + attempt >= deadline;
-            let error =
-                match tokio::time::timeout(attempt, self.store.complete_handoff(lease)).await {
-                    Ok(Ok(done)) => return Ok(done),
-                    Ok(Err(err)) if err.is_retryable() && !last => err,
-                    Ok(Err(err)) => return Err(err),
-                    Err(_) => {
-                        let err = LeaseError::Store {
-                            operation: "complete_handoff",
-                            message: format!("no answer from the lease table within {attempt:?}"),
-                            retryable: true,
-                        };
-                        if last {
-                            return Err(err);
-                        }
-                        err
-                    }
-                };
-            tracing::warn!(worker = %self.worker_id, lease = %lease.lease_key, error = %error, "ending a handoff failed; trying again");
-            tokio::time::sleep(Duration::from_millis(100).min(attempt)).await;
-        }
+        let backoff = BackoffConfig {
+            initial: Duration::from_millis(100).min(attempt),
+            max: Duration::from_millis(200).min(attempt),
+            max_attempts: 3,
+        };
+        retry(&backoff, || {
+            bounded(attempt, self.store.complete_handoff(lease))
+        })
+        .await
     }
 
     /// Whether this worker was asked to hand the held lease `lease_key` off.

@@ -365,6 +365,38 @@ impl StorageFile for MemoryFile {
     }
 }
 
+/// What a crash test's store held after each change attempted since the last recovery, and
+/// from which of those states on every acknowledged change is included.
+#[derive(Debug)]
+pub(crate) struct History<S> {
+    pub(crate) states: Vec<S>,
+    pub(crate) acknowledged: usize,
+}
+
+impl<S: Clone + PartialEq + std::fmt::Debug> History<S> {
+    /// A history that starts from `initial`.
+    pub(crate) fn new(initial: S) -> History<S> {
+        History {
+            states: vec![initial],
+            acknowledged: 0,
+        }
+    }
+
+    /// Checks `recovered` against the history and starts a new one from it: it must be one of
+    /// the states from the last acknowledged change on.
+    pub(crate) fn recovered(&mut self, recovered: S, seed: u64) {
+        let found = self.states[self.acknowledged..].contains(&recovered);
+        assert!(
+            found,
+            "seed {seed}: recovered {recovered:?}, which no prefix of the changes holding the \
+             acknowledged ones made (acknowledged: {:?}, last: {:?})",
+            self.states[self.acknowledged],
+            self.states.last()
+        );
+        *self = History::new(recovered);
+    }
+}
+
 /// How many seeds a crash test runs: `default`, or `KCL_CRASH_SEEDS` for long runs;
 /// `KCL_CRASH_SEED` runs that one seed alone (to reproduce a failure).
 pub(crate) fn seeds(default: u64) -> std::ops::Range<u64> {

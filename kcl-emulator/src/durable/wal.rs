@@ -163,7 +163,7 @@ mod tests {
         use rand::{Rng, SeedableRng};
 
         use super::*;
-        use crate::durable::memory::{self, MemoryStorage, OpKind};
+        use crate::durable::memory::{self, History, MemoryStorage, OpKind};
 
         type Tables = BTreeMap<String, u64>;
 
@@ -193,36 +193,10 @@ mod tests {
             Ok((wal, tables))
         }
 
-        /// What the tables were after each write attempted since the last recovery, and from
-        /// which of them on every acknowledged write is included.
-        struct History {
-            states: Vec<Tables>,
-            acknowledged: usize,
-        }
-
-        impl History {
-            /// Checks `recovered` against the history and starts a new one from it.
-            fn recovered(&mut self, recovered: Tables, seed: u64) {
-                let found = self.states[self.acknowledged..].contains(&recovered);
-                assert!(
-                    found,
-                    "seed {seed}: recovered {recovered:?}, which no prefix of the writes \
-                     holding the acknowledged ones made (acknowledged: {:?}, last: {:?})",
-                    self.states[self.acknowledged],
-                    self.states.last()
-                );
-                self.states = vec![recovered];
-                self.acknowledged = 0;
-            }
-        }
-
         fn run(seed: u64) {
             let storage = MemoryStorage::new(seed);
             let mut rng = StdRng::seed_from_u64(seed);
-            let mut history = History {
-                states: vec![Tables::new()],
-                acknowledged: 0,
-            };
+            let mut history = History::new(Tables::new());
             let mut next_value = 0;
             for _ in 0..rng.gen_range(2..6) {
                 let injected = rng.gen_bool(0.3);

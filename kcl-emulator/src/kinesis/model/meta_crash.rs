@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use super::dependents::{NoRecord, NothingSaved};
 use super::meta::{Change, JournalEntry, MetaFiles, SavedStream, Snapshot};
-use crate::durable::memory::{self, MemoryStorage, OpKind};
+use crate::durable::memory::{self, History, MemoryStorage, OpKind};
 use crate::durable::storage::Storage;
 
 /// Each stream by name: its epoch and retention, which every change sets to a value of its own.
@@ -50,29 +50,6 @@ fn recover(storage: &MemoryStorage) -> io::Result<(MetaFiles, State)> {
     Ok((files, (snapshot.counter, streams)))
 }
 
-/// The states after each change attempted since the last recovery, and from which of them on
-/// every acknowledged change is included.
-struct History {
-    states: Vec<State>,
-    acknowledged: usize,
-}
-
-impl History {
-    /// Checks `recovered` against the history and starts a new one from it.
-    fn recovered(&mut self, recovered: State, seed: u64) {
-        let found = self.states[self.acknowledged..].contains(&recovered);
-        assert!(
-            found,
-            "seed {seed}: recovered {recovered:?}, which no prefix of the changes holding the \
-             acknowledged ones made (acknowledged: {:?}, last: {:?})",
-            self.states[self.acknowledged],
-            self.states.last()
-        );
-        self.states = vec![recovered];
-        self.acknowledged = 0;
-    }
-}
-
 /// A change to a stream of a handful: created if it is missing, else changed or removed.
 fn change(
     rng: &mut StdRng,
@@ -102,10 +79,7 @@ fn change(
 fn run(seed: u64) {
     let storage = MemoryStorage::new(seed);
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut history = History {
-        states: vec![(0, Streams::new())],
-        acknowledged: 0,
-    };
+    let mut history = History::new((0, Streams::new()));
     let (mut counter, mut next_epoch) = (0, 0);
     for _ in 0..rng.gen_range(2..6) {
         let injected = rng.gen_bool(0.3);
