@@ -1,21 +1,30 @@
-//! The durable per-shard segment log and its group committer.
+//! The durable per-shard segment log.
 //!
 //! Each shard owns a directory of segment files named after the counter of their first record.
 //! A segment is a sequence of frames (see [`frame`]), each payload
 //! `[counter u64][arrival ms i64][partition key length u16][partition key][data]`
-//! (little-endian). Only the newest segment of a shard is ever written to.
+//! (little-endian). Only the newest segment of a shard is ever written to. It is synced before
+//! a newer one is started, and a new segment's directory entry is synced before anything is
+//! written to it, so a crash can only tear the newest segment: no record is lost from the
+//! middle of the log.
 //!
-//! Durability comes from one committer thread ([`commit`](super::commit)): writers hand it encoded
-//! frames and wait; it takes everything queued, writes it, and issues one `fdatasync` per touched
-//! shard for the whole batch (group commit), then acknowledges. A record is acknowledged to the client, and made visible to
-//! readers, only after that sync: whatever a client saw survives `kill -9`.
+//! Durability comes from the group committer ([`commit`](super::commit)): writers hand it
+//! encoded frames and wait; it writes everything queued, issues one `fdatasync` per touched
+//! shard for the whole batch, then acknowledges. A record is acknowledged to the client, and
+//! made visible to readers, only after that sync: whatever a client saw survives `kill -9` and
+//! a power cut.
 //!
 //! Recovery reads every segment; the first frame that is short or fails its CRC marks a torn
-//! tail (a write cut off by a crash) and the file is truncated there. Retention removes whole
-//! segments whose newest record has expired, never rewriting a file.
+//! tail (a write cut off by a crash) and the file is truncated there, or removed if nothing is
+//! left. Recovered segments are sealed: appends after a restart start a new one. Retention
+//! removes whole segments whose newest record has expired, never rewriting a file. It does not
+//! sync the directory: a removal lost in a crash only brings expired records back, and
+//! retention removes them again.
+//!
+//! Files are reached through the storage seam ([`storage`](super::storage)), so the crash test
+//! can run this code against a machine that loses power at any operation.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +32,7 @@ use bytes::Bytes;
 
 use super::commit::{self, CommitLog, SharedLog};
 use super::frame::{self, Frame};
+use super::storage::{Storage, StorageFile};
 
 /// One record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,32 +98,41 @@ struct Segment {
     path: PathBuf,
     /// Arrival time of the newest record in the segment (for retention).
     newest_arrival_ms: i64,
+    /// Bytes written to the file: its length, as far as this process knows.
+    len: u64,
 }
 
 /// The segment files of one shard.
 #[derive(Debug)]
 pub(crate) struct ShardFiles {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     /// Sealed segments, oldest first.
     sealed: Vec<Segment>,
-    current: Option<(File, Segment, u64)>,
+    current: Option<(Box<dyn StorageFile>, Segment)>,
+    /// A new segment is started once the current one reaches this size ([`SEGMENT_BYTES`] but
+    /// in tests).
+    segment_bytes: u64,
 }
 
 impl ShardFiles {
-    /// Opens (creating if needed) the shard directory `dir`, recovering its records. Torn tails are
-    /// truncated away.
-    pub(crate) fn open(dir: &Path) -> io::Result<(ShardFiles, Vec<Record>)> {
-        super::storage::create_dirs_durably(dir)?;
-        let mut names: Vec<PathBuf> = fs::read_dir(dir)?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
+    /// Opens (creating if needed) the shard directory `dir` in `storage`, recovering its
+    /// records. Torn tails are truncated away.
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+    ) -> io::Result<(ShardFiles, Vec<Record>)> {
+        storage.create_dir_all(dir)?;
+        let mut names: Vec<PathBuf> = storage
+            .list(dir)?
+            .into_iter()
             .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
             .collect();
         names.sort();
         let mut records = Vec::new();
         let mut sealed = Vec::new();
         for path in names {
-            let mut bytes = Vec::new();
-            File::open(&path)?.read_to_end(&mut bytes)?;
+            let bytes = storage.read(&path)?;
             let (mut recovered, valid) = decode_frames(&bytes);
             if valid < bytes.len() {
                 tracing::warn!(
@@ -122,29 +141,38 @@ impl ShardFiles {
                     dropped = bytes.len() - valid,
                     "truncating torn tail of segment"
                 );
-                let file = OpenOptions::new().write(true).open(&path)?;
+                let mut file = storage.open_append(&path, false)?;
                 file.set_len(valid as u64)?;
                 file.sync_all()?;
             }
             if recovered.is_empty() && valid == 0 {
-                fs::remove_file(&path)?;
+                storage.remove(&path)?;
                 continue;
             }
             let newest = recovered.last().map_or(0, |r| r.arrival_ms);
             sealed.push(Segment {
                 path,
                 newest_arrival_ms: newest,
+                len: valid as u64,
             });
             records.append(&mut recovered);
         }
         Ok((
             ShardFiles {
+                storage,
                 dir: dir.to_owned(),
                 sealed,
                 current: None,
+                segment_bytes: SEGMENT_BYTES,
             },
             records,
         ))
+    }
+
+    /// Starts a new segment once the current one reaches `bytes` (tests roll over often).
+    #[cfg(test)]
+    pub(crate) fn roll_over_at(&mut self, bytes: u64) {
+        self.segment_bytes = bytes;
     }
 
     fn append(&mut self, append: &Append) -> io::Result<()> {
@@ -156,45 +184,52 @@ impl ShardFiles {
         if self
             .current
             .as_ref()
-            .is_some_and(|(_, _, len)| *len >= SEGMENT_BYTES)
+            .is_some_and(|(_, segment)| segment.len >= self.segment_bytes)
         {
-            let (file, segment, _) = self.current.take().expect("checked above");
+            let (mut file, segment) = self.current.take().expect("checked above");
             file.sync_data()?;
             self.sealed.push(segment);
         }
         if self.current.is_none() {
             let path = self.dir.join(format!("{first_counter:020}.seg"));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            let len = file.metadata()?.len();
+            let file = self.storage.open_append(&path, true)?;
             // The new file's directory entry must be durable before any record in it counts.
-            File::open(&self.dir)?.sync_all()?;
+            self.storage.sync_dir(&self.dir)?;
+            // The file is new unless recovery found it: then it goes on from where that left it.
+            let len = match self.sealed.iter().position(|s| s.path == path) {
+                Some(at) => self.sealed.remove(at).len,
+                None => 0,
+            };
             self.current = Some((
                 file,
                 Segment {
                     path,
                     newest_arrival_ms: *newest_arrival_ms,
+                    len,
                 },
-                len,
             ));
         }
-        let (file, segment, len) = self.current.as_mut().expect("opened above");
+        let (file, segment) = self.current.as_mut().expect("opened above");
         file.write_all(bytes)?;
-        *len += bytes.len() as u64;
+        segment.len += bytes.len() as u64;
         segment.newest_arrival_ms = *newest_arrival_ms;
         Ok(())
     }
 
-    /// Deletes sealed segments whose newest record arrived before `cutoff_ms`.
+    /// Deletes sealed segments whose newest record arrived before `cutoff_ms`. A segment stays
+    /// listed until its file is gone, so a failed delete is tried again next time.
     pub(crate) fn drop_expired(&mut self, cutoff_ms: i64) -> io::Result<usize> {
-        let expired = self
+        let mut dropped = 0;
+        while let Some(segment) = self
             .sealed
-            .iter()
-            .take_while(|s| s.newest_arrival_ms < cutoff_ms)
-            .count();
-        for segment in self.sealed.drain(..expired) {
-            fs::remove_file(&segment.path)?;
+            .first()
+            .filter(|s| s.newest_arrival_ms < cutoff_ms)
+        {
+            self.storage.remove(&segment.path)?;
+            self.sealed.remove(0);
+            dropped += 1;
         }
-        Ok(expired)
+        Ok(dropped)
     }
 }
 
@@ -216,8 +251,8 @@ impl CommitLog for ShardFiles {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        match &self.current {
-            Some((file, _, _)) => file.sync_data(),
+        match &mut self.current {
+            Some((file, _)) => file.sync_data(),
             None => Ok(()),
         }
     }
@@ -229,8 +264,14 @@ pub(crate) type Committer = commit::Committer<ShardFiles>;
 pub(crate) type SharedShardFiles = Arc<SharedLog<ShardFiles>>;
 
 #[cfg(test)]
+mod crash;
+#[cfg(test)]
 mod tests {
+    use std::fs::{self, OpenOptions};
+    use std::io::Write;
+
     use super::*;
+    use crate::durable::storage::disk;
 
     fn record(counter: u64, key: &str, data: &[u8]) -> Record {
         Record {
@@ -268,7 +309,7 @@ mod tests {
     fn after_a_failed_write_the_log_refuses_further_writes() {
         let dir = tempfile::tempdir().unwrap();
         let shard_dir = dir.path().join("shard");
-        let (files, _) = ShardFiles::open(&shard_dir).unwrap();
+        let (files, _) = ShardFiles::open(disk(), &shard_dir).unwrap();
         let files = SharedLog::new(files);
         let committer = Committer::start("test-commit").unwrap();
         let submit = |counter: u64| {
@@ -292,7 +333,7 @@ mod tests {
     #[test]
     fn reopening_recovers_records_and_truncates_garbage() {
         let dir = tempfile::tempdir().unwrap();
-        let (files, recovered) = ShardFiles::open(dir.path()).unwrap();
+        let (files, recovered) = ShardFiles::open(disk(), dir.path()).unwrap();
         assert!(recovered.is_empty());
         let files = SharedLog::new(files);
         let committer = Committer::start("test-commit").unwrap();
@@ -324,12 +365,12 @@ mod tests {
             .unwrap()
             .write_all(&[7, 0, 0])
             .unwrap();
-        let (_, recovered) = ShardFiles::open(dir.path()).unwrap();
+        let (_, recovered) = ShardFiles::open(disk(), dir.path()).unwrap();
         assert_eq!(
             recovered.iter().map(|r| r.counter).collect::<Vec<_>>(),
             vec![0, 1, 2]
         );
-        let (_, again) = ShardFiles::open(dir.path()).unwrap();
+        let (_, again) = ShardFiles::open(disk(), dir.path()).unwrap();
         assert_eq!(again.len(), 3);
     }
 }

@@ -51,7 +51,7 @@ pub(crate) trait StorageFile: Debug + Send + 'static {
 /// Creates `dir` and any missing parents on the real file system, and syncs each new
 /// directory's entry into its parent: a directory whose entry was lost in a power cut would
 /// take every acknowledged file in it along.
-pub(crate) fn create_dirs_durably(dir: &Path) -> io::Result<()> {
+fn create_dirs_durably(dir: &Path) -> io::Result<()> {
     let missing: Vec<&Path> = dir
         .ancestors()
         .take_while(|path| !path.as_os_str().is_empty() && !path.exists())

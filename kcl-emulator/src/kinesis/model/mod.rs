@@ -66,6 +66,7 @@ use tokio::sync::watch;
 pub(crate) use crate::clock::Clock;
 use crate::durable::segment as log;
 pub(crate) use crate::durable::segment::Record;
+use crate::durable::storage::Storage;
 use crate::Config;
 #[cfg(test)]
 pub(crate) use dependents::NoDependents;
@@ -81,6 +82,8 @@ pub(crate) use subscriptions::Subscriptions;
 #[derive(Debug)]
 struct Durable {
     root: PathBuf,
+    /// Where the metadata and every shard's segments are kept.
+    storage: Arc<dyn Storage>,
     committer: log::Committer,
     /// The metadata files. Their lock serializes metadata writes, so records reach the journal
     /// in the order their states were read, and an older snapshot never replaces a newer one.
@@ -142,12 +145,13 @@ impl<D: StreamDependents> KinesisStore<D> {
         let durable = match &config.data_dir {
             Some(dir) => {
                 let root = dir.join("kinesis");
-                crate::durable::storage::create_dirs_durably(&root)?;
-                let (meta, snapshot) =
-                    meta::MetaFiles::open(crate::durable::storage::disk(), &root)?;
+                let storage = crate::durable::storage::disk();
+                storage.create_dir_all(&root)?;
+                let (meta, snapshot) = meta::MetaFiles::open(Arc::clone(&storage), &root)?;
                 recovered = snapshot;
                 Some(Durable {
                     root,
+                    storage,
                     committer: log::Committer::start("kinesis-commit")?,
                     meta: Mutex::new(meta),
                 })
@@ -326,12 +330,13 @@ impl<D: StreamDependents> KinesisStore<D> {
     ) -> StoreResult<Arc<Shard>> {
         let index = state.shards.len() as u32;
         let id = keys::shard_id(index);
-        let files = match &stream.dir {
-            Some(dir) => {
-                let (files, _) = log::ShardFiles::open(&dir.join(&id))?;
+        let files = match (&stream.dir, &self.durable) {
+            (Some(dir), Some(durable)) => {
+                let (files, _) =
+                    log::ShardFiles::open(Arc::clone(&durable.storage), &dir.join(&id))?;
                 Some(crate::durable::commit::SharedLog::new(files))
             }
-            None => None,
+            _ => None,
         };
         let starting_counter = self.next_counter();
         let shard = Arc::new(Shard {

@@ -243,7 +243,8 @@ impl<D: StreamDependents> KinesisStore<D> {
             let dir = durable.root.join(format!("{}-{}", saved.name, saved.epoch));
             let mut shards = Vec::new();
             for s in saved.shards {
-                let (files, records) = log::ShardFiles::open(&dir.join(&s.id))?;
+                let (files, records) =
+                    log::ShardFiles::open(Arc::clone(&durable.storage), &dir.join(&s.id))?;
                 let last = records.last().map_or(s.starting_counter, |r| r.counter);
                 max_counter = max_counter.max(last).max(s.ending_counter.unwrap_or(0));
                 shards.push(Arc::new(Shard {
