@@ -3,8 +3,10 @@
 //! Each file has durable contents and, beyond them, what was written since its last sync; each
 //! directory entry (a file created, renamed or removed) has a durable state that catches up
 //! only when its directory is synced. A crash ([`MemoryStorage::restart`]) keeps only what was
-//! durable, and may keep part of the unsynced tail of a file, as a power loss can: a torn
-//! prefix of the pending bytes, or as many zeros (the size reached the disk, the data did not).
+//! durable, and may keep part of what a file was written since its last sync, as a power loss
+//! can: the disk writes sectors in any order, so each sector written since the sync holds its
+//! new bytes or its old ones (zeros where the file had not reached), and the file's length is
+//! its old one, its new one or any in between.
 //!
 //! The power can be cut before a chosen operation ([`MemoryStorage::power_off_after`]), and
 //! one operation of a kind can be made to fail ([`MemoryStorage::fail`]): the durable code
@@ -134,26 +136,11 @@ impl MemoryStorage {
         let mut guard = self.lock();
         let machine = &mut *guard;
         for inode in &mut machine.inodes {
-            let pending = inode
-                .contents
-                .strip_prefix(inode.durable.as_slice())
-                .map_or(0, <[u8]>::len);
-            let mut survivor = inode.durable.clone();
-            if torn_tails && pending > 0 {
-                let from = inode.durable.len();
-                match machine.rng.gen_range(0..4) {
-                    0 => {}
-                    1 => survivor.extend_from_slice(&inode.contents[from..]),
-                    2 => {
-                        let kept = machine.rng.gen_range(0..=pending);
-                        survivor.extend_from_slice(&inode.contents[from..from + kept]);
-                    }
-                    _ => {
-                        let zeros = machine.rng.gen_range(1..=pending);
-                        survivor.resize(from + zeros, 0);
-                    }
-                }
-            }
+            let survivor = if torn_tails {
+                crash_image(&inode.durable, &inode.contents, &mut machine.rng)
+            } else {
+                inode.durable.clone()
+            };
             inode.durable = survivor.clone();
             inode.contents = survivor;
         }
@@ -172,6 +159,43 @@ impl MemoryStorage {
             .get(path)
             .map(|&inode| machine.inodes[inode].contents.clone())
     }
+}
+
+/// The unit a disk writes whole: after a crash each sector holds its old or its new bytes.
+const SECTOR_BYTES: usize = 512;
+
+/// What a power loss may leave of a file whose disk holds `durable` and whose system view is
+/// `contents`; see the module documentation.
+fn crash_image(durable: &[u8], contents: &[u8], rng: &mut StdRng) -> Vec<u8> {
+    if durable == contents {
+        return durable.to_vec();
+    }
+    match rng.gen_range(0..4) {
+        0 => return durable.to_vec(),
+        1 => return contents.to_vec(),
+        _ => {}
+    }
+    let (short, long) = if durable.len() <= contents.len() {
+        (durable.len(), contents.len())
+    } else {
+        (contents.len(), durable.len())
+    };
+    let len = match rng.gen_range(0..3) {
+        0 => durable.len(),
+        1 => contents.len(),
+        _ => rng.gen_range(short..=long),
+    };
+    // Past the new length (a cut that did not reach the disk) the old bytes stay; past the
+    // old one (growth whose data did not reach it) there are zeros.
+    let old = |at: usize| durable.get(at).copied().unwrap_or(0);
+    let new = |at: usize| contents.get(at).copied().unwrap_or_else(|| old(at));
+    let mut image = Vec::with_capacity(len);
+    for start in (0..len).step_by(SECTOR_BYTES) {
+        let end = (start + SECTOR_BYTES).min(len);
+        let written = rng.gen_bool(0.5);
+        image.extend((start..end).map(|at| if written { new(at) } else { old(at) }));
+    }
+    image
 }
 
 impl Machine {
@@ -285,6 +309,10 @@ impl Storage for MemoryStorage {
         }))
     }
 
+    fn open_in_place(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>> {
+        self.open_append(path, create)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut machine = self.lock();
         machine.begin(OpKind::Rename)?;
@@ -345,6 +373,16 @@ impl StorageFile for MemoryFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.change(OpKind::Write, |inode| {
             inode.contents.extend_from_slice(bytes);
+        })
+    }
+
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let at = usize::try_from(offset).expect("a file fits in memory");
+        self.change(OpKind::Write, |inode| {
+            if inode.contents.len() < at + bytes.len() {
+                inode.contents.resize(at + bytes.len(), 0);
+            }
+            inode.contents[at..at + bytes.len()].copy_from_slice(bytes);
         })
     }
 
@@ -417,7 +455,11 @@ mod tests {
     }
 
     fn machine() -> MemoryStorage {
-        let storage = MemoryStorage::new(7);
+        machine_with_seed(7)
+    }
+
+    fn machine_with_seed(seed: u64) -> MemoryStorage {
+        let storage = MemoryStorage::new(seed);
         storage.create_dir_all(Path::new("/data")).unwrap();
         storage
     }
@@ -448,8 +490,7 @@ mod tests {
     fn torn_tails_keep_a_prefix_or_zeros_of_the_pending_bytes() {
         let mut outcomes = BTreeSet::new();
         for seed in 0..64 {
-            let storage = MemoryStorage::new(seed);
-            storage.create_dir_all(Path::new("/data")).unwrap();
+            let storage = machine_with_seed(seed);
             let mut file = storage.create(&path("log")).unwrap();
             file.write_all(b"durable|").unwrap();
             file.sync_data().unwrap();
@@ -468,6 +509,57 @@ mod tests {
         assert!(outcomes.contains(b"".as_slice()));
         assert!(outcomes.contains(b"pending".as_slice()));
         assert!(outcomes.len() > 4, "{outcomes:?}");
+    }
+
+    #[test]
+    fn sectors_written_since_the_sync_survive_one_by_one_in_any_order() {
+        const SECTORS: usize = 4;
+        let mut outcomes = BTreeSet::new();
+        for seed in 0..128 {
+            let storage = machine_with_seed(seed);
+            let mut file = storage.open_in_place(&path("log"), true).unwrap();
+            file.write_all_at(0, &[b'o'; SECTORS * SECTOR_BYTES])
+                .unwrap();
+            file.sync_data().unwrap();
+            storage.sync_dir(Path::new("/data")).unwrap();
+            // Overwrite every sector in place, and grow the file by one more.
+            file.write_all_at(0, &[b'n'; (SECTORS + 1) * SECTOR_BYTES])
+                .unwrap();
+            storage.restart(true);
+            let after = storage.read(&path("log")).unwrap();
+            assert!(
+                after.len() >= SECTORS * SECTOR_BYTES,
+                "the old length was durable"
+            );
+            let sectors: Vec<u8> = after
+                .chunks(SECTOR_BYTES)
+                .map(|sector| {
+                    let first = sector[0];
+                    assert!(
+                        sector.iter().all(|&b| b == first),
+                        "a torn sector: {sector:?}"
+                    );
+                    first
+                })
+                .collect();
+            for (i, &byte) in sectors.iter().enumerate() {
+                let old = if i < SECTORS { b'o' } else { 0 };
+                assert!(
+                    byte == old || byte == b'n',
+                    "seed {seed}: sector {i} holds {byte}"
+                );
+            }
+            outcomes.insert(sectors);
+        }
+        let out_of_order = outcomes
+            .iter()
+            .any(|sectors| sectors.windows(2).any(|w| w[0] != b'n' && w[1] == b'n'));
+        assert!(
+            out_of_order,
+            "a later sector survives an earlier one: {outcomes:?}"
+        );
+        assert!(outcomes.contains(&vec![b'o'; SECTORS]));
+        assert!(outcomes.contains(&vec![b'n'; SECTORS + 1]));
     }
 
     #[test]

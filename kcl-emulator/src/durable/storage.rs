@@ -8,7 +8,7 @@
 
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +28,9 @@ pub(crate) trait Storage: Debug + Send + Sync + 'static {
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Opens the file at `path` for appending; with `create`, creates it if it is missing.
     fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>>;
+    /// Opens the file at `path` for writing in place with [`StorageFile::write_all_at`],
+    /// keeping its contents; with `create`, creates it if it is missing.
+    fn open_in_place(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>>;
     /// Renames `from` to `to`, replacing `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes the file at `path`.
@@ -36,10 +39,15 @@ pub(crate) trait Storage: Debug + Send + Sync + 'static {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
 
-/// A file open for writing; every write goes to its end.
+/// A file open for writing.
 pub(crate) trait StorageFile: Debug + Send + 'static {
-    /// Writes all of `bytes` (not yet durable).
+    /// Writes all of `bytes` at the file's end (not yet durable). Only for files created or
+    /// opened for appending.
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Writes all of `bytes` at `offset`, over what is there and growing the file if it ends
+    /// before them (not yet durable). Only for files opened with [`Storage::open_in_place`]:
+    /// on a file opened for appending the system would put them at the end.
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// Makes the contents written so far durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
     /// Makes the contents and the file's metadata durable (`fsync`).
@@ -101,6 +109,15 @@ impl Storage for Disk {
         Ok(Box::new(DiskFile(file)))
     }
 
+    fn open_in_place(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>> {
+        let file = OpenOptions::new()
+            .create(create)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        Ok(Box::new(DiskFile(file)))
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
     }
@@ -120,6 +137,11 @@ struct DiskFile(File);
 
 impl StorageFile for DiskFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.0.seek(SeekFrom::Start(offset))?;
         self.0.write_all(bytes)
     }
 

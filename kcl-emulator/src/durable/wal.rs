@@ -4,7 +4,8 @@
 //! Every change is a JSON record in a CRC-checked frame (see [`frame`], as in the Kinesis
 //! segment log). Writers queue their record while holding the tables' lock, so the log's order
 //! is the order in which changes were applied, and wait outside the lock until one
-//! `fdatasync` covers everything queued so far. Recovery reads the snapshot, replays the log up
+//! `fdatasync` covers everything queued so far; the log is written in place over zeros laid
+//! down ahead (see [`journal`](super::journal)). Recovery reads the snapshot, replays the log up
 //! to the first torn or corrupt frame, writes a fresh snapshot and starts an empty log.
 
 use std::io;
@@ -16,24 +17,25 @@ use tokio::sync::oneshot;
 
 use super::commit::{CommitLog, Committer, SharedLog};
 use super::frame;
-use super::storage::{Storage, StorageFile};
+use super::journal::JournalFile;
+use super::storage::Storage;
 
 const WAL: &str = "wal.log";
 const SNAPSHOT: &str = "snapshot.json";
 
 /// The log file, appended to by the committer.
 #[derive(Debug)]
-pub(crate) struct WalFile(Box<dyn StorageFile>);
+pub(crate) struct WalFile(JournalFile);
 
 impl CommitLog for WalFile {
     type Entry = Vec<u8>;
 
     fn write(&mut self, frame: &Vec<u8>) -> io::Result<()> {
-        self.0.write_all(frame)
+        self.0.append(frame)
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        self.0.sync()
     }
 }
 
@@ -55,7 +57,7 @@ fn encode_record(record: &Json) -> Vec<u8> {
 
 /// The records of the whole frames at the start of `log`, up to the first torn or corrupt one.
 fn read_frames(log: &[u8]) -> Vec<Json> {
-    frame::frames(log, 0..=usize::MAX)
+    frame::frames(log, 1..=usize::MAX)
         .map_while(|frame| serde_json::from_slice(frame.payload).ok())
         .collect()
 }
@@ -94,9 +96,7 @@ impl Wal {
         // The rename must be durable before the log is emptied: a crash between the two would
         // otherwise leave the old snapshot beside an empty log, and lose every record folded.
         storage.sync_dir(dir)?;
-        let mut log = storage.create(&dir.join(WAL))?;
-        log.sync_all()?;
-        storage.sync_dir(dir)?;
+        let log = JournalFile::create(storage, dir, &dir.join(WAL))?;
         Ok(Wal {
             committer: Committer::start("dynamodb-wal")?,
             log: SharedLog::new(WalFile(log)),

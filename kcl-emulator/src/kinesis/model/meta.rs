@@ -13,8 +13,9 @@
 //!
 //! The snapshot names its generation, and recovery replays only that generation's journal: a
 //! crash between the rename and the old journal's deletion leaves a journal that is ignored
-//! (and removed). Journal records are frames of the one durable frame codec; the first
-//! torn or corrupt frame ends the replay, and the file is cut there. Data directories written
+//! (and removed). Journal records are frames of the one durable frame codec, written in place
+//! over zeros laid down ahead (`durable::journal`, so that a sync commits no change of size);
+//! the first torn or corrupt frame ends the replay, and what lies past it is zeroed. Data directories written
 //! before the journal existed hold a snapshot alone (generation 0, no journal) and load as
 //! they are.
 
@@ -28,7 +29,8 @@ use serde::{Deserialize, Serialize};
 use super::{CapacityMode, Encryption, RecordDistribution, SavedDependents, Status, Stream};
 use crate::durable::commit::{CommitLog, Committer, SharedLog, Ticket};
 use crate::durable::frame::{self, Frame};
-use crate::durable::storage::{Storage, StorageFile};
+use crate::durable::journal::JournalFile;
+use crate::durable::storage::Storage;
 
 /// A registered enhanced fan-out consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -359,25 +361,27 @@ pub(crate) struct Journal {
     storage: Arc<dyn Storage>,
     root: PathBuf,
     path: PathBuf,
-    file: Option<Box<dyn StorageFile>>,
+    file: Option<JournalFile>,
 }
 
 impl CommitLog for Journal {
     type Entry = Vec<u8>;
 
     fn write(&mut self, frames: &Vec<u8>) -> io::Result<()> {
-        if self.file.is_none() {
-            let file = self.storage.open_append(&self.path, true)?;
-            // The new file's directory entry must be durable before any record in it counts.
-            self.storage.sync_dir(&self.root)?;
-            self.file = Some(file);
-        }
-        self.file.as_mut().expect("opened above").write_all(frames)
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(JournalFile::create(
+                self.storage.as_ref(),
+                &self.root,
+                &self.path,
+            )?),
+        };
+        file.append(frames)
     }
 
     fn sync(&mut self) -> io::Result<()> {
         match &mut self.file {
-            Some(file) => file.sync_data(),
+            Some(file) => file.sync(),
             None => Ok(()),
         }
     }
@@ -438,18 +442,8 @@ impl MetaFiles {
                         .apply(entry);
                     valid = end;
                 }
-                let mut file = storage.open_append(&current, false)?;
-                if valid < bytes.len() {
-                    tracing::warn!(
-                        path = %current.display(),
-                        kept = valid,
-                        dropped = bytes.len() - valid,
-                        "truncating torn tail of the metadata journal"
-                    );
-                    file.set_len(valid as u64)?;
-                    file.sync_all()?;
-                }
-                journal_bytes = valid as u64;
+                let file = JournalFile::reopen(storage.as_ref(), &current, &bytes, valid)?;
+                journal_bytes = file.len();
                 Some(file)
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,

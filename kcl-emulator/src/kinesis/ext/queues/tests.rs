@@ -215,14 +215,18 @@ async fn a_durable_queue_recovers_from_delivery_changes_over_a_snapshot() {
     };
     assert_eq!(delivery_of(&reopen(), &arn), live);
 
-    // A crash in the middle of an append: a copy of the first record, one byte short.
-    let first_end = crate::durable::frame::frames(&written, 1..=usize::MAX)
-        .next()
-        .unwrap()
-        .end;
+    // A crash in the middle of an append: a copy of the first record, one byte short, over
+    // the zeros laid down past the last one.
+    let frame_ends: Vec<usize> = crate::durable::frame::frames(&written, 1..=usize::MAX)
+        .map(|frame| frame.end)
+        .collect();
+    let (first_end, valid) = (frame_ends[0], *frame_ends.last().unwrap());
     let mut torn = written.clone();
-    torn.extend_from_slice(&written[..first_end - 1]);
+    torn.resize(torn.len().max(valid + first_end), 0);
+    torn[valid..valid + first_end - 1].copy_from_slice(&written[..first_end - 1]);
     std::fs::write(&journal, &torn).unwrap();
     assert_eq!(delivery_of(&reopen(), &arn), live);
-    assert_eq!(std::fs::read(&journal).unwrap(), written);
+    let mut zeroed = written[..valid].to_vec();
+    zeroed.resize(torn.len(), 0);
+    assert_eq!(std::fs::read(&journal).unwrap(), zeroed);
 }

@@ -44,6 +44,13 @@ fn append_now(files: &mut MetaFiles, entries: &[JournalEntry<NoRecord>]) {
     files.append(entries).unwrap().wait().unwrap();
 }
 
+/// The length of the whole frames a journal starts with (zeros are laid down past them).
+fn valid_bytes(journal: &[u8]) -> usize {
+    frame::frames(journal, 1..=usize::MAX)
+        .last()
+        .map_or(0, |f| f.end)
+}
+
 fn journal_of(root: &Path, generation: u64) -> PathBuf {
     journal_path(root, generation)
 }
@@ -77,28 +84,35 @@ fn the_journal_replays_in_order_and_a_torn_record_is_cut_off() {
     let expected = vec![("a".to_owned(), 1, 48), ("b".to_owned(), 2, 24)];
     assert_eq!(recovered(dir.path()), (expected.clone(), 9));
 
-    // A crash in the middle of an append leaves part of a frame: every cut of a whole
-    // record is ignored, and the records before it stand.
+    // A crash in the middle of an append leaves part of a frame, over the zeros laid down
+    // ahead or (in a journal written before they were) at the end of the file: every cut of
+    // a whole record is ignored, the records before it stand, and the tail is zeroed.
     let journal = journal_of(dir.path(), 0);
-    let whole = fs::read(&journal).unwrap();
+    let laid_down = fs::read(&journal).unwrap();
+    let valid = valid_bytes(&laid_down);
+    assert!(laid_down[valid..].iter().all(|&b| b == 0));
     let mut last = Vec::new();
     let payload = serde_json::to_vec(&entry(10, Change::Stream(stream("c", 3, 24)))).unwrap();
     frame::encode(&mut last, &payload);
+    let appended = |cut: usize| [&laid_down[..valid], &last[..cut]].concat();
     for cut in [1, 7, 8, 9, last.len() / 2, last.len() - 1] {
-        let mut torn = whole.clone();
-        torn.extend_from_slice(&last[..cut]);
-        fs::write(&journal, &torn).unwrap();
-        assert_eq!(recovered(dir.path()), (expected.clone(), 9), "cut {cut}");
-        assert_eq!(
-            fs::read(&journal).unwrap(),
-            whole,
-            "the torn tail is cut off"
-        );
+        let mut in_place = laid_down.clone();
+        in_place[valid..valid + cut].copy_from_slice(&last[..cut]);
+        for (torn, zeroed) in [
+            (in_place, laid_down.clone()),
+            (appended(cut), [&laid_down[..valid], &vec![0; cut]].concat()),
+        ] {
+            fs::write(&journal, &torn).unwrap();
+            assert_eq!(recovered(dir.path()), (expected.clone(), 9), "cut {cut}");
+            assert_eq!(
+                fs::read(&journal).unwrap(),
+                zeroed,
+                "the torn tail is zeroed"
+            );
+        }
     }
     // Appends after the cut are read back: they do not sit behind garbage.
-    let mut torn = whole.clone();
-    torn.extend_from_slice(&last[..last.len() - 1]);
-    fs::write(&journal, &torn).unwrap();
+    fs::write(&journal, appended(last.len() - 1)).unwrap();
     let (mut files, _) = MetaFiles::open::<NothingSaved>(disk(), dir.path()).unwrap();
     append_now(&mut files, &[entry(11, Change::Stream(stream("d", 4, 24)))]);
     drop(files);
@@ -211,7 +225,7 @@ fn the_journal_is_compacted_once_it_outgrows_the_snapshot() {
     while journal_bytes <= snapshot_bytes {
         assert!(!files.should_compact());
         append_now(&mut files, &[entry(2, Change::Stream(big.clone()))]);
-        journal_bytes = fs::metadata(journal_of(dir.path(), 1)).unwrap().len();
+        journal_bytes = valid_bytes(&fs::read(journal_of(dir.path(), 1)).unwrap()) as u64;
     }
     assert!(files.should_compact());
 }
