@@ -11,7 +11,7 @@
 //! The power can be cut before a chosen operation ([`MemoryStorage::power_off_after`]), and
 //! one operation of a kind can be made to fail ([`MemoryStorage::fail`]): the durable code
 //! then runs into the crash or the error exactly where a seed puts it. Directories themselves
-//! are durable once created; the durable code never syncs the parent of its root.
+//! are durable once created or removed; the durable code never syncs the parent of its root.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -332,6 +332,22 @@ impl Storage for MemoryStorage {
             .ok_or_else(|| not_found(path))
     }
 
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut guard = self.lock();
+        let machine = &mut *guard;
+        machine.begin(OpKind::Remove)?;
+        if !machine.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        // Like their creation, the removal of directories is durable at once here.
+        machine.dirs.retain(|d| !d.starts_with(dir));
+        machine.names.retain(|path, _| !path.starts_with(dir));
+        machine
+            .durable_names
+            .retain(|path, _| !path.starts_with(dir));
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut guard = self.lock();
         let machine = &mut *guard;
@@ -560,6 +576,21 @@ mod tests {
         );
         assert!(outcomes.contains(&vec![b'o'; SECTORS]));
         assert!(outcomes.contains(&vec![b'n'; SECTORS + 1]));
+    }
+
+    #[test]
+    fn a_removed_directory_takes_its_files_along_for_good() {
+        let storage = machine();
+        let sub = Path::new("/data/sub");
+        storage.create_dir_all(sub).unwrap();
+        let mut file = storage.create(&sub.join("f")).unwrap();
+        file.sync_all().unwrap();
+        storage.sync_dir(sub).unwrap();
+        storage.remove_dir_all(sub).unwrap();
+        assert!(storage.list(Path::new("/data")).unwrap().is_empty());
+        storage.restart(true);
+        assert!(storage.list(Path::new("/data")).unwrap().is_empty());
+        assert!(storage.read(&sub.join("f")).is_err());
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub(crate) trait Storage: Debug + Send + Sync + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes the file at `path`.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Removes the directory `dir` with everything in it.
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Makes the entries of `dir` (files created, renamed or removed in it) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -124,6 +126,10 @@ impl Storage for Disk {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir_all(dir)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

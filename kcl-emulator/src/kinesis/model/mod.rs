@@ -426,8 +426,9 @@ impl<D: StreamDependents> KinesisStore<D> {
             for shard in &stream.lock().shards {
                 shard.changed.send_modify(|v| *v += 1);
             }
-            if let Some(dir) = &stream.dir {
-                if let Err(err) = std::fs::remove_dir_all(dir) {
+            if let (Some(dir), Some(durable)) = (&stream.dir, &self.durable) {
+                // A crash before this removal leaves the directory to the next start's sweep.
+                if let Err(err) = durable.storage.remove_dir_all(dir) {
                     tracing::warn!(error = %err, dir = %dir.display(), "removing stream data failed");
                 }
             }

@@ -5,7 +5,8 @@
 //! states were read. Then, outside the lock, the caller waits until a sync covers the record
 //! ([`MetaWrite`]); meanwhile other changes queue theirs, and one sync serves them all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -283,7 +284,39 @@ impl<D: StreamDependents> KinesisStore<D> {
             streams.insert(saved.name, stream);
         }
         self.counter.store(max_counter + 1, Ordering::Relaxed);
+        let live: HashSet<&Path> = streams.values().filter_map(|s| s.dir.as_deref()).collect();
+        remove_orphaned_stream_dirs(durable.storage.as_ref(), &durable.root, &live);
         tracing::info!(streams = streams.len(), "recovered Kinesis data");
         Ok(())
+    }
+}
+
+/// Removes the data directories in `root` of streams the metadata no longer holds: a stream
+/// whose deletion was saved, but whose directory a crash or a failed removal left behind,
+/// would otherwise keep its records on disk for good. A stream's directory is named
+/// `<name>-<epoch>`; nothing else in `root` is touched. Housekeeping: a failure is logged
+/// and does not keep the store from opening.
+fn remove_orphaned_stream_dirs(storage: &dyn Storage, root: &Path, live: &HashSet<&Path>) {
+    let listed = match storage.list(root) {
+        Ok(listed) => listed,
+        Err(err) => {
+            tracing::warn!(error = %err, "listing the stream data directories failed");
+            return;
+        }
+    };
+    for path in listed {
+        let names_a_stream = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.rsplit_once('-'))
+            .is_some_and(|(name, epoch)| {
+                !name.is_empty() && !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit())
+            });
+        if names_a_stream && !live.contains(path.as_path()) {
+            tracing::warn!(dir = %path.display(), "removing the data of a deleted stream");
+            if let Err(err) = storage.remove_dir_all(&path) {
+                tracing::warn!(error = %err, dir = %path.display(), "removing it failed");
+            }
+        }
     }
 }

@@ -97,3 +97,60 @@ proptest! {
         prop_assert_eq!(actual, expected);
     }
 }
+
+/// A deleted stream's data goes with it, and data a crash or a failed removal left behind is
+/// removed at the next start; the live streams' data and the metadata files are untouched.
+#[test]
+fn a_deleted_streams_data_is_removed_even_when_a_crash_left_it_behind() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = durable_config(dir.path());
+    config.delete_delay = std::time::Duration::ZERO;
+    let root = dir.path().join("kinesis");
+    let settings = || StreamSettings::new(0, 0, CapacityMode::Provisioned);
+    let store = KinesisStore::<NoDependents>::open(&config).unwrap();
+    for name in ["model", "doomed"] {
+        store.create_stream(name, 1, settings()).unwrap();
+        let stream = store.stream(name).unwrap();
+        let record = NewRecord {
+            hash: keys::partition_key_hash("k"),
+            partition_key: Arc::from("k"),
+            data: Bytes::from_static(b"data"),
+        };
+        runtime
+            .block_on(store.append(&stream, vec![record]))
+            .unwrap();
+    }
+    let doomed = store.stream("doomed").unwrap();
+    let doomed_dir = doomed.dir.clone().unwrap();
+    assert!(doomed_dir.is_dir());
+    store.delete_stream(&doomed, false).unwrap();
+    store.purge_deleted();
+    assert!(!doomed_dir.exists(), "purged with its stream");
+    drop((doomed, store));
+
+    // As a crash between the saved deletion and the removal leaves it.
+    let leftover = root.join("doomed-99").join("shardId-000000000000");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("00000000000000000001.seg"), b"records").unwrap();
+    let store = KinesisStore::<NoDependents>::open(&config).unwrap();
+    assert!(!root.join("doomed-99").exists(), "swept at the start");
+    assert_eq!(
+        contents(&store).len(),
+        1,
+        "the live stream keeps its record"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("meta"))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![format!("model-{}", store.stream("model").unwrap().epoch)]
+    );
+}
