@@ -48,6 +48,8 @@ enum Section {
     Metadata,
     /// Only the queue drain rows of the emulator section (in memory and durable).
     Queues,
+    /// Only the conditional UpdateItem rows of the minimal raw client (in memory and durable).
+    Updates,
 }
 
 #[tokio::main]
@@ -87,6 +89,17 @@ async fn main() -> anyhow::Result<()> {
     if args.only == Some(Section::Queues) {
         queue_rows(&memory, &config, &workload, &mut rows).await?;
     }
+    if args.only == Some(Section::Updates) {
+        let run = Duration::from_secs_f64(workload.seconds);
+        let mut row =
+            kcl::conditional_updates_raw(&clients, &memory.endpoint_url(), 4, run).await?;
+        row.target = "emulator (memory)".to_owned();
+        rows.push(row);
+        let dir = tempfile::tempdir()?;
+        let durable = start_durable(&config, dir.path()).await?;
+        rows.push(durable_raw_updates(&durable, run).await?);
+        durable.shutdown().await;
+    }
     if kcl_rows {
         worker_rows(quick, &clients, &workload, &mut rows).await?;
         rows.extend(rss.map(|mut row| {
@@ -120,12 +133,13 @@ async fn emulator_rows(
     )
     .await?;
     rows.push(queue_drain(&durable, "emulator (durable)", workload).await?);
+    let update_run = Duration::from_secs_f64(workload.seconds);
+    let durable_updates = durable_raw_updates(&durable, update_run).await?;
     durable.shutdown().await;
     let canned = bench::canned_server(workload.batch).await?;
     let (mut row, _) = bench::ingest(&canned, "canned", 4, workload, workload.seconds).await?;
     row.target = "load client vs canned server".to_owned();
     rows.push(row);
-    let update_run = Duration::from_secs_f64(workload.seconds);
     for connections in [1, 4] {
         let mut row = kcl::conditional_updates(clients, connections, update_run).await?;
         row.target = "emulator (memory)".to_owned();
@@ -136,7 +150,20 @@ async fn emulator_rows(
         kcl::conditional_updates_raw(clients, &memory.endpoint_url(), 4, update_run).await?;
     row.target = "emulator (memory)".to_owned();
     rows.push(row);
+    rows.push(durable_updates);
     Ok(())
+}
+
+/// Conditional UpdateItem from the minimal client against a durable emulator: each update
+/// waits for the write-ahead log's group commit.
+async fn durable_raw_updates(
+    durable: &EmbeddedEmulator,
+    run: Duration,
+) -> anyhow::Result<bench::Row> {
+    let clients = Clients::new(&durable.endpoint_url()).await;
+    let mut row = kcl::conditional_updates_raw(&clients, &durable.endpoint_url(), 4, run).await?;
+    row.target = "emulator (durable)".to_owned();
+    Ok(row)
 }
 
 /// A durable emulator keeping its data in `dir`.

@@ -74,6 +74,11 @@ fn benchmark_suite_quick_mode_prints_every_row() {
     ] {
         assert!(stdout.contains(row), "missing {row:?}:\n{stdout}");
     }
+    let durable_updates = stdout.lines().any(|line| {
+        line.starts_with("| emulator (durable) | DynamoDB conditional UpdateItem")
+            && line.contains("minimal raw HTTP client")
+    });
+    assert!(durable_updates, "no durable UpdateItem row:\n{stdout}");
 }
 
 #[test]
