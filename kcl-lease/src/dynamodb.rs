@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
@@ -51,6 +52,12 @@ pub struct TableConfig {
     pub owner_index: bool,
     /// How long to wait for a created table to become ACTIVE. Default 2 minutes.
     pub active_timeout: Duration,
+    /// The longest one call to the table may take, retries within the SDK included; a call
+    /// on a connection that went silent then fails (retryably) instead of hanging, since the
+    /// SDK sets no read timeout of its own. Applied as the operation timeout of the store's
+    /// client unless that client's configuration sets one. Default 1 minute, as the Java
+    /// KCL's `dynamoDbRequestTimeout`.
+    pub request_timeout: Duration,
     /// Retries of throttled or failed requests.
     pub backoff: BackoffConfig,
 }
@@ -62,6 +69,7 @@ impl Default for TableConfig {
             billing: BillingModeConfig::PayPerRequest,
             owner_index: true,
             active_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(60),
             backoff: BackoffConfig::default(),
         }
     }
@@ -124,6 +132,25 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     Err(sdk_error(operation, err))
 }
 
+/// `client`, or a client like it whose operations time out after `timeout` when its own
+/// configuration sets no operation timeout.
+fn with_operation_timeout(
+    client: aws_sdk_dynamodb::Client,
+    timeout: Duration,
+) -> aws_sdk_dynamodb::Client {
+    let config = client.config();
+    let current = config.timeout_config();
+    if current.is_some_and(|timeouts| timeouts.operation_timeout().is_some()) {
+        return client;
+    }
+    let timeouts = current
+        .map(TimeoutConfig::to_builder)
+        .unwrap_or_default()
+        .operation_timeout(timeout)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config.to_builder().timeout_config(timeouts).build())
+}
+
 /// How often to look whether an index being added is ACTIVE yet.
 const OWNER_INDEX_POLL: Duration = Duration::from_millis(500);
 
@@ -152,14 +179,15 @@ fn s(value: &str) -> AttributeValue {
 }
 
 impl DynamoDbLeaseStore {
-    /// A store for table `table` through `client`.
+    /// A store for table `table` through `client`, each call bounded by
+    /// [`TableConfig::request_timeout`] unless the client sets an operation timeout itself.
     pub fn new(
         client: aws_sdk_dynamodb::Client,
         table: impl Into<String>,
         config: TableConfig,
     ) -> DynamoDbLeaseStore {
         DynamoDbLeaseStore {
-            client,
+            client: with_operation_timeout(client, config.request_timeout),
             table: table.into(),
             config,
         }
@@ -1112,5 +1140,79 @@ impl LeaseStore for DynamoDbLeaseStore {
         };
         self.conditional_put("put_migration_state", state.to_item(), condition, values)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+    use super::*;
+
+    fn client(endpoint: &str, timeouts: Option<TimeoutConfig>) -> aws_sdk_dynamodb::Client {
+        let mut config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint);
+        if let Some(timeouts) = timeouts {
+            config = config.timeout_config(timeouts);
+        }
+        aws_sdk_dynamodb::Client::from_conf(config.build())
+    }
+
+    fn operation_timeout(store: &DynamoDbLeaseStore) -> Option<Duration> {
+        store.client.config().timeout_config()?.operation_timeout()
+    }
+
+    /// A table endpoint that takes connections and requests and never answers: without a
+    /// bound, every call would wait for good.
+    #[tokio::test]
+    async fn a_call_to_a_silent_table_fails_retryably_after_the_request_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        let config = TableConfig {
+            request_timeout: Duration::from_millis(300),
+            backoff: BackoffConfig {
+                max_attempts: 2,
+                ..BackoffConfig::default()
+            },
+            ..TableConfig::default()
+        };
+        let store = DynamoDbLeaseStore::new(client(&endpoint, None), "leases", config);
+        let call = store.get_item("get_lease", "shard-0");
+        let outcome = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .expect("the call is bounded by the request timeout");
+        match outcome {
+            Err(LeaseError::Store { retryable, .. }) => assert!(retryable),
+            other => panic!("expected a retryable store error, got {other:?}"),
+        }
+        silent.abort();
+    }
+
+    #[test]
+    fn the_clients_own_operation_timeout_wins_over_the_default() {
+        let own = TimeoutConfig::builder()
+            .operation_timeout(Duration::from_secs(5))
+            .build();
+        let store = DynamoDbLeaseStore::new(
+            client("http://127.0.0.1:1", Some(own)),
+            "t",
+            TableConfig::default(),
+        );
+        assert_eq!(operation_timeout(&store), Some(Duration::from_secs(5)));
+        let store = DynamoDbLeaseStore::new(
+            client("http://127.0.0.1:1", None),
+            "t",
+            TableConfig::default(),
+        );
+        assert_eq!(operation_timeout(&store), Some(Duration::from_secs(60)));
     }
 }
