@@ -22,10 +22,11 @@
 //!     reports failures as a typed `StoreError`, never in wire terms.
 //! - `dynamodb`: the DynamoDB tables, items and expression engine behind lease tables.
 //! - `durable`: the on-disk formats below the services: the one frame codec, the group
-//!   committer every durable file is appended through, the per-shard segment log, and the
-//!   DynamoDB write-ahead log; and the storage seam (`storage`) the metadata journal and the
-//!   write-ahead log reach their files through, with, in tests, a backend in memory
-//!   (`memory`) whose crashes lose what a power loss could and which fails chosen operations.
+//!   committer every durable file is appended through, the log file written in place that
+//!   the metadata journal and the write-ahead log use (`journal`), the per-shard segment log,
+//!   and the DynamoDB write-ahead log; and the storage seam (`storage`) every durable file is
+//!   reached through, with, in tests, a backend in memory (`memory`) whose crashes lose what
+//!   a power loss could and which fails chosen operations.
 //! - `wire`: what crosses the wire: JSON and CBOR codecs, event-stream framing, the error
 //!   table and the one place "1 validation error detected" is written.
 //! - `clock`: wall time, and the Kinesis clock tests can move forward.
