@@ -1015,24 +1015,17 @@ pub async fn conditional_updates_raw(
     connections: usize,
     run: Duration,
 ) -> anyhow::Result<Row> {
-    use http_body_util::{BodyExt, Full};
     let table = unique("bench-raw-updates");
     // The table and its items through the SDK; only the measured updates go raw.
     create_update_table(clients, &table).await?;
-    let authority = endpoint.trim_start_matches("http://").to_owned();
     let deadline = Instant::now() + run;
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..connections {
-        let (dynamodb, table, authority) =
-            (clients.dynamodb.clone(), table.clone(), authority.clone());
+        let (dynamodb, table, endpoint) =
+            (clients.dynamodb.clone(), table.clone(), endpoint.to_owned());
         tasks.spawn(async move {
             let keys = seed_lease_items(&dynamodb, &table, c).await?;
-            let stream = tokio::net::TcpStream::connect(&authority).await?;
-            stream.set_nodelay(true)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await?;
-            tokio::spawn(connection);
+            let mut connection = super::RawConnection::connect(&endpoint).await?;
             let mut counters = vec![0u64; keys.len()];
             let mut latencies = Vec::new();
             let mut i = 0;
@@ -1042,20 +1035,14 @@ pub async fn conditional_updates_raw(
                     r#"{{"TableName":"{table}","Key":{{"leaseKey":{{"S":"{}"}}}},"UpdateExpression":"SET leaseCounter = leaseCounter + :one","ConditionExpression":"attribute_exists(leaseKey) AND leaseCounter = :expected AND leaseOwner = :owner","ExpressionAttributeValues":{{":one":{{"N":"1"}},":expected":{{"N":"{}"}},":owner":{{"S":"worker-{c}"}}}}}}"#,
                     keys[k], counters[k]
                 );
-                let request = hyper::Request::post("/")
-                    .header("host", authority.as_str())
-                    .header("x-amz-target", "DynamoDB_20120810.UpdateItem")
-                    .header("content-type", "application/x-amz-json-1.0")
-                    .body(Full::new(bytes::Bytes::from(body)))?;
                 let started = Instant::now();
-                let response = sender.send_request(request).await?;
-                let status = response.status();
-                let answer = response.into_body().collect().await?.to_bytes();
-                anyhow::ensure!(
-                    status.is_success(),
-                    "UpdateItem failed: {}",
-                    String::from_utf8_lossy(&answer)
-                );
+                connection
+                    .post(
+                        "DynamoDB_20120810.UpdateItem",
+                        "application/x-amz-json-1.0",
+                        bytes::Bytes::from(body),
+                    )
+                    .await?;
                 latencies.push(started.elapsed().as_secs_f64() * 1000.0);
                 counters[k] += 1;
                 i += 1;

@@ -95,6 +95,31 @@ pub async fn create_stream(
     Ok(())
 }
 
+/// Deletes the stream `name` and waits until it is gone, so that its shards no longer count
+/// towards the server's shard limit.
+pub async fn delete_stream(client: &aws_sdk_kinesis::Client, name: &str) -> anyhow::Result<()> {
+    client.delete_stream().stream_name(name).send().await?;
+    for _ in 0..6000 {
+        match client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+        {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(());
+            }
+            Err(err) => return Err(err.into()),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    anyhow::bail!("stream {name} was never deleted")
+}
+
 /// Waits until the stream `name` is ACTIVE and returns its ARN.
 pub async fn wait_active(client: &aws_sdk_kinesis::Client, name: &str) -> anyhow::Result<String> {
     for _ in 0..6000 {
@@ -182,6 +207,147 @@ pub async fn ingest(
         },
         total,
     ))
+}
+
+/// One keep-alive HTTP/1.1 connection of the minimal raw clients: no SDK and no signing, so
+/// that a row measures the server and not the client.
+pub struct RawConnection {
+    endpoint: String,
+    authority: String,
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+}
+
+impl RawConnection {
+    /// Connects to `endpoint` (`http://host:port`).
+    pub async fn connect(endpoint: &str) -> anyhow::Result<RawConnection> {
+        let authority = endpoint.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(RawConnection {
+            endpoint: endpoint.to_owned(),
+            authority,
+            sender,
+        })
+    }
+
+    /// POSTs `body` as the AWS JSON protocol call `target` (`x-amz-target`, e.g.
+    /// `Kinesis_20131202.PutRecords`) in `content_type`; the answer's body, or an error naming
+    /// the call when its status is not a success.
+    pub async fn post(
+        &mut self,
+        target: &str,
+        content_type: &str,
+        body: bytes::Bytes,
+    ) -> anyhow::Result<bytes::Bytes> {
+        use http_body_util::{BodyExt, Full};
+        let request = hyper::Request::post("/")
+            .header("host", self.authority.as_str())
+            .header("x-amz-target", target)
+            .header("content-type", content_type)
+            // Well formed but not computed: the local servers measured here check that a
+            // signature is present (ferrokinesis refuses a call without one), not its value.
+            .header("x-amz-date", "20261130T000000Z")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=bench/20261130/us-east-1/kinesis/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=0",
+            )
+            .body(Full::new(body))?;
+        // The connection takes the next request only once it has finished with the previous
+        // response; sending before that fails with "connection was not ready". A server that
+        // closes connections after each answer (moto's) gets a new one.
+        if self.sender.ready().await.is_err() {
+            *self = RawConnection::connect(&self.endpoint).await?;
+            self.sender.ready().await?;
+        }
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let answer = response.into_body().collect().await?.to_bytes();
+        anyhow::ensure!(
+            status.is_success(),
+            "{target} failed: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        Ok(answer)
+    }
+}
+
+/// PutRecords for `seconds` from a minimal client on one connection: raw HTTP/1.1, no
+/// signing, the JSON body of `args.batch` records written by hand around a payload encoded
+/// once. What the server sustains when the SDK client, whose share of each request is as
+/// large as the server's, is not the limit.
+pub async fn ingest_raw(
+    endpoint: &str,
+    stream: &str,
+    args: &Workload,
+    seconds: f64,
+) -> anyhow::Result<Row> {
+    use base64::Engine as _;
+    use std::fmt::Write as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; args.record_size]);
+    let mut connection = RawConnection::connect(endpoint).await?;
+    let mut latencies = Vec::new();
+    let mut stored = 0u64;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut request_number = 0u64;
+    while Instant::now() < deadline {
+        // Fresh partition keys in every request, as the SDK rows have; the body is written by
+        // hand, which costs the client a few microseconds.
+        let mut body = format!(r#"{{"StreamName":"{stream}","Records":["#);
+        for i in 0..args.batch {
+            let comma = if i == 0 { "" } else { "," };
+            write!(
+                body,
+                r#"{comma}{{"Data":"{data}","PartitionKey":"{request_number}-{i}"}}"#
+            )?;
+        }
+        body.push_str("]}");
+        request_number += 1;
+        let sent = Instant::now();
+        let answer = connection
+            .post(
+                "Kinesis_20131202.PutRecords",
+                "application/x-amz-json-1.1",
+                bytes::Bytes::from(body),
+            )
+            .await?;
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        stored += args.batch as u64 - failed_record_count(&answer)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let rate = stored as f64 / elapsed;
+    Ok(Row {
+        workload: format!(
+            "PutRecords {}x{} B, 1 conn, minimal raw HTTP client",
+            args.batch, args.record_size
+        ),
+        target: String::new(),
+        records_per_sec: Some(rate),
+        mb_per_sec: Some(rate * args.record_size as f64 / 1e6),
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        note: None,
+    })
+}
+
+/// The `FailedRecordCount` of a PutRecords answer, read without parsing its 500 entries.
+fn failed_record_count(answer: &[u8]) -> anyhow::Result<u64> {
+    let text = std::str::from_utf8(answer)?;
+    let field = "\"FailedRecordCount\":";
+    let at = text
+        .find(field)
+        .ok_or_else(|| anyhow::anyhow!("no FailedRecordCount in {text:.200}"))?;
+    let digits: String = text[at + field.len()..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Ok(digits.parse()?)
 }
 
 /// Reads every shard of `stream` from TRIM_HORIZON to the tip, shards in parallel.
@@ -323,6 +489,18 @@ pub async fn run_suite(
         let (mut row, _) = ingest(endpoint, &stream, connections, args, seconds).await?;
         row.target = label.to_owned();
         rows.push(row);
+        if connections == 1 {
+            // On a new stream: a server may slow as a stream grows, and the row should not
+            // pay for the records of the one before it. The old stream goes first, as its
+            // shards would count towards a peer's shard limit (ferrokinesis allows 10).
+            delete_stream(&client(endpoint), &stream).await?;
+            let raw_stream = format!("bench-{run}-raw");
+            create_stream(&client(endpoint), &raw_stream, args.shards).await?;
+            let mut row = ingest_raw(endpoint, &raw_stream, args, seconds).await?;
+            row.target = label.to_owned();
+            rows.push(row);
+            delete_stream(&client(endpoint), &raw_stream).await?;
+        }
         if connections == 4 {
             let mut row = drain(endpoint, &stream, args).await?;
             row.target = label.to_owned();

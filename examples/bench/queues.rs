@@ -9,45 +9,27 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamMode, StreamModeDetails};
-use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
-use super::{percentile, Row};
+use super::{percentile, RawConnection, Row};
 
-/// One keep-alive HTTP/1.1 connection speaking the Kinesis JSON protocol.
-struct RawKinesis {
-    authority: String,
-    sender: hyper::client::conn::http1::SendRequest<Full<bytes::Bytes>>,
-}
+/// One keep-alive connection speaking the Kinesis JSON protocol.
+struct RawKinesis(RawConnection);
 
 impl RawKinesis {
     async fn connect(endpoint: &str) -> anyhow::Result<RawKinesis> {
-        let authority = endpoint.trim_start_matches("http://").to_owned();
-        let stream = tokio::net::TcpStream::connect(&authority).await?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        Ok(RawKinesis { authority, sender })
+        Ok(RawKinesis(RawConnection::connect(endpoint).await?))
     }
 
     async fn call(&mut self, operation: &str, body: &Value) -> anyhow::Result<Value> {
-        let request = hyper::Request::post("/")
-            .header("host", self.authority.as_str())
-            .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
-            .header("content-type", "application/x-amz-json-1.1")
-            .body(Full::new(bytes::Bytes::from(serde_json::to_vec(body)?)))?;
-        // The connection takes the next request only once it has finished with the previous
-        // response; sending before that fails with "connection was not ready".
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
-        let status = response.status();
-        let answer = response.into_body().collect().await?.to_bytes();
-        anyhow::ensure!(
-            status.is_success(),
-            "{operation} failed: {}",
-            String::from_utf8_lossy(&answer)
-        );
+        let answer = self
+            .0
+            .post(
+                &format!("Kinesis_20131202.{operation}"),
+                "application/x-amz-json-1.1",
+                bytes::Bytes::from(serde_json::to_vec(body)?),
+            )
+            .await?;
         Ok(serde_json::from_slice(&answer)?)
     }
 }

@@ -60,6 +60,7 @@ fn benchmark_suite_quick_mode_prints_every_row() {
     let stdout = run("bench_suite", &["--quick"]);
     for row in [
         "PutRecords 500x100 B, 1 conn",
+        "PutRecords 500x100 B, 1 conn, minimal raw HTTP client",
         "GetRecords drain",
         "DynamoDB conditional UpdateItem",
         "4 conn, minimal raw HTTP client",
