@@ -188,25 +188,35 @@ pub async fn ingest(
     for task in tasks {
         latencies.extend(task.await??);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
     let total = records.load(Ordering::Relaxed);
-    let rate = total as f64 / elapsed;
-    Ok((
-        Row {
-            workload: format!(
-                "PutRecords {}x{} B, {connections} conn",
-                args.batch, args.record_size
-            ),
-            target: String::new(),
-            records_per_sec: Some(rate),
-            mb_per_sec: Some(rate * args.record_size as f64 / 1e6),
-            p50_ms: percentile(&latencies, 50.0),
-            p99_ms: percentile(&latencies, 99.0),
-            note: None,
-        },
-        total,
-    ))
+    let workload = format!(
+        "PutRecords {}x{} B, {connections} conn",
+        args.batch, args.record_size
+    );
+    let row = ingest_row(workload, total, started, args, latencies);
+    Ok((row, total))
+}
+
+/// The row of an ingest run begun at `started` that stored `stored` records, with the
+/// latency of each request.
+fn ingest_row(
+    workload: String,
+    stored: u64,
+    started: Instant,
+    args: &Workload,
+    mut latencies: Vec<f64>,
+) -> Row {
+    let rate = stored as f64 / started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Row {
+        workload,
+        target: String::new(),
+        records_per_sec: Some(rate),
+        mb_per_sec: Some(rate * args.record_size as f64 / 1e6),
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        note: None,
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection of the minimal raw clients: no SDK and no signing, so
@@ -318,21 +328,11 @@ pub async fn ingest_raw(
         latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
         stored += args.batch as u64 - failed_record_count(&answer)?;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    let rate = stored as f64 / elapsed;
-    Ok(Row {
-        workload: format!(
-            "PutRecords {}x{} B, 1 conn, minimal raw HTTP client",
-            args.batch, args.record_size
-        ),
-        target: String::new(),
-        records_per_sec: Some(rate),
-        mb_per_sec: Some(rate * args.record_size as f64 / 1e6),
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
-        note: None,
-    })
+    let workload = format!(
+        "PutRecords {}x{} B, 1 conn, minimal raw HTTP client",
+        args.batch, args.record_size
+    );
+    Ok(ingest_row(workload, stored, started, args, latencies))
 }
 
 /// The `FailedRecordCount` of a PutRecords answer, read without parsing its 500 entries.
