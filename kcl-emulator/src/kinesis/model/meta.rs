@@ -15,9 +15,9 @@
 //! crash between the rename and the old journal's deletion leaves a journal that is ignored
 //! (and removed). Journal records are frames of the one durable frame codec, written in place
 //! over zeros laid down ahead (`durable::journal`, so that a sync commits no change of size);
-//! the first torn or corrupt frame ends the replay, and what lies past it is zeroed. Data directories written
-//! before the journal existed hold a snapshot alone (generation 0, no journal) and load as
-//! they are.
+//! the first torn or corrupt frame ends the replay, and what lies past it is zeroed. Data
+//! directories written before the journal existed hold a snapshot alone (generation 0, no
+//! journal) and load as they are.
 
 use std::collections::BTreeMap;
 use std::io;
