@@ -753,6 +753,14 @@ impl LeaseCoordinator {
         let mut next_manager_step = started;
         let mut role = LeaderRole::Follower;
         let call_limit = self.config.renew_interval();
+        if let Err(err) = bounded(
+            self.config.failover_time,
+            self.end_handoffs_of_an_earlier_run(),
+        )
+        .await
+        {
+            tracing::warn!(worker = %self.worker_id, error = %err, "ending the handoffs of an earlier run failed; the leader ends them once they stall");
+        }
         loop {
             // On every turn, not only at the renewal tick: when every step times out in a
             // partition, the ready branches take turns at random and the tick may wait long.
@@ -1587,6 +1595,32 @@ impl LeaseCoordinator {
         let entry = self.held_map().get(lease_key).cloned()?;
         let lease = entry.lease.lock().await.clone();
         Some(lease)
+    }
+
+    /// Ends the handoffs the table still asks of this worker for leases it does not hold.
+    /// They are an earlier run's: a worker that restarts under the same id before the leader
+    /// judges it dead may find the leader moved one of its leases in between. No process of
+    /// it will write that lease's final checkpoint, and the new owner would wait for the
+    /// leader to judge the handoff stalled (the graceful handoff timeout and a failover time);
+    /// the last checkpoint in the table is the last one made, so the handoff can end now.
+    async fn end_handoffs_of_an_earlier_run(&self) -> Result<()> {
+        let held: HashSet<String> = self.held_keys().into_iter().collect();
+        for lease in self.store.list_leases().await? {
+            let handed_off_by_this_worker = lease.checkpoint_owner.as_deref()
+                == Some(self.worker_id.as_str())
+                && lease.lease_owner.as_deref() != Some(self.worker_id.as_str());
+            if !handed_off_by_this_worker
+                || held.contains(&lease.lease_key)
+                || !(self.filter)(&lease)
+            {
+                continue;
+            }
+            if self.store.complete_handoff(&lease).await? {
+                tracing::info!(worker = %self.worker_id, lease = %lease.lease_key, to = ?lease.lease_owner, "ended a handoff left by an earlier run of this worker");
+                self.notify_new_owner(&lease).await;
+            }
+        }
+        Ok(())
     }
 
     /// Gives a held lease up: evicts this worker as its owner so another takes it at once.

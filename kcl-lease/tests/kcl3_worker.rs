@@ -267,6 +267,30 @@ async fn leases_in_this_workers_name_are_picked_up_at_start() {
     );
 }
 
+/// The chaos suite's seed 20: the leader started moving a lease off a worker that had just
+/// died, and the worker came back under the same id before it was judged dead. The new run
+/// holds no processor of the lease, so no final checkpoint would come, and the new owner waited
+/// for the leader to judge the handoff stalled (the graceful handoff timeout and a failover
+/// time). The restarted worker ends such handoffs when it starts.
+#[tokio::test(start_paused = true)]
+async fn a_handoff_left_by_an_earlier_run_of_the_worker_is_ended_when_it_starts() {
+    let store = store_with(2).await;
+    lock_held_by_test_leader(&store, true).await;
+    assign(&store, "shardId-000000000000", "w").await;
+    assign(&store, "shardId-000000000001", "w").await;
+    let moving = lease(&store, "shardId-000000000000").await;
+    assert!(store.start_handoff(&moving, "next").await.unwrap());
+    let mut w = start(&store, "w", CoordinationMode::Kcl3);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let moved = lease(&store, "shardId-000000000000").await;
+    assert_eq!(moved.lease_owner.as_deref(), Some("next"));
+    assert_eq!(moved.checkpoint_owner, None, "the handoff is over");
+    // The lease the leader left with it is picked up as before.
+    assert_eq!(w.coordinator.held_keys(), ["shardId-000000000001"]);
+    assert_eq!(w.drain().len(), 1);
+    w.stop().await;
+}
+
 /// One worker's way to the table, which a partition cuts: while cut, every call hangs (the
 /// connection stays open and silent); once healed, they go through.
 #[derive(Debug)]
