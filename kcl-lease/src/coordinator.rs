@@ -753,14 +753,7 @@ impl LeaseCoordinator {
         let mut next_manager_step = started;
         let mut role = LeaderRole::Follower;
         let call_limit = self.config.renew_interval();
-        if let Err(err) = bounded(
-            self.config.failover_time,
-            self.end_handoffs_of_an_earlier_run(),
-        )
-        .await
-        {
-            tracing::warn!(worker = %self.worker_id, error = %err, "ending the handoffs of an earlier run failed; the leader ends them once they stall");
-        }
+        let mut earlier_handoffs_ended = false;
         loop {
             // On every turn, not only at the renewal tick: when every step times out in a
             // partition, the ready branches take turns at random and the tick may wait long.
@@ -804,8 +797,15 @@ impl LeaseCoordinator {
                     Err(err) => tracing::warn!(worker = %self.worker_id, error = %err, "reporting worker metrics failed"),
                 },
                 () = tokio::time::sleep_until(next_discovery) => {
-                    if let Err(err) = bounded(call_limit, self.discover_leases()).await {
-                        tracing::warn!(worker = %self.worker_id, error = %err, "looking up assigned leases failed");
+                    match bounded(call_limit, self.discover_leases()).await {
+                        Ok(_) if !earlier_handoffs_ended => {
+                            match bounded(self.config.failover_time, self.end_handoffs_of_an_earlier_run()).await {
+                                Ok(()) => earlier_handoffs_ended = true,
+                                Err(err) => tracing::warn!(worker = %self.worker_id, error = %err, "ending the handoffs of an earlier run failed; tried again after the next discovery"),
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(worker = %self.worker_id, error = %err, "looking up assigned leases failed"),
                     }
                     next_discovery = Instant::now() + coordination.discovery_interval;
                 }
@@ -1603,6 +1603,10 @@ impl LeaseCoordinator {
     /// it will write that lease's final checkpoint, and the new owner would wait for the
     /// leader to judge the handoff stalled (the graceful handoff timeout and a failover time);
     /// the last checkpoint in the table is the last one made, so the handoff can end now.
+    ///
+    /// Run once, after the first discovery: a handoff the leader wrote before that discovery
+    /// kept the lease from it and is found here, and one written after it finds the lease held
+    /// and ends the usual way, so none is left to the stall timeout.
     async fn end_handoffs_of_an_earlier_run(&self) -> Result<()> {
         let held: HashSet<String> = self.held_keys().into_iter().collect();
         for lease in self.store.list_leases().await? {

@@ -291,6 +291,57 @@ async fn a_handoff_left_by_an_earlier_run_of_the_worker_is_ended_when_it_starts(
     w.stop().await;
 }
 
+/// The leader's handoff of a lease of this worker's earlier run, written just before the
+/// restarted worker's first discovery lists its leases.
+#[derive(Debug)]
+struct HandoffBeforeFirstDiscovery {
+    table: Arc<InMemoryLeaseStore>,
+    lease_key: &'static str,
+    written: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl LeaseStoreLayer for HandoffBeforeFirstDiscovery {
+    fn inner(&self) -> &dyn LeaseStore {
+        self.table.as_ref()
+    }
+
+    async fn lease_keys_of_owner(&self, owner: &str) -> kcl_lease::Result<Vec<String>> {
+        if !self
+            .written
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let current = lease(&self.table, self.lease_key).await;
+            assert!(self.table.start_handoff(&current, "next").await.unwrap());
+        }
+        self.table.lease_keys_of_owner(owner).await
+    }
+}
+
+/// The window a scan at start would leave: the handoff lands after the worker started but
+/// before its first discovery, which then does not see the lease as this worker's.
+#[tokio::test(start_paused = true)]
+async fn a_handoff_written_just_before_the_first_discovery_is_ended_too() {
+    let store = store_with(1).await;
+    lock_held_by_test_leader(&store, true).await;
+    let key = "shardId-000000000000";
+    assign(&store, key, "w").await;
+    let layer = HandoffBeforeFirstDiscovery {
+        table: Arc::clone(&store),
+        lease_key: key,
+        written: std::sync::atomic::AtomicBool::new(false),
+    };
+    let mut config = LeaseConfig::with_failover_time(FAILOVER);
+    config.coordination.disable_worker_metrics = true;
+    let w = support::start_on(Arc::new(layer), "w", config);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let moved = lease(&store, key).await;
+    assert_eq!(moved.lease_owner.as_deref(), Some("next"));
+    assert_eq!(moved.checkpoint_owner, None, "the handoff is over");
+    assert!(w.coordinator.held_keys().is_empty());
+    w.stop().await;
+}
+
 /// One worker's way to the table, which a partition cuts: while cut, every call hangs (the
 /// connection stays open and silent); once healed, they go through.
 #[derive(Debug)]
