@@ -193,20 +193,20 @@ pub async fn ingest(
         "PutRecords {}x{} B, {connections} conn",
         args.batch, args.record_size
     );
-    let row = ingest_row(workload, total, started, args, latencies);
+    let row = throughput_row(workload, total, started, args, latencies);
     Ok((row, total))
 }
 
-/// The row of an ingest run begun at `started` that stored `stored` records, with the
-/// latency of each request.
-fn ingest_row(
+/// The row of a run begun at `started` that moved `records` records, with the latency of
+/// each request.
+fn throughput_row(
     workload: String,
-    stored: u64,
+    records: u64,
     started: Instant,
     args: &Workload,
     mut latencies: Vec<f64>,
 ) -> Row {
-    let rate = stored as f64 / started.elapsed().as_secs_f64();
+    let rate = records as f64 / started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     Row {
         workload,
@@ -332,7 +332,7 @@ pub async fn ingest_raw(
         "PutRecords {}x{} B, 1 conn, minimal raw HTTP client",
         args.batch, args.record_size
     );
-    Ok(ingest_row(workload, stored, started, args, latencies))
+    Ok(throughput_row(workload, stored, started, args, latencies))
 }
 
 /// The `FailedRecordCount` of a PutRecords answer, read without parsing its 500 entries.
@@ -398,18 +398,8 @@ pub async fn drain(endpoint: &str, stream: &str, args: &Workload) -> anyhow::Res
         total += read;
         latencies.extend(l);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    let rate = total as f64 / elapsed;
-    Ok(Row {
-        workload: format!("GetRecords drain ({total} records, limit 10000)"),
-        target: String::new(),
-        records_per_sec: Some(rate),
-        mb_per_sec: Some(rate * args.record_size as f64 / 1e6),
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
-        note: None,
-    })
+    let workload = format!("GetRecords drain ({total} records, limit 10000)");
+    Ok(throughput_row(workload, total, started, args, latencies))
 }
 
 /// Single-record puts at a steady pace while a reader polls GetRecords with no idle time; the

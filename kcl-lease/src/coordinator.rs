@@ -207,9 +207,13 @@ impl Held {
 /// worker its owner, and the counter unchanged (a handoff does not bump it; anything else
 /// that changed the lease would have).
 fn is_handoff_from(worker_id: &str, known: &Lease, current: &Lease) -> bool {
-    current.checkpoint_owner.as_deref() == Some(worker_id)
-        && current.lease_owner.as_deref() != Some(worker_id)
-        && current.lease_counter == known.lease_counter
+    is_handed_off_by(worker_id, current) && current.lease_counter == known.lease_counter
+}
+
+/// Whether the table asks `worker_id` to hand `lease` to the owner it names.
+fn is_handed_off_by(worker_id: &str, lease: &Lease) -> bool {
+    lease.checkpoint_owner.as_deref() == Some(worker_id)
+        && lease.lease_owner.as_deref() != Some(worker_id)
 }
 
 /// How one renewal went.
@@ -1610,10 +1614,7 @@ impl LeaseCoordinator {
     async fn end_handoffs_of_an_earlier_run(&self) -> Result<()> {
         let held: HashSet<String> = self.held_keys().into_iter().collect();
         for lease in self.store.list_leases().await? {
-            let handed_off_by_this_worker = lease.checkpoint_owner.as_deref()
-                == Some(self.worker_id.as_str())
-                && lease.lease_owner.as_deref() != Some(self.worker_id.as_str());
-            if !handed_off_by_this_worker
+            if !is_handed_off_by(&self.worker_id, &lease)
                 || held.contains(&lease.lease_key)
                 || !(self.filter)(&lease)
             {

@@ -151,6 +151,21 @@ impl MemoryStorage {
         machine.failure = None;
     }
 
+    fn open_file(
+        &self,
+        path: &Path,
+        create: bool,
+        truncate: bool,
+    ) -> io::Result<Box<dyn StorageFile>> {
+        let mut machine = self.lock();
+        let inode = machine.open(path, create, truncate)?;
+        Ok(Box::new(MemoryFile {
+            machine: Arc::clone(&self.machine),
+            inode,
+            boot: machine.boot,
+        }))
+    }
+
     /// The contents of `path` as the running system sees them (for tests that look inside).
     pub(crate) fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let machine = self.lock();
@@ -290,27 +305,17 @@ impl Storage for MemoryStorage {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        let mut machine = self.lock();
-        let inode = machine.open(path, true, true)?;
-        Ok(Box::new(MemoryFile {
-            machine: Arc::clone(&self.machine),
-            inode,
-            boot: machine.boot,
-        }))
+        self.open_file(path, true, true)
     }
 
     fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>> {
-        let mut machine = self.lock();
-        let inode = machine.open(path, create, false)?;
-        Ok(Box::new(MemoryFile {
-            machine: Arc::clone(&self.machine),
-            inode,
-            boot: machine.boot,
-        }))
+        self.open_file(path, create, false)
     }
 
+    // Every write of a memory file says where it goes, so appending and writing in place
+    // open files alike.
     fn open_in_place(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>> {
-        self.open_append(path, create)
+        self.open_file(path, create, false)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
